@@ -1,0 +1,84 @@
+"""Command line: ``python -m harness cells|cell|report``.
+
+Every :class:`HarnessError` becomes one line on stderr and exit code 2, with no traceback.
+``cells`` and ``cell`` need only the standard library; ``report`` needs junitparser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness import matrix as matrix_mod
+from harness.errors import HarnessError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cells = sub.add_parser("cells", help="print the expanded cells of the matrix")
+    cells.add_argument("--matrix", help="matrix file (default: $TRITON_MATRIX or ./matrix.toml)")
+    cells.add_argument("--runner", help="run every cell with this runner (local, docker)")
+    cells.add_argument("--cell", action="append", default=[], help="only cells whose id matches (glob)")
+    cells.add_argument("--json", action="store_true", help="a JSON list, as a CI matrix consumes it")
+
+    cell = sub.add_parser("cell", help="run one cell and write its JUnit file")
+    cell.add_argument("id", help="the cell id, e.g. 24.10-python-cpu-py3.11")
+    cell.add_argument("--matrix")
+    cell.add_argument("--cases", action="append", default=[],
+                      help="a case library folder (repeatable); 'builtin' is this repository's cases/")
+    cell.add_argument("--reports", default="reports", help="reports folder")
+    cell.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    report = sub.add_parser("report", help="merge the cells' JUnit files into the compatibility report")
+    report.add_argument("--reports", default="reports", help="reports folder (reads junit/, writes compat.*)")
+    report.add_argument("--plan", help="plan.json listing the cells of the run (default: reports/plan.json)")
+    report.add_argument("--baseline", help="a previous compat.json to diff against")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "cells":
+            return _cells(args)
+        if args.command == "cell":
+            return _cell(args)
+        return _report(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cells(args: argparse.Namespace) -> int:
+    matrix = matrix_mod.load(args.matrix)
+    cells = matrix.select(args.cell, runner=args.runner)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in cells]))
+    else:
+        for c in cells:
+            print(c.id)
+    return 0
+
+
+def _cell(args: argparse.Namespace) -> int:
+    from harness import cell as cell_mod
+
+    matrix = matrix_mod.load(args.matrix)
+    cell = matrix.cell(args.id)
+    roots = cell_mod.case_roots(args.cases)
+    return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import build
+
+    return build.main(reports=Path(args.reports), plan=Path(args.plan) if args.plan else None,
+                      baseline=Path(args.baseline) if args.baseline else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

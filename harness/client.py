@@ -1,0 +1,66 @@
+"""One small face over tritonclient's HTTP and gRPC clients, so a case is written once for both.
+
+``client.infer("add_sub", {"INPUT0": a, "INPUT1": b})`` returns ``{"OUTPUT0": array, ...}``;
+``client.raw`` is the tritonclient client and ``client.module`` its module, for everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from tritonclient.utils import np_to_triton_dtype
+
+PROTOCOLS = ("http", "grpc")
+
+
+class Client:
+    def __init__(self, protocol: str, raw: Any) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}")
+        self.protocol = protocol
+        self.raw = raw
+        if protocol == "http":
+            import tritonclient.http as module
+        else:
+            import tritonclient.grpc as module
+        self.module = module
+
+    def __repr__(self) -> str:
+        return f"Client({self.protocol})"
+
+    def inputs(self, arrays: dict[str, np.ndarray]) -> list[Any]:
+        result = []
+        for name, array in arrays.items():
+            tensor = self.module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            tensor.set_data_from_numpy(array)
+            result.append(tensor)
+        return result
+
+    def infer(
+        self, model: str, arrays: dict[str, np.ndarray], outputs: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, np.ndarray]:
+        """Run one request; returns every output (or the ``outputs`` asked for) as numpy arrays."""
+        requested = [self.module.InferRequestedOutput(o) for o in outputs] if outputs else None
+        result = self.raw.infer(model, self.inputs(arrays), outputs=requested, **kwargs)
+        response = result.get_response()
+        names = outputs or [o["name"] if isinstance(o, dict) else o.name for o in _outputs(response)]
+        return {name: result.as_numpy(name) for name in names}
+
+    def is_model_ready(self, model: str) -> bool:
+        return bool(self.raw.is_model_ready(model))
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The config the server holds for ``model``, as a dict in both protocols."""
+        if self.protocol == "http":
+            return self.raw.get_model_config(model)
+        return self.raw.get_model_config(model, as_json=True)["config"]
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _outputs(response: Any) -> list[Any]:
+    if isinstance(response, dict):
+        return response.get("outputs", [])
+    return list(response.outputs)

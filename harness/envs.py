@@ -1,0 +1,152 @@
+"""One virtual environment per (release, Python, model env), made once and reused.
+
+The venv is both the pytest host of the cell and the environment the python backend's models run in
+(its ``bin`` goes first on the server's ``PATH``). It holds the release's ``nvidia-pytriton`` wheel,
+installed without its dependencies (only its bundled ``tritonserver`` is used, and its numpy pin would
+block model environments such as numpy 2), the case requirements and the env's packages.
+
+A stamp file records what was installed; a warm re-run whose stamp matches installs nothing. A lock
+file keeps parallel cells that share a venv from building it twice. uv is used when present (cold
+cells are much cheaper), else ``venv`` + pip. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.interpreters import Interpreter
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "harness" / "requirements-cell.txt"
+ENVDIR_ENV = "TRITON_MATRIX_ENVDIR"
+STAMP = ".triton-matrix-stamp"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellEnv:
+    """A ready venv: where it is and what was installed into it."""
+
+    path: Path
+    interpreter: Interpreter
+    packages: dict[str, str]
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+def envdir() -> Path:
+    return Path(os.environ.get(ENVDIR_ENV) or ROOT / ".nox" / "cells")
+
+
+def env_name(release: str, python: str, env: str | None) -> str:
+    return f"{release}-py{python}" + (f"-{env}" if env else "")
+
+
+def ensure(
+    *,
+    release: str,
+    pytriton: str,
+    interpreter: Interpreter,
+    packages: tuple[str, ...] = (),
+    env: str | None = None,
+    root: Path | None = None,
+) -> CellEnv:
+    """Return the venv for these inputs, building it only if its stamp differs."""
+    path = (root or envdir()) / env_name(release, interpreter.version, env)
+    wanted = {
+        "python": str(interpreter.executable),
+        "version": interpreter.version,
+        "pytriton": pytriton,
+        "packages": list(packages),
+        "requirements": REQUIREMENTS.read_text(encoding="utf-8"),
+    }
+    digest = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.with_suffix(".lock")):
+        stamp = _read_stamp(path)
+        if stamp.get("digest") != digest or not (path / "bin" / "python").exists():
+            _build(path, interpreter, pytriton, packages)
+            stamp = {"digest": digest, "packages": _freeze(path)}
+            (path / STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
+    return CellEnv(path=path, interpreter=interpreter, packages=stamp["packages"])
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_stamp(path: Path) -> dict:
+    try:
+        return json.loads((path / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _uv() -> list[str] | None:
+    found = shutil.which("uv")
+    if found:
+        return [found]
+    with contextlib.suppress(ImportError):
+        import uv  # type: ignore[import-not-found]
+
+        return [uv.find_uv_bin()]
+    return None
+
+
+def _build(path: Path, interpreter: Interpreter, pytriton: str, packages: tuple[str, ...]) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    uv = _uv()
+    py = str(path / "bin" / "python")
+    wheel = f"nvidia-pytriton=={pytriton}"
+    if uv:
+        _run([*uv, "venv", "--quiet", "--python", str(interpreter.executable), str(path)], path)
+        install = [*uv, "pip", "install", "--quiet", "--python", py]
+    else:
+        _run([str(interpreter.executable), "-m", "venv", str(path)], path)
+        install = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run([*install, "--no-deps", wheel], path)
+    _run([*install, "-r", str(REQUIREMENTS), *packages], path)
+
+
+def _run(cmd: list[str], path: Path) -> None:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        lines = [ln for ln in (out.stderr or out.stdout).splitlines() if ln.strip()]
+        detail = " | ".join(lines[-3:]) or f"exit code {out.returncode}"
+        shutil.rmtree(path, ignore_errors=True)
+        raise HarnessError(
+            f"installing the cell environment failed: {detail}",
+            where=str(path),
+            fix="check the release's pytriton version and the env's packages in matrix.toml",
+        )
+
+
+def _freeze(path: Path) -> dict[str, str]:
+    """Installed distributions and versions, read from the venv's own metadata."""
+    code = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    out = subprocess.run([str(path / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    return dict(sorted(json.loads(out.stdout).items(), key=lambda kv: kv[0].lower()))
+
+
+def current() -> Path:
+    """The venv this process runs in (the cell's, when pytest runs under the plugin)."""
+    return Path(sys.prefix)

@@ -1,0 +1,459 @@
+"""Read ``matrix.toml``, validate it and expand it into cells.
+
+Standard library only: a CI plan job runs ``python -m harness cells --json`` with a bare Python >= 3.11,
+and the noxfile imports this module to name one session per cell.
+
+The file has axes (``[axes]``), one table per Triton release (``[releases."24.10"]``), optional model
+environments (``[envs.<name>]``), ``exclude``/``include`` lists with GitHub Actions matrix semantics,
+a ``runner`` and ``[settings]``. Every mistake is one :class:`HarnessError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+AXES = ("triton", "backend", "instance_kind", "python", "env")
+REQUIRED_AXES = ("triton", "backend", "instance_kind", "python")
+BACKENDS = ("python", "onnxruntime", "pytorch", "tensorrt", "custom")
+INSTANCE_KINDS = ("cpu", "gpu")
+RUNNERS = ("local", "docker")
+TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures")
+RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "pythons": list}
+SETTINGS = {
+    "start_timeout": 60.0,  # seconds until the server must answer ready
+    "load_timeout": 60.0,  # seconds one model load may take before the server is judged hung
+    "case_timeout": 120.0,  # seconds one case may run
+    "stop_timeout": 10.0,  # seconds for a graceful stop before SIGKILL
+}
+PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
+RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
+
+DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.toml"
+MATRIX_ENV = "TRITON_MATRIX"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """What is needed to get one Triton release: its server version, image and local wheel."""
+
+    name: str
+    server_version: str
+    pytriton: str | None = None
+    image: str | None = None
+    pythons: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Sort key: ``24.03`` < ``24.10``."""
+        year, month = self.name.split(".")
+        return int(year), int(month)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelEnv:
+    """A named set of packages installed into a cell's venv, which the python backend's models use."""
+
+    name: str
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnownFailure:
+    """A declared incompatibility (like pytest's xfail): which cells, which cases, why, what message."""
+
+    cells: str
+    cases: str
+    reason: str
+    message: str = ""
+
+    def matches(self, cell_id: str, case_id: str) -> bool:
+        return fnmatch.fnmatchcase(cell_id, self.cells) and fnmatch.fnmatchcase(case_id, self.cases)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One combination of the axes; its id names the nox session, JUnit suite, log and report column."""
+
+    triton: str
+    backend: str
+    instance_kind: str
+    python: str
+    env: str | None = None
+    runner: str = "local"
+
+    @property
+    def id(self) -> str:
+        parts = [self.triton, self.backend, self.instance_kind, f"py{self.python}"]
+        if self.env:
+            parts.append(self.env)
+        if self.runner != "local":
+            parts.append(self.runner)
+        return "-".join(parts)
+
+    @property
+    def gpu(self) -> bool:
+        return self.instance_kind == "gpu"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "triton": self.triton,
+            "backend": self.backend,
+            "instance_kind": self.instance_kind,
+            "python": self.python,
+            "env": self.env,
+            "runner": self.runner,
+            "gpu": self.gpu,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Matrix:
+    """A validated matrix file; :meth:`cells` expands it."""
+
+    path: Path
+    axes: dict[str, tuple[str, ...]]
+    releases: dict[str, Release]
+    envs: dict[str, ModelEnv] = field(default_factory=dict)
+    runner: str = "local"
+    exclude: tuple[dict[str, str], ...] = ()
+    include: tuple[dict[str, str], ...] = ()
+    settings: dict[str, float] = field(default_factory=lambda: dict(SETTINGS))
+    known_failures: tuple[KnownFailure, ...] = ()
+
+    def cells(self, *, runner: str | None = None) -> list[Cell]:
+        """Expand the axes, drop excluded combinations, then apply includes (GitHub Actions order)."""
+        names = [a for a in AXES if a in self.axes]
+        combos = [dict(zip(names, values)) for values in itertools.product(*(self.axes[a] for a in names))]
+        combos = [c for c in combos if not any(_matches(c, ex) for ex in self.exclude)]
+        originals = [dict(c) for c in combos]
+        for i, entry in enumerate(self.include):
+            axis_items = {k: v for k, v in entry.items() if k in AXES}
+            extra = {k: v for k, v in entry.items() if k not in AXES}
+            merged = False
+            for combo, original in zip(combos, originals):
+                if all(original.get(k, v) == v for k, v in axis_items.items()):
+                    combo.update(axis_items)
+                    combo.update(extra)
+                    merged = True
+            if not merged:
+                missing = [a for a in REQUIRED_AXES if a not in entry]
+                if missing:
+                    raise HarnessError(
+                        f"adds a new cell but does not name {', '.join(missing)}",
+                        where=f"{_shown(self.path)}: include[{i}]",
+                        fix="name every axis for a cell that matches no other",
+                    )
+                combos.append(dict(entry))
+                originals.append(dict(entry))
+        cells: list[Cell] = []
+        seen: set[str] = set()
+        for combo in combos:
+            cell = Cell(
+                triton=combo["triton"],
+                backend=combo["backend"],
+                instance_kind=combo["instance_kind"],
+                python=combo["python"],
+                env=combo.get("env"),
+                runner=runner or combo.get("runner", self.runner),
+            )
+            if cell.id not in seen:
+                seen.add(cell.id)
+                cells.append(cell)
+        return cells
+
+    def select(self, patterns: list[str] | None = None, *, runner: str | None = None) -> list[Cell]:
+        """The cells whose id matches any of the glob ``patterns`` (all cells when none are given)."""
+        if runner is not None and runner not in RUNNERS:
+            raise HarnessError(
+                f"unknown runner {runner!r}", where="--runner", fix=f"use one of: {', '.join(RUNNERS)}"
+            )
+        cells = self.cells(runner=runner)
+        if not patterns:
+            return cells
+        chosen = [c for c in cells if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+        if not chosen:
+            raise HarnessError(
+                f"no cell matches {' '.join(patterns)!r}",
+                where=str(self.path),
+                fix="list the cells with 'python -m harness cells'",
+            )
+        return chosen
+
+    def cell(self, cell_id: str) -> Cell:
+        cells = self.cells()
+        for cell in cells + [replace(c, runner=r) for c in cells for r in RUNNERS]:
+            if cell.id == cell_id:
+                return cell
+        raise HarnessError(
+            f"no cell {cell_id!r}", where=str(self.path), fix="list the cells with 'python -m harness cells'"
+        )
+
+    def release(self, name: str) -> Release:
+        return self.releases[name]
+
+    def env_packages(self, cell: Cell) -> tuple[str, ...]:
+        return self.envs[cell.env].packages if cell.env else ()
+
+
+def _matches(combo: dict[str, str], pattern: dict[str, str]) -> bool:
+    return all(combo.get(k) == v for k, v in pattern.items())
+
+
+def matrix_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The matrix file to use: the argument, else ``$TRITON_MATRIX``, else the repository's own."""
+    if path:
+        return Path(path)
+    return Path(os.environ.get(MATRIX_ENV) or DEFAULT_MATRIX)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Matrix:
+    """Read and validate a matrix file."""
+    path = matrix_path(path)
+    shown = _shown(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError("file not found", where=shown, fix="pass an existing matrix file") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read: {exc.strerror}", where=shown) from None
+    except UnicodeDecodeError:
+        raise HarnessError("not UTF-8 text", where=shown, fix="save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"not valid TOML ({exc})", where=shown, fix="fix the TOML syntax") from None
+    return parse(data, path)
+
+
+def parse(data: dict[str, Any], path: Path) -> Matrix:
+    """Validate already-parsed TOML; ``path`` is only used in messages."""
+    v = _Validator(_shown(path))
+    v.keys(data, TOP_LEVEL_KEYS, "")
+
+    runner = data.get("runner", "local")
+    v.type(runner, str, "runner")
+    if runner not in RUNNERS:
+        v.fail("runner", f"unknown runner {runner!r}", f"use one of: {', '.join(RUNNERS)}")
+
+    releases = _parse_releases(v, data.get("releases"))
+    envs = _parse_envs(v, data.get("envs", {}))
+    axes = _parse_axes(v, data.get("axes"), releases, envs)
+    known = {**{a: set(axes.get(a, ())) for a in AXES}}
+
+    exclude = tuple(
+        _parse_rule(v, entry, f"exclude[{i}]", known, releases, envs, new_cell=False)
+        for i, entry in enumerate(v.list_of_tables(data.get("exclude", []), "exclude"))
+    )
+    include = tuple(
+        _parse_rule(v, entry, f"include[{i}]", known, releases, envs, new_cell=True)
+        for i, entry in enumerate(v.list_of_tables(data.get("include", []), "include"))
+    )
+    settings = _parse_settings(v, data.get("settings", {}))
+    known_failures = tuple(
+        _parse_known_failure(v, entry, f"known_failures[{i}]")
+        for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
+    )
+    matrix = Matrix(
+        path=path,
+        axes=axes,
+        releases=releases,
+        envs=envs,
+        runner=runner,
+        exclude=exclude,
+        include=include,
+        settings=settings,
+        known_failures=known_failures,
+    )
+    cells = matrix.cells()
+    if not cells:
+        v.fail("exclude", "the excludes remove every cell", "remove an exclude or add axis values")
+    for cell in cells:
+        if cell.env is None and "env" in axes:
+            v.fail("include", f"cell {cell.id} has no env", "name the env axis in every include")
+    return matrix
+
+
+def _parse_releases(v: _Validator, raw: Any) -> dict[str, Release]:
+    if raw is None:
+        v.fail("releases", "no release tables", 'add one [releases."24.10"] table per Triton release')
+    v.type(raw, dict, "releases")
+    releases = {}
+    for name, table in raw.items():
+        key = f'releases."{name}"'
+        if not RELEASE_RE.match(name):
+            v.fail(key, f"release name {name!r} is not YY.MM", 'name releases as NGC does, e.g. "24.10"')
+        v.type(table, dict, key)
+        v.keys(table, tuple(RELEASE_KEYS), key)
+        if "server_version" not in table:
+            v.fail(key, "missing server_version", 'add server_version = "2.51.0" (what /v2 reports)')
+        for k, t in RELEASE_KEYS.items():
+            if k in table:
+                v.type(table[k], t, f"{key}.{k}")
+        pythons = tuple(v.strings(table.get("pythons", []), f"{key}.pythons"))
+        for py in pythons:
+            if not PYTHON_RE.match(py):
+                v.fail(f"{key}.pythons", f"{py!r} is not a Python version", 'write versions as "3.11"')
+        releases[name] = Release(
+            name=name,
+            server_version=table["server_version"],
+            pytriton=table.get("pytriton"),
+            image=table.get("image"),
+            pythons=pythons,
+        )
+    return releases
+
+
+def _parse_envs(v: _Validator, raw: Any) -> dict[str, ModelEnv]:
+    v.type(raw, dict, "envs")
+    envs = {}
+    for name, table in raw.items():
+        key = f"envs.{name}"
+        if not re.match(r"^[A-Za-z0-9_.]+$", name):
+            v.fail(key, f"env name {name!r} may only hold letters, digits, '_' and '.'", "rename it")
+        v.type(table, dict, key)
+        v.keys(table, ("packages",), key)
+        envs[name] = ModelEnv(name=name, packages=tuple(v.strings(table.get("packages", []), f"{key}.packages")))
+    return envs
+
+
+def _parse_axes(
+    v: _Validator, raw: Any, releases: dict[str, Release], envs: dict[str, ModelEnv]
+) -> dict[str, tuple[str, ...]]:
+    if raw is None:
+        v.fail("axes", "no [axes] table", "add [axes] with triton, backend, instance_kind and python lists")
+    v.type(raw, dict, "axes")
+    v.keys(raw, AXES, "axes")
+    axes: dict[str, tuple[str, ...]] = {}
+    for axis in AXES:
+        if axis not in raw:
+            if axis in REQUIRED_AXES:
+                v.fail(f"axes.{axis}", "missing axis", f"add {axis} = [...] to [axes]")
+            continue
+        values = v.strings(raw[axis], f"axes.{axis}")
+        if not values:
+            v.fail(f"axes.{axis}", "empty axis", "give it at least one value")
+        dupes = sorted({x for x in values if values.count(x) > 1})
+        if dupes:
+            v.fail(f"axes.{axis}", f"duplicate value {dupes[0]!r}", "list each value once")
+        for value in values:
+            _check_value(v, f"axes.{axis}", axis, value, releases, envs)
+        axes[axis] = tuple(values)
+    return axes
+
+
+def _check_value(
+    v: _Validator, key: str, axis: str, value: str, releases: dict[str, Release], envs: dict[str, ModelEnv]
+) -> None:
+    if axis == "triton" and value not in releases:
+        v.fail(key, f"release {value!r} has no table", f'add [releases."{value}"] with its server_version')
+    if axis == "backend" and value not in BACKENDS:
+        v.fail(key, f"unknown backend {value!r}", f"use one of: {', '.join(BACKENDS)}")
+    if axis == "instance_kind" and value not in INSTANCE_KINDS:
+        v.fail(key, f"unknown instance kind {value!r}", f"use one of: {', '.join(INSTANCE_KINDS)}")
+    if axis == "python" and not PYTHON_RE.match(value):
+        v.fail(key, f"{value!r} is not a Python version", 'write versions as "3.11"')
+    if axis == "env" and value not in envs:
+        v.fail(key, f"env {value!r} has no table", f"add [envs.{value}] with its packages")
+
+
+def _parse_rule(
+    v: _Validator,
+    entry: dict[str, Any],
+    key: str,
+    known: dict[str, set[str]],
+    releases: dict[str, Release],
+    envs: dict[str, ModelEnv],
+    *,
+    new_cell: bool,
+) -> dict[str, str]:
+    allowed = AXES + (("runner",) if new_cell else ())
+    v.keys(entry, allowed, key)
+    if not entry:
+        v.fail(key, "empty entry", "name at least one axis")
+    rule: dict[str, str] = {}
+    for axis, value in entry.items():
+        v.type(value, str, f"{key}.{axis}")
+        if axis == "runner":
+            if value not in RUNNERS:
+                v.fail(f"{key}.runner", f"unknown runner {value!r}", f"use one of: {', '.join(RUNNERS)}")
+        elif new_cell:
+            _check_value(v, f"{key}.{axis}", axis, value, releases, envs)
+        elif value not in known[axis]:
+            shown = ", ".join(sorted(known[axis])) or "none"
+            v.fail(f"{key}.{axis}", f"{value!r} is not a value of axis {axis}", f"use one of: {shown}")
+        rule[axis] = value
+    return rule
+
+
+def _parse_settings(v: _Validator, raw: Any) -> dict[str, float]:
+    v.type(raw, dict, "settings")
+    v.keys(raw, tuple(SETTINGS), "settings")
+    settings = dict(SETTINGS)
+    for k, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
+        settings[k] = float(value)
+    return settings
+
+
+def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> KnownFailure:
+    v.keys(entry, ("cells", "cases", "reason", "message"), key)
+    for k in ("cells", "cases", "reason"):
+        if k not in entry:
+            v.fail(key, f"missing {k}", "give cells (glob), cases (glob) and reason")
+    for k, value in entry.items():
+        v.type(value, str, f"{key}.{k}")
+    return KnownFailure(**entry)
+
+
+class _Validator:
+    """Raises one-line errors that name the file and the key."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+
+    def fail(self, key: str, problem: str, fix: str) -> None:
+        where = f"{self.shown}: {key}" if key else self.shown
+        raise HarnessError(problem, where=where, fix=fix)
+
+    def type(self, value: Any, expected: type, key: str) -> None:
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            names = {str: "a string", list: "a list", dict: "a table", float: "a number"}
+            self.fail(key, f"expected {names.get(expected, expected.__name__)}, got {_toml_type(value)}", "fix its type")
+
+    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, f"unknown key {k!r}", f"use one of: {', '.join(allowed)}")
+
+    def strings(self, value: Any, key: str) -> list[str]:
+        self.type(value, list, key)
+        for item in value:
+            self.type(item, str, key)
+        return list(value)
+
+    def list_of_tables(self, value: Any, key: str) -> list[dict[str, Any]]:
+        self.type(value, list, key)
+        for i, item in enumerate(value):
+            self.type(item, dict, f"{key}[{i}]")
+        return value
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

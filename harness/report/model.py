@@ -1,0 +1,271 @@
+"""Read the cells' JUnit files (junitparser) into one results model: cells x cases, a state each.
+
+States are mapped from JUnit elements in one place (:func:`state_of`). A cell whose JUnit file is
+missing or unreadable becomes an ``error`` cell naming the file; the other cells are kept. A
+cell-level outcome written by the cell runner (testcase ``<cell>``) fills the whole column.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
+
+from harness.errors import HarnessError
+
+CELL_CASE = "<cell>"
+NOT_APPLICABLE = "not-applicable:"
+CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
+
+
+class State(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    NOT_APPLICABLE = "not-applicable"
+    MISSING = "missing"
+
+    @property
+    def bad(self) -> bool:
+        return self in (State.FAILED, State.ERROR, State.MISSING)
+
+
+# Worst first: a cell's state is the worst of its cases'.
+SEVERITY = (State.ERROR, State.FAILED, State.MISSING, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
+
+
+@dataclass
+class CellInfo:
+    id: str
+    axes: dict[str, str | None] = field(default_factory=dict)
+    server_version: str | None = None
+    expected_server_version: str | None = None
+    packages: str = ""
+    junit: str | None = None  # path relative to the reports folder
+    log: str | None = None
+    problem: str | None = None  # why the cell's JUnit could not be used
+    state: State = State.MISSING
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **{k: self.axes.get(k) for k in CELL_KEYS}, "server_version": self.server_version,
+                "state": self.state.value, "packages": self.packages, "log": self.log, "problem": self.problem}
+
+
+@dataclass
+class Result:
+    case: str
+    cell: str
+    state: State
+    message: str = ""
+    details: str = ""  # the full failure text and the server log of the case
+    time: float = 0.0
+
+    @property
+    def first_line(self) -> str:
+        return self.message.strip().splitlines()[0] if self.message.strip() else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "cell": self.cell, "state": self.state.value, "message": self.message}
+
+
+@dataclass
+class Results:
+    cells: list[CellInfo]
+    results: dict[tuple[str, str], Result]
+    partial: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def cases(self) -> list[str]:
+        return sorted({case for case, _ in self.results})
+
+    def get(self, case: str, cell: str) -> Result:
+        return self.results[(case, cell)]
+
+    def counts(self, cells: list[CellInfo] | None = None) -> dict[str, int]:
+        ids = {c.id for c in (cells or self.cells)}
+        counts = {s.value: 0 for s in State}
+        for (_, cell), result in self.results.items():
+            if cell in ids:
+                counts[result.state.value] += 1
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.state.bad for r in self.results.values()) and not any(
+            c.state.bad for c in self.cells
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partial": self.partial,
+            "cells": [c.as_dict() for c in self.cells],
+            "results": [self.results[k].as_dict() for k in sorted(self.results)],
+            "counts": self.counts(),
+        }
+
+
+def state_of(case: TestCase) -> tuple[State, str, str]:
+    """(state, message, details) of one JUnit testcase."""
+    for result in case.result:
+        text = (result.text or "").strip()
+        message = (result.message or "").strip() or (text.splitlines()[0] if text else "")
+        if isinstance(result, Failure):
+            return State.FAILED, message, text
+        if isinstance(result, Error):
+            return State.ERROR, message, text
+        if isinstance(result, Skipped):
+            if message.startswith(NOT_APPLICABLE):
+                return State.NOT_APPLICABLE, message[len(NOT_APPLICABLE):].strip(), text
+            return State.SKIPPED, message, text
+    return State.PASSED, "", ""
+
+
+def _case_id(case: TestCase) -> str:
+    props = case.child(Properties)
+    if props is not None:
+        for prop in props:
+            if prop.name == "case":
+                return prop.value
+    return f"{case.classname}::{case.name}" if case.classname else case.name
+
+
+def _captured(case: TestCase) -> str:
+    return "\n".join(x for x in (case.system_out, case.system_err) if x and x.strip())
+
+
+def read_junit(path: Path) -> list[TestSuite]:
+    """The suites of one JUnit file; a truncated or foreign file is a HarnessError naming it."""
+    try:
+        xml = JUnitXml.fromfile(str(path))
+    except Exception as exc:  # noqa: BLE001 - ParseError from ElementTree or lxml alike
+        raise HarnessError(f"not valid JUnit XML ({exc})", where=str(path),
+                           fix="re-run its cell; the file was cut off or is not JUnit") from None
+    suites = list(xml) if isinstance(xml, JUnitXml) else [xml]
+    if not suites or not any(p.name == "cell" for s in suites for p in s.properties()):
+        raise HarnessError("not written by triton-matrix (no 'cell' property)", where=str(path),
+                           fix="keep only the cells' own JUnit files in reports/junit/")
+    return suites
+
+
+def load_plan(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cells = data["cells"]
+        assert isinstance(cells, list) and all(isinstance(c, dict) and "id" in c for c in cells)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise HarnessError("not a plan written by 'nox -s matrix'", where=str(path),
+                           fix="delete it, or re-run nox -s matrix") from None
+    return cells
+
+
+def read(reports: Path, plan: Path | None = None) -> Results:
+    """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`."""
+    junit_dir = reports / "junit"
+    files = sorted(junit_dir.glob("*.xml")) if junit_dir.is_dir() else []
+    plan_path = plan or reports / "plan.json"
+    planned = load_plan(plan_path) if plan_path.exists() else []
+    if not files and not planned:
+        raise HarnessError("no JUnit files", where=str(junit_dir), fix="run 'nox -s matrix' (or one cell) first")
+
+    cells: dict[str, CellInfo] = {}
+    per_cell: dict[str, dict[str, Result]] = {}
+    cell_level: dict[str, Result] = {}
+    problems: list[str] = []
+    for entry in planned:
+        cells[entry["id"]] = CellInfo(id=entry["id"], axes={k: entry.get(k) for k in CELL_KEYS})
+    for path in files:
+        rel = path.relative_to(reports).as_posix()
+        try:
+            suites = read_junit(path)
+        except HarnessError as exc:
+            info = cells.setdefault(path.stem, CellInfo(id=path.stem))
+            info.junit, info.problem = rel, str(exc)
+            problems.append(str(exc))
+            continue
+        for suite in suites:
+            props = {p.name: p.value for p in suite.properties()}
+            cell_id = props.get("cell") or suite.name or path.stem
+            info = cells.setdefault(cell_id, CellInfo(id=cell_id))
+            info.axes = {k: (props.get(k) or info.axes.get(k) or None) for k in CELL_KEYS}
+            info.server_version = props.get("server_version") or None
+            info.expected_server_version = props.get("expected_server_version")
+            info.packages = props.get("packages", "")
+            info.junit = rel
+            log = reports / "logs" / f"{cell_id}.log"
+            info.log = log.relative_to(reports).as_posix() if log.exists() else None
+            results = per_cell.setdefault(cell_id, {})
+            for case in suite:
+                state, message, details = state_of(case)
+                captured = _captured(case)
+                result = Result(case=_case_id(case), cell=cell_id, state=state, message=message,
+                                details="\n\n".join(x for x in (details, captured) if x), time=case.time or 0.0)
+                if case.name == CELL_CASE:
+                    cell_level[cell_id] = result
+                else:
+                    results[result.case] = result
+
+    partial = False
+    for info in cells.values():
+        if info.junit is None:
+            partial = True
+            info.problem = (f"no JUnit file junit/{info.id}.xml: the cell did not finish "
+                            f"(re-run it with 'nox -s {info.id}')")
+            problems.append(info.problem)
+
+    all_cases = sorted({case for results in per_cell.values() for case in results})
+    table: dict[tuple[str, str], Result] = {}
+    for info in cells.values():
+        level = cell_level.get(info.id)
+        if info.problem:
+            level = Result(case=CELL_CASE, cell=info.id, state=State.ERROR, message=info.problem)
+        own = per_cell.get(info.id, {})
+        for case in all_cases:
+            if case in own:
+                table[(case, info.id)] = own[case]
+            elif level is not None:
+                table[(case, info.id)] = Result(case=case, cell=info.id, state=level.state,
+                                                message=level.message, details=level.details)
+            else:
+                table[(case, info.id)] = Result(case=case, cell=info.id, state=State.MISSING,
+                                                message="the case is not in this cell's JUnit file")
+        states = [r.state for (_, c), r in table.items() if c == info.id]
+        if level is not None:
+            states.append(level.state)
+        info.state = _worst(states)
+    ordered = sorted(cells.values(), key=_cell_order)
+    return Results(cells=ordered, results=table, partial=partial, problems=problems)
+
+
+def _worst(states: list[State]) -> State:
+    if not states:
+        return State.MISSING
+    if all(s == State.NOT_APPLICABLE for s in states):
+        return State.NOT_APPLICABLE
+    return min(states, key=SEVERITY.index)
+
+
+def _cell_order(info: CellInfo) -> tuple[Any, ...]:
+    triton = info.axes.get("triton") or ""
+    python = info.axes.get("python") or ""
+    return (triton, info.axes.get("backend") or "", info.axes.get("instance_kind") or "",
+            tuple(int(x) for x in python.split(".") if x.isdigit()), info.id)
+
+
+def by_release(results: Results) -> list[tuple[str, list[CellInfo], dict[str, int]]]:
+    """(release, its cells, state counts) per Triton release, oldest first."""
+    releases: dict[str, list[CellInfo]] = {}
+    for info in results.cells:
+        releases.setdefault(info.axes.get("triton") or "?", []).append(info)
+    return [(name, cells, results.counts(cells)) for name, cells in sorted(releases.items())]
+
+
+def failures(results: Results) -> list[Result]:
+    """The failed, errored and missing results, worst first, in a stable order."""
+    bad = [r for r in results.results.values() if r.state.bad]
+    return sorted(bad, key=lambda r: (SEVERITY.index(r.state), r.cell, r.case))

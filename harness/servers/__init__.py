@@ -1,0 +1,245 @@
+"""A running Triton server, whatever started it.
+
+:class:`Server` holds what every runner shares: the addresses, readiness through tritonclient with an
+injectable clock, bounded model loads that watch the server log for the failures the server itself
+never reports (a python backend stub that cannot start hangs the load forever), and the log. Each
+runner (``local``: the wheel's ``tritonserver`` as a child process; ``docker``: a container) adds how
+to start and stop it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+# Log lines that mean a load will never finish, with the reason the user should read.
+FATAL_LOG_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"triton_python_backend_stub: error while loading shared libraries: (\S+?):"),
+        "the python backend stub cannot load {0} (its Python's lib/ is not on LD_LIBRARY_PATH)",
+    ),
+)
+
+
+class ServerError(HarnessError):
+    """The server did not start, died, or hung; the message carries the reason and the log's tail."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ports:
+    http: int
+    grpc: int
+    metrics: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadResult:
+    """What one model load said: ``error`` is the load response's message (None when it loaded)."""
+
+    model: str
+    error: str | None
+    log: str
+
+
+class Server:
+    """Base of the runners. Subclasses set ``host``, ``ports`` and implement the process hooks."""
+
+    host = "127.0.0.1"
+    name = "server"
+
+    def __init__(self, *, log_path: Path, start_timeout: float = 60.0, load_timeout: float = 60.0) -> None:
+        self.log_path = Path(log_path)
+        self.start_timeout = start_timeout
+        self.load_timeout = load_timeout
+        self.ports: Ports | None = None
+        self.metadata: dict[str, Any] = {}
+        self.broken: str | None = None
+
+    # -- hooks for runners -------------------------------------------------------------------------
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def kill(self, reason: str) -> None:
+        """Stop hard; later requests fail with ``reason``."""
+        raise NotImplementedError
+
+    def exit_status(self) -> str | None:
+        """None while running, else how the server ended (e.g. 'exit code 1', 'killed by SIGKILL')."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self._ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self._ports.grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self._ports.metrics}/metrics"
+
+    @property
+    def _ports(self) -> Ports:
+        if self.ports is None:
+            raise ServerError(f"{self.name} is not started")
+        return self.ports
+
+    @property
+    def version(self) -> str | None:
+        return self.metadata.get("version")
+
+    def http_client(self, **kwargs: Any) -> Any:
+        import tritonclient.http as httpclient
+
+        kwargs.setdefault("network_timeout", self.load_timeout)
+        kwargs.setdefault("connection_timeout", self.load_timeout)
+        return httpclient.InferenceServerClient(self.http_url, **kwargs)
+
+    def grpc_client(self, **kwargs: Any) -> Any:
+        import tritonclient.grpc as grpcclient
+
+        return grpcclient.InferenceServerClient(self.grpc_url, **kwargs)
+
+    def wait_ready(
+        self,
+        timeout: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """Poll until the server answers ready; fail early if it exits. Returns its ``/v2`` metadata."""
+        timeout = self.start_timeout if timeout is None else timeout
+        deadline = clock() + timeout
+        client = self.http_client(network_timeout=2.0, connection_timeout=2.0)
+        try:
+            while True:
+                ended = self.exit_status()
+                if ended is not None:
+                    raise ServerError(f"{self.name} exited before it was ready ({ended}){self.tail_note()}")
+                try:
+                    if client.is_server_ready():
+                        self.metadata = client.get_server_metadata()
+                        return self.metadata
+                except Exception:  # noqa: BLE001 - connection refused while starting
+                    pass
+                if clock() >= deadline:
+                    raise ServerError(f"{self.name} not ready within {timeout:g} s{self.tail_note()}")
+                sleep(0.05)
+        finally:
+            client.close()
+
+    def check_alive(self) -> None:
+        if self.broken:
+            raise ServerError(self.broken)
+        ended = self.exit_status()
+        if ended is not None:
+            self.broken = f"{self.name} ended during the cell ({ended}){self.tail_note()}"
+            raise ServerError(self.broken)
+
+    def load(self, model: str, *, config: str | None = None, files: dict[str, bytes] | None = None,
+             timeout: float | None = None) -> LoadResult:
+        """Load ``model`` through the repository API, bounded in time.
+
+        A load that never answers is watched through the log: a fatal line (a stub that cannot start)
+        or the timeout kills the server, since it can no longer unload or stop by itself.
+        """
+        self.check_alive()
+        timeout = self.load_timeout if timeout is None else timeout
+        offset = self.log_offset()
+        result: dict[str, Any] = {}
+
+        def do_load() -> None:
+            client = self.http_client(network_timeout=timeout + 5, connection_timeout=timeout + 5)
+            try:
+                client.load_model(model, config=config, files=files)
+                result["error"] = None
+            except Exception as exc:  # noqa: BLE001 - the load response's message is the result
+                result["error"] = _message(exc)
+            finally:
+                client.close()
+
+        worker = threading.Thread(target=do_load, name=f"load-{model}", daemon=True)
+        worker.start()
+        deadline = time.monotonic() + timeout
+        while worker.is_alive():
+            worker.join(0.1)
+            fatal = self.fatal_reason(self.log_since(offset))
+            if fatal or time.monotonic() >= deadline or self.exit_status() is not None:
+                reason = fatal or (
+                    f"{self.name} ended while loading {model!r} ({self.exit_status()})"
+                    if self.exit_status() is not None
+                    else f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING)"
+                )
+                self.kill(reason)
+                raise ServerError(f"{reason}; the server was killed{self.tail_note()}")
+        return LoadResult(model=model, error=result.get("error"), log=self.log_since(offset))
+
+    def unload(self, model: str) -> None:
+        self.check_alive()
+        client = self.http_client()
+        try:
+            client.unload_model(model, unload_dependents=False)
+        finally:
+            client.close()
+
+    # -- log ---------------------------------------------------------------------------------------
+    def log_offset(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_since(max(0, self.log_offset() - 64 * 1024))
+        return "\n".join(text.splitlines()[-lines:])
+
+    def tail_note(self, lines: int = 15) -> str:
+        tail = self.log_tail(lines)
+        return f"; log {self.log_path}, last lines:\n{tail}" if tail else f"; log {self.log_path} is empty"
+
+    @staticmethod
+    def fatal_reason(text: str) -> str | None:
+        for pattern, reason in FATAL_LOG_PATTERNS:
+            found = pattern.search(text)
+            if found:
+                return reason.format(*found.groups())
+        return None
+
+    def __enter__(self) -> Server:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _message(exc: Exception) -> str:
+    """The server's own message from a tritonclient exception."""
+    message = getattr(exc, "message", None)
+    text = message() if callable(message) else str(exc)
+    return str(text)

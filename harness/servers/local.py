@@ -1,0 +1,256 @@
+"""The local runner: the ``tritonserver`` bundled in a release's ``nvidia-pytriton`` wheel, as a child.
+
+Only the wheel's binary, backends, stubs and shared libraries are used (not PyTriton's Python API).
+The server gets a backend directory of its own, with the stub of the cell's Python next to
+``libtriton_python.so``; its venv goes first on ``PATH`` and its Python's ``lib/`` on
+``LD_LIBRARY_PATH``, since most stubs need that libpython. It listens on loopback only, in its own
+process group, and dies with its parent (``PR_SET_PDEATHSIG``). Stopping is SIGINT, a bounded wait,
+then SIGKILL to the whole group, so that no stub outlives its server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from harness.servers import Ports, Server, ServerError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def wheel_root(venv: Path) -> Path:
+    """``pytriton/tritonserver`` inside a venv that has the wheel installed."""
+    found = sorted(glob.glob(str(venv / "lib" / "python*" / "site-packages" / "pytriton" / "tritonserver")))
+    if not found:
+        raise ServerError(
+            "no pytriton/tritonserver in this venv",
+            where=str(venv),
+            fix="install the release's nvidia-pytriton wheel into the cell's venv",
+        )
+    return Path(found[0])
+
+
+def stub_path(venv: Path, python: str) -> Path:
+    return wheel_root(venv) / "python_backend_stubs" / python / "triton_python_backend_stub"
+
+
+def shipped_stubs(venv: Path) -> list[str]:
+    root = wheel_root(venv) / "python_backend_stubs"
+    return sorted((p.name for p in root.iterdir() if (p / "triton_python_backend_stub").exists()),
+                  key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def free_ports(count: int = 3) -> list[int]:
+    """Ports the kernel hands out now on loopback (held together so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class LocalServer(Server):
+    """``tritonserver`` from a venv's nvidia-pytriton wheel, running as this process's child."""
+
+    name = "tritonserver"
+
+    def __init__(
+        self,
+        *,
+        venv: Path,
+        python: str,
+        python_libdir: Path | None,
+        repository: Path,
+        workdir: Path,
+        log_path: Path,
+        start_timeout: float = 60.0,
+        load_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        extra_args: tuple[str, ...] = (),
+        extra_backends: dict[str, Path] | None = None,
+    ) -> None:
+        super().__init__(log_path=log_path, start_timeout=start_timeout, load_timeout=load_timeout)
+        self.venv = Path(venv)
+        self.python = python
+        self.python_libdir = python_libdir
+        self.repository = Path(repository)
+        self.workdir = Path(workdir)
+        self.stop_timeout = stop_timeout
+        self.extra_args = tuple(extra_args)
+        self.extra_backends = dict(extra_backends or {})
+        self.shm_prefix = f"tm{uuid.uuid4().hex[:10]}_"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    # -- setup -------------------------------------------------------------------------------------
+    def backend_dir(self) -> Path:
+        """Compose this server's backend directory: the python backend with the cell's stub."""
+        root = wheel_root(self.venv)
+        stub = stub_path(self.venv, self.python)
+        if not stub.exists():
+            raise ServerError(
+                f"the wheel ships no python backend stub for Python {self.python} "
+                f"(it has {', '.join(shipped_stubs(self.venv))})",
+                where=str(stub.parent.parent),
+                fix="exclude this Python for this release in matrix.toml",
+            )
+        backends = self.workdir / "backends"
+        python_dir = backends / "python"
+        python_dir.mkdir(parents=True, exist_ok=True)
+        for item in (root / "backends" / "python").iterdir():
+            shutil.copy2(item, python_dir / item.name)
+        shutil.copy2(stub, python_dir / "triton_python_backend_stub")
+        for name, path in self.extra_backends.items():
+            target = backends / name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(path, target)
+        return backends
+
+    def command(self, ports: Ports, backends: Path) -> list[str]:
+        exit_timeout = max(1, int(self.stop_timeout) - 2)
+        return [
+            str(wheel_root(self.venv) / "bin" / "tritonserver"),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            "--model-control-mode=explicit",
+            "--strict-readiness=true",
+            f"--http-address={self.host}",
+            f"--grpc-address={self.host}",
+            f"--metrics-address={self.host}",
+            f"--http-port={ports.http}",
+            f"--grpc-port={ports.grpc}",
+            f"--metrics-port={ports.metrics}",
+            f"--exit-timeout-secs={exit_timeout}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            *self.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        libs = [str(wheel_root(self.venv).parent.parent / "nvidia_pytriton.libs")]
+        if self.python_libdir:
+            libs.append(str(self.python_libdir))
+        if env.get("LD_LIBRARY_PATH"):
+            libs.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+        env["PATH"] = os.pathsep.join([str(self.venv / "bin"), env.get("PATH", "/usr/bin:/bin")])
+        env["VIRTUAL_ENV"] = str(self.venv)
+        return env
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        backends = self.backend_dir()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        ports = Ports(**dict(zip(("http", "grpc", "metrics"), free_ports(3))))
+        self.ports = ports
+        self.proc = subprocess.Popen(  # noqa: S603 - our own binary, our own arguments
+            self.command(ports, backends),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            cwd=self.workdir,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+        )
+
+    def exit_status(self) -> str | None:
+        if self.proc is None:
+            return "never started"
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def group_alive(self) -> bool:
+        """Whether any process of the server's group (server or stub) is still there."""
+        if self.proc is None:
+            return False
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # A zombie group leader still answers; reap it first.
+        if self.proc.poll() is not None:
+            return _group_has_live_members(self.proc.pid)
+        return True
+
+    def stop(self) -> None:
+        """SIGINT, wait up to ``stop_timeout``, then SIGKILL the group; always leaves nothing behind."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill_group()
+        self._cleanup()
+
+    def kill(self, reason: str) -> None:
+        self.broken = reason
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        deadline = time.monotonic() + 5
+        while _group_has_live_members(self.proc.pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            time.sleep(0.02)
+
+    def _cleanup(self) -> None:
+        for region in glob.glob(f"/dev/shm/{self.shm_prefix}*"):
+            with contextlib.suppress(OSError):
+                os.unlink(region)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """True while a non-zombie process with this process group exists (read from /proc)."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat, encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
