@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     cell.add_argument("--cases", action="append", default=[],
                       help="a case library folder (repeatable); 'builtin' is this repository's cases/")
     cell.add_argument("--reports", default="reports", help="reports folder")
-    cell.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    cell.epilog = "Arguments after -- go to pytest (e.g. -k, or case files to run only those)."
 
     report = sub.add_parser("report", help="merge the cells' JUnit files into the compatibility report")
     report.add_argument("--reports", default="reports", help="reports folder (reads junit/, writes compat.*)")
@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = _parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = extra
     try:
         if args.command == "cells":
             return _cells(args)

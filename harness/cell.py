@@ -115,8 +115,13 @@ def pytest_command(
         f"--rootdir={os.path.commonpath([str(r) for r in roots])}",
         "-q", "-rfEs",
         *extra,
-        *[str(r) for r in roots],
+        *([] if _names_paths(extra) else [str(r) for r in roots]),
     ]
+
+
+def _names_paths(args: list[str]) -> bool:
+    """Whether extra pytest arguments already select case files (then the roots are not added)."""
+    return any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in args)
 
 
 def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = ()) -> int:

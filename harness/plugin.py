@@ -16,6 +16,7 @@ Loaded with ``pytest -p harness.plugin --cell <id> <case roots>`` (the cell runn
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import shutil
 import sys
@@ -56,6 +57,8 @@ class CellState:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="triton-matrix-")))
     server: Server | None = None
     module_models: dict[str, set[str]] = field(default_factory=dict)
+    custom_backends: dict[str, Path] = field(default_factory=dict)
+    extra_servers: int = 0
 
     @property
     def release(self) -> Release:
@@ -175,13 +178,19 @@ def _state(config: pytest.Config) -> CellState:
     return state
 
 
-def make_server(state: CellState) -> Server:
-    """Render the repository and create (not start) the server of the cell's runner."""
+def make_server(state: CellState, *, extra_args: tuple[str, ...] = (), log_path: Path | None = None,
+                workdir: Path | None = None) -> Server:
+    """Create (not start) a server of the cell's runner over the cell's rendered repository."""
     repo = state.workdir / "repository"
-    repository.render(state.case_roots, state.cell, repo)
+    if not repo.exists():
+        repository.render(state.case_roots, state.cell, repo)
+    backends = state.workdir / "custom-backends"
+    if not backends.exists():
+        built = repository.build_backends(state.case_roots, backends)
+        state.custom_backends = built
     settings = state.matrix.settings
     common = {
-        "log_path": state.log_path,
+        "log_path": log_path or state.log_path,
         "start_timeout": settings["start_timeout"],
         "load_timeout": settings["load_timeout"],
         "stop_timeout": settings["stop_timeout"],
@@ -194,12 +203,15 @@ def make_server(state: CellState) -> Server:
             python=state.cell.python,
             python_libdir=Path(sys.base_prefix) / "lib",
             repository=repo,
-            workdir=state.workdir,
+            workdir=workdir or state.workdir,
+            extra_args=extra_args,
+            extra_backends=state.custom_backends,
             **common,
         )
     from harness.servers.docker import DockerServer
 
-    return DockerServer(cell=state.cell, release=state.release, repository=repo, **common)
+    return DockerServer(cell=state.cell, release=state.release, repository=repo, extra_args=extra_args,
+                        extra_backends=state.custom_backends, **common)
 
 
 def _packages_line() -> str:
@@ -262,6 +274,37 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
     yield server
     server.stop()
     state.server = None
+
+
+@pytest.fixture
+def triton_factory(request: pytest.FixtureRequest) -> Any:
+    """Start another server of the cell for one case, e.g. with other command-line options.
+
+    ``with triton_factory("--disable-auto-complete-config") as server: ...``; the server has its own
+    log (``reports/logs/<cell>.<n>.log``) and is stopped when the block or the case ends.
+    """
+    state = _state(request.config)
+    started: list[Server] = []
+
+    @contextlib.contextmanager
+    def factory(*extra_args: str) -> Iterator[Server]:
+        state.extra_servers += 1
+        n = state.extra_servers
+        workdir = state.workdir / f"extra-{n}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        server = make_server(state, extra_args=tuple(extra_args), workdir=workdir,
+                             log_path=state.reports / "logs" / f"{state.cell.id}.{n}.log")
+        started.append(server)
+        try:
+            server.start()
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+
+    yield factory
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,43 @@ def discover(case_roots: list[Path]) -> dict[str, Model]:
     return models
 
 
+def discover_backends(case_roots: list[Path]) -> dict[str, Path]:
+    """Custom backends of the case roots: every folder under a ``backends/`` folder, holding C sources."""
+    found: dict[str, Path] = {}
+    for root in case_roots:
+        for backends_dir in sorted(Path(root).rglob("backends")):
+            if not backends_dir.is_dir():
+                continue
+            for source in sorted(p for p in backends_dir.iterdir() if p.is_dir() and list(p.glob("*.c"))):
+                if source.name in found:
+                    raise HarnessError(f"backend name {source.name!r} is used twice (also {found[source.name]})",
+                                       where=str(source), fix="rename one of the backend folders")
+                found[source.name] = source
+    return found
+
+
+def build_backends(case_roots: list[Path], dest: Path, cc: str = "cc") -> dict[str, Path]:
+    """Compile each custom backend into ``dest/<name>/libtriton_<name>.so`` (the server's layout).
+
+    No link against the server library: its symbols come from the server process at load time.
+    """
+    import subprocess
+
+    built: dict[str, Path] = {}
+    for name, source in discover_backends(case_roots).items():
+        out = dest / name
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = [cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-std=c11", f"-I{source}",
+               "-o", str(out / f"libtriton_{name}.so"), *sorted(str(c) for c in source.glob("*.c"))]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["(no output)"])[0]
+            raise HarnessError(f"custom backend does not compile: {first}", where=str(source),
+                               fix="fix the C source (the command was: " + " ".join(cmd) + ")")
+        built[name] = out
+    return built
+
+
 def variables(cell: Cell) -> dict[str, str]:
     return {
         "kind": "KIND_GPU" if cell.gpu else "KIND_CPU",
