@@ -149,20 +149,47 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, env=child_env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=_terminate_with_parent)  # noqa: PLW1509 - only prctl
+    last_error = ""
+    code = None
     try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.flush()
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith(("ERROR:", "INTERNALERROR>", "E   ")):
+                last_error = line
         code = proc.wait()
     except KeyboardInterrupt:
         # The terminal's SIGINT reached pytest too: give it the time to stop its server.
         code = _wait_or_kill(proc)
         raise
     finally:
-        if not junit.exists():
-            reason = f"pytest exited with code {code_name(proc.returncode)} before writing its JUnit file"
-            write_status(reports, cell, "error", reason)
+        code = proc.poll()
+        if not junit.exists() or (code not in (0, 1) and _testcases(junit) == 0):
+            what = "before writing its JUnit file" if not junit.exists() else "without running a case"
+            if code == 5:
+                what = "with no case collected (is the case library empty?)"
+            reason = f"pytest exited with code {code_name(code)} {what}"
+            write_status(reports, cell, "error", f"{reason}: {last_error}" if last_error else reason)
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
+
+
+def _testcases(junit: Path) -> int:
+    try:
+        return sum(1 for _ in ET.parse(junit).getroot().iter("testcase"))
+    except (ET.ParseError, OSError):
+        return 0
+
+
+def _terminate_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait_or_kill(proc: subprocess.Popen[bytes], timeout: float = 20) -> int:

@@ -5,9 +5,10 @@ The venv is both the pytest host of the cell and the environment the python back
 installed without its dependencies (only its bundled ``tritonserver`` is used, and its numpy pin would
 block model environments such as numpy 2), the case requirements and the env's packages.
 
-A stamp file records what was installed; a warm re-run whose stamp matches installs nothing. A lock
-file keeps parallel cells that share a venv from building it twice. uv is used when present (cold
-cells are much cheaper), else ``venv`` + pip. Standard library only.
+A stamp file records what was installed; a warm re-run whose stamp matches installs nothing. The venv's
+name carries a digest of its inputs, so a change makes a new venv instead of rebuilding one that a
+running cell uses, and a lock file keeps parallel cells that share a venv from building it twice. uv
+is used when present (cold cells are much cheaper), else ``venv`` + pip. Standard library only.
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ def ensure(
     root: Path | None = None,
 ) -> CellEnv:
     """Return the venv for these inputs, building it only if its stamp differs."""
-    path = (root or envdir()) / env_name(release, interpreter.version, env)
     wanted = {
         "python": str(interpreter.executable),
         "version": interpreter.version,
@@ -73,6 +73,8 @@ def ensure(
         "requirements": REQUIREMENTS.read_text(encoding="utf-8"),
     }
     digest = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
+    # The digest is part of the name: a venv in use by a running cell is never rebuilt under it.
+    path = (root or envdir()) / f"{env_name(release, interpreter.version, env)}-{digest[:10]}"
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_suffix(".lock")):
         stamp = _read_stamp(path)

@@ -51,7 +51,11 @@ def probe(executable: str | Path, version: str) -> Interpreter | None:
     lines = out.stdout.split("\n")
     if out.returncode != 0 or len(lines) < 2 or lines[0].strip() != version:
         return None
-    return Interpreter(version=version, executable=Path(executable), base_prefix=Path(lines[1].strip()))
+    base_prefix = Path(lines[1].strip())
+    # A venv's python stands for its base interpreter: the same Python must give the same cell venv.
+    base = base_prefix / "bin" / f"python{version}"
+    return Interpreter(version=version, executable=base if base.exists() else Path(executable),
+                       base_prefix=base_prefix)
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -97,6 +98,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = CellState(
         matrix=matrix, cell=cell, reports=Path(config.getoption("--reports")).resolve(), case_roots=roots
     )
+    # SIGTERM (CI cancelling a job, the cell runner going away) stops like Ctrl-C: the session ends,
+    # fixtures tear down (the server stops), the JUnit file of what ran is written.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -385,10 +393,12 @@ _LOG_OFFSET = pytest.StashKey[int]()
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
     state = item.config.stash.get(STATE, None)
-    if state is not None and report.failed:
+    if state is not None and report.failed and state.server is not None:
         server = state.server
-        text = server.log_since(item.stash.get(_LOG_OFFSET, 0)) if server else ""
-        lines = text.splitlines()[-200:]
+        lines = server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
         if lines:
-            report.sections.append(("Captured log triton server", "\n".join(lines)))
+            report.sections.append(("Captured log triton server (during the case)", "\n".join(lines)))
+        else:
+            report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
+                                    server.log_tail(30)))
     return report

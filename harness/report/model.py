@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,18 @@ def _case_id(case: TestCase) -> str:
     return f"{case.classname}::{case.name}" if case.classname else case.name
 
 
+_SECTION = re.compile(r"^-{3,} (Captured .*?) -{3,}$", re.MULTILINE)
+
+
 def _captured(case: TestCase) -> str:
-    return "\n".join(x for x in (case.system_out, case.system_err) if x and x.strip())
+    """pytest's captured sections of a testcase, the empty ones left out."""
+    text = "\n".join(x for x in (case.system_out, case.system_err) if x)
+    parts = _SECTION.split(text)
+    sections = [(title, body.strip("\n")) for title, body in zip(parts[1::2], parts[2::2])]
+    kept = [f"--- {title} ---\n{body}" for title, body in sections if body.strip()]
+    if not sections and text.strip():
+        kept = [text.strip()]
+    return "\n\n".join(kept)
 
 
 def read_junit(path: Path) -> list[TestSuite]:

@@ -28,6 +28,9 @@ FATAL_LOG_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+ERROR_LINE = re.compile(r"^E\d{4} |error|unrecognized|cannot|failed", re.IGNORECASE)
+
+
 class ServerError(HarnessError):
     """The server did not start, died, or hung; the message carries the reason and the log's tail."""
 
@@ -213,9 +216,15 @@ class Server:
         text = self.log_since(max(0, self.log_offset() - 64 * 1024))
         return "\n".join(text.splitlines()[-lines:])
 
-    def tail_note(self, lines: int = 15) -> str:
-        tail = self.log_tail(lines)
-        return f"; log {self.log_path}, last lines:\n{tail}" if tail else f"; log {self.log_path} is empty"
+    def tail_note(self, lines: int = 10) -> str:
+        """The log's error lines and its last lines, for a failure message."""
+        text = self.log_since(max(0, self.log_offset() - 256 * 1024))
+        errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln)][-8:]
+        tail = [ln for ln in text.splitlines()[-lines:] if ln not in errors]
+        if not errors and not tail:
+            return f"; log {self.log_path} is empty"
+        shown = "\n".join(errors + (["..."] if errors and tail else []) + tail)
+        return f"; log {self.log_path}:\n{shown}"
 
     @staticmethod
     def fatal_reason(text: str) -> str | None:
