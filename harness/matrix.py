@@ -26,8 +26,14 @@ REQUIRED_AXES = ("triton", "backend", "instance_kind", "python")
 BACKENDS = ("python", "onnxruntime", "pytorch", "tensorrt", "custom")
 INSTANCE_KINDS = ("cpu", "gpu")
 RUNNERS = ("local", "docker")
-TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures")
-RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "pythons": list}
+TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures",
+                  "docker")
+RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_python": str, "pythons": list}
+DOCKER_IMAGES = ("offline", "release")
+DOCKER = {
+    "image": "offline",  # "offline": built here from the wheel, no registry; "release": FROM the NGC image
+    "shm_size": "256m",  # /dev/shm of the container: the python backend's tensors travel through it
+}
 SETTINGS = {
     "start_timeout": 60.0,  # seconds until the server must answer ready
     "load_timeout": 60.0,  # seconds one model load may take before the server is judged hung
@@ -49,6 +55,7 @@ class Release:
     server_version: str
     pytriton: str | None = None
     image: str | None = None
+    image_python: str | None = None
     pythons: tuple[str, ...] = ()
 
     @property
@@ -129,6 +136,7 @@ class Matrix:
     include: tuple[dict[str, str], ...] = ()
     settings: dict[str, float] = field(default_factory=lambda: dict(SETTINGS))
     known_failures: tuple[KnownFailure, ...] = ()
+    docker: dict[str, str] = field(default_factory=lambda: dict(DOCKER))
 
     def cells(self, *, runner: str | None = None) -> list[Cell]:
         """Expand the axes, drop excluded combinations, then apply includes (GitHub Actions order)."""
@@ -257,6 +265,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         for i, entry in enumerate(v.list_of_tables(data.get("include", []), "include"))
     )
     settings = _parse_settings(v, data.get("settings", {}))
+    docker = _parse_docker(v, data.get("docker", {}))
     known_failures = tuple(
         _parse_known_failure(v, entry, f"known_failures[{i}]")
         for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
@@ -271,6 +280,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         include=include,
         settings=settings,
         known_failures=known_failures,
+        docker=docker,
     )
     cells = matrix.cells()
     if not cells:
@@ -306,6 +316,7 @@ def _parse_releases(v: _Validator, raw: Any) -> dict[str, Release]:
             server_version=table["server_version"],
             pytriton=table.get("pytriton"),
             image=table.get("image"),
+            image_python=table.get("image_python"),
             pythons=pythons,
         )
     return releases
@@ -402,6 +413,20 @@ def _parse_settings(v: _Validator, raw: Any) -> dict[str, float]:
             v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
         settings[k] = float(value)
     return settings
+
+
+def _parse_docker(v: _Validator, raw: Any) -> dict[str, str]:
+    v.type(raw, dict, "docker")
+    v.keys(raw, tuple(DOCKER), "docker")
+    docker = dict(DOCKER)
+    for k, value in raw.items():
+        v.type(value, str, f"docker.{k}")
+        docker[k] = value
+    if docker["image"] not in DOCKER_IMAGES:
+        v.fail("docker.image", f"unknown image kind {docker['image']!r}", f"use one of: {', '.join(DOCKER_IMAGES)}")
+    if not re.match(r"^\d+[kmg]?$", docker["shm_size"]):
+        v.fail("docker.shm_size", f"{docker['shm_size']!r} is not a size", 'write e.g. "256m" or "1g"')
+    return docker
 
 
 def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> KnownFailure:

@@ -34,7 +34,7 @@ from harness import repository
 from harness.client import PROTOCOLS, Client
 from harness.errors import HarnessError
 from harness.matrix import BACKENDS, INSTANCE_KINDS, RELEASE_RE, RUNNERS, Cell, Matrix, Release
-from harness.servers import Server, ServerError
+from harness.servers import NotApplicable, Server, ServerError
 
 NOT_APPLICABLE = "not-applicable: "
 MARKERS = {
@@ -219,7 +219,8 @@ def make_server(state: CellState, *, extra_args: tuple[str, ...] = (), log_path:
     from harness.servers.docker import DockerServer
 
     return DockerServer(cell=state.cell, release=state.release, repository=repo, extra_args=extra_args,
-                        extra_backends=state.custom_backends, **common)
+                        extra_backends=state.custom_backends, image_kind=state.matrix.docker["image"],
+                        shm_size=state.matrix.docker["shm_size"], **common)
 
 
 def _packages_line() -> str:
@@ -275,6 +276,10 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
             )
             server.kill(reason)
             raise ServerError(reason, fix="correct the release table in matrix.toml")
+    except NotApplicable as exc:
+        server.stop()
+        state.server = None
+        pytest.skip(NOT_APPLICABLE + str(exc))
     except BaseException:
         server.stop()
         state.server = None

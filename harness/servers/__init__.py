@@ -35,6 +35,10 @@ class ServerError(HarnessError):
     """The server did not start, died, or hung; the message carries the reason and the log's tail."""
 
 
+class NotApplicable(ServerError):
+    """The cell cannot run here (no GPU in the engine, another Python in the image): not a failure."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Ports:
     http: int
