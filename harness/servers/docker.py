@@ -134,10 +134,11 @@ class DockerServer(Server):
         device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.cell.gpu else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.container = self.client.containers.run(
+            # create, then start: a container the engine cannot start (no GPU) still exists and is
+            # removed by stop().
+            self.container = self.client.containers.create(
                 self.image,
                 self.command(),
-                detach=True,
                 name=f"triton-matrix-{self.cell.id}-{uuid.uuid4().hex[:8]}".replace(".", "_"),
                 labels={LABEL: "1", f"{LABEL}.run": run_id(), f"{LABEL}.cell": self.cell.id,
                         f"{LABEL}.owner": _owner()},
@@ -150,6 +151,7 @@ class DockerServer(Server):
                 privileged=False,
                 device_requests=device_requests,
             )
+            self.container.start()
         except docker.errors.APIError as exc:
             reason = str(exc.explanation or exc).strip().splitlines()[0]
             if self.cell.gpu:

@@ -1,0 +1,202 @@
+"""The docker runner against a real Docker engine: images, containers, isolation, cleanup.
+
+CI installs and starts dockerd (.ci/run); there, a missing engine fails these tests instead of
+skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, require, run_harness
+from harness import images
+from harness import matrix as matrix_mod
+from harness.client import Client
+from harness.servers import NotApplicable, ServerError
+from harness.servers import docker as docker_runner
+
+CELL = matrix_mod.Cell(triton="24.10", backend="python", instance_kind="cpu", python="3.11", runner="docker")
+ADD_SUB = ROOT / "cases" / "basics" / "models" / "add_sub"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        client = docker_runner.engine()
+    except ServerError as exc:
+        require(False, f"no Docker engine: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def release() -> matrix_mod.Release:
+    return matrix_mod.load(ROOT / "matrix.toml").release("24.10")
+
+
+@pytest.fixture(scope="module")
+def image(engine, release) -> str:
+    return images.server_image(engine, release, "offline")[0]
+
+
+@pytest.fixture
+def run_label(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = uuid.uuid4().hex[:12]
+    monkeypatch.setenv(docker_runner.RUN_ID_ENV, value)
+    return value
+
+
+def containers_of(engine, run: str) -> list:
+    return engine.containers.list(all=True, filters={"label": f"{docker_runner.LABEL}.run={run}"})
+
+
+def repo_with_add_sub(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    shutil.copytree(ADD_SUB, repo / "add_sub")
+    config = repo / "add_sub" / "config.pbtxt"
+    config.write_text(config.read_text().replace("${kind}", "KIND_CPU"))
+    return repo
+
+
+def server(engine, release, tmp_path: Path, cell: matrix_mod.Cell = CELL) -> docker_runner.DockerServer:
+    return docker_runner.DockerServer(cell=cell, release=release, repository=repo_with_add_sub(tmp_path),
+                                      log_path=tmp_path / "server.log", client=engine, stop_timeout=5)
+
+
+def test_unreachable_engine_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(ServerError) as info:
+        docker_runner.engine()
+    message = str(info.value)
+    assert message.startswith("unix:///nonexistent/docker.sock: the Docker engine is not reachable")
+    assert "start dockerd" in message and "\n" not in message
+
+
+def test_image_is_built_once_then_found_by_its_hash(engine, release, image, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(images, "_build", lambda *a, **k: calls.append(a))
+    started = time.monotonic()
+    tag, python = images.server_image(engine, release, "offline")
+    assert tag == image and python == "3.11"
+    assert calls == [], "a second run builds nothing"
+    assert time.monotonic() - started < 5
+    labels = engine.images.get(tag).labels
+    assert labels["org.triton-matrix.python"] == "3.11"
+
+
+def test_container_serves_and_leaves_nothing(engine, release, image, run_label, tmp_path) -> None:
+    with server(engine, release, tmp_path) as srv:
+        assert srv.version == "2.51.0", "same server version as the local runner gives for 24.10"
+        assert srv.load("add_sub").error is None
+        client = Client("http", srv.http_client())
+        a = np.arange(4, dtype=np.float32)
+        np.testing.assert_array_equal(client.infer("add_sub", {"INPUT0": a, "INPUT1": a})["OUTPUT1"], a - a)
+        client.close()
+        assert len(containers_of(engine, run_label)) == 1
+    assert containers_of(engine, run_label) == [], "stopped and removed"
+    assert "successfully loaded 'add_sub'" in (tmp_path / "server.log").read_text(), "log streamed to file"
+
+
+def test_isolation_from_the_engines_inspect_data(engine, release, image, run_label, tmp_path) -> None:
+    with server(engine, release, tmp_path) as srv:
+        data = srv.inspect()
+        host = data["HostConfig"]
+        assert host["Privileged"] is False
+        assert not host.get("CapAdd")
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        mounts = [m for m in data["Mounts"] if m["Destination"] == "/models"]
+        assert len(mounts) == 1 and mounts[0]["RW"] is False
+        for port, bindings in data["NetworkSettings"]["Ports"].items():
+            assert bindings, port
+            assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}, f"{port} is published beyond loopback"
+        assert host["ShmSize"] == 256 * 1024 * 1024
+        denied = srv.container.exec_run(["sh", "-c", "touch /models/add_sub/written"])
+        assert denied.exit_code != 0 and b"Read-only file system" in denied.output
+        assert not (tmp_path / "repo" / "add_sub" / "written").exists()
+
+
+def test_crash_in_the_container_is_reported_and_cleaned(engine, release, image, run_label, tmp_path) -> None:
+    with server(engine, release, tmp_path) as srv:
+        srv.container.kill()
+        deadline = time.monotonic() + 20
+        while srv.exit_status() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(ServerError, match=r"ended during the cell \(exit code 137\)"):
+            srv.check_alive()
+    assert containers_of(engine, run_label) == []
+
+
+def test_leftovers_of_a_dead_run_are_removed(engine, release, image, run_label, tmp_path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = engine.containers.create(image, ["sleep", "600"], labels={
+        docker_runner.LABEL: "1", f"{docker_runner.LABEL}.run": "crashed",
+        f"{docker_runner.LABEL}.owner": f"{os.uname().nodename}:{dead.pid}"})
+    try:
+        with server(engine, release, tmp_path):
+            pass
+        with pytest.raises(Exception):
+            engine.containers.get(leftover.id)
+    finally:
+        try:
+            leftover.remove(force=True)
+        except Exception:  # noqa: BLE001 - already removed, as it should be
+            pass
+
+
+def test_gpu_cell_on_an_engine_without_gpu_is_not_applicable(engine, release, image, run_label, tmp_path):
+    gpu = matrix_mod.Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11", runner="docker")
+    srv = server(engine, release, tmp_path, cell=gpu)
+    try:
+        with pytest.raises(NotApplicable) as info:
+            srv.start()
+    finally:
+        srv.stop()
+    assert str(info.value).startswith("the Docker engine gives no GPU: ")
+    assert "\n" not in str(info.value)
+    assert containers_of(engine, run_label) == []
+
+
+def test_image_python_must_match_the_cell(engine, release, image, tmp_path) -> None:
+    py312 = matrix_mod.Cell(triton="24.10", backend="python", instance_kind="cpu", python="3.12", runner="docker")
+    with pytest.raises(NotApplicable, match="runs Python 3.11, not 3.12"):
+        server(engine, release, tmp_path, cell=py312).start()
+
+
+def test_docker_cells_match_local_cells_side_by_side(engine, image, tmp_path: Path) -> None:
+    """nox -s matrix -- --runner docker, then the local cell into the same report: same results."""
+    run = uuid.uuid4().hex[:12]
+    reports = tmp_path / "reports"
+    lib = tmp_path / "lib"
+    shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, docker_runner.RUN_ID_ENV: run}
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "matrix", "--", "--runner=docker", "--cell=*cpu-py3.11*",
+         f"--reports={reports}", f"--cases={lib}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env=env, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    local = run_harness("cell", "24.10-python-cpu-py3.11", f"--reports={reports}", f"--cases={lib}")
+    assert local.returncode == 0, local.stdout[-2000:]
+    assert run_harness("report", f"--reports={reports}").returncode == 0
+    data = json.loads((reports / "compat.json").read_text())
+    by = {}
+    for r in data["results"]:
+        if r["case"].startswith("basics/"):
+            by.setdefault(r["case"], {})[r["cell"]] = r["state"]
+    assert by, "the built-in basics ran"
+    for case, states in by.items():
+        assert states["24.10-python-cpu-py3.11-docker"] == states["24.10-python-cpu-py3.11"] == "passed", case
+    docker_cell = {c["id"]: c for c in data["cells"]}["24.10-python-cpu-py3.11-docker"]
+    assert docker_cell["runner"] == "docker" and docker_cell["server_version"] == "2.51.0"
+    assert containers_of(engine, run) == [], "no container of the run is left"
