@@ -91,8 +91,9 @@ def matrix(session: nox.Session) -> None:
             env=env, external=True, success_codes=[0, 1], interrupt_timeout=30, terminate_timeout=10,
         )
     finally:
+        report_args = [f"--reports={reports}", *([f"--matrix={Path(args.matrix).resolve()}"] if args.matrix else [])]
         session.run(sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", "report",
-                    "--", f"--reports={reports}", external=True)
+                    "--", *report_args, external=True)
 
 
 @nox.session(reuse_venv=True)

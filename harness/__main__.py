@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--reports", default="reports", help="reports folder (reads junit/, writes compat.*)")
     report.add_argument("--plan", help="plan.json listing the cells of the run (default: reports/plan.json)")
     report.add_argument("--baseline", help="a previous compat.json to diff against")
+    report.add_argument("--matrix", help="the matrix whose known incompatibilities apply (default: the one in use)")
     return parser
 
 
@@ -80,7 +81,8 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report import build
 
     return build.main(reports=Path(args.reports), plan=Path(args.plan) if args.plan else None,
-                      baseline=Path(args.baseline) if args.baseline else None)
+                      baseline=Path(args.baseline) if args.baseline else None,
+                      matrix=Path(args.matrix) if args.matrix else None)
 
 
 if __name__ == "__main__":

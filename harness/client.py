@@ -45,7 +45,17 @@ class Client:
         result = self.raw.infer(model, self.inputs(arrays), outputs=requested, **kwargs)
         response = result.get_response()
         names = outputs or [o["name"] if isinstance(o, dict) else o.name for o in _outputs(response)]
-        return {name: result.as_numpy(name) for name in names}
+        arrays_out = {}
+        for name in names:
+            try:
+                arrays_out[name] = result.as_numpy(name)
+            except ValueError as exc:  # the server sent fewer bytes than the shape it declared
+                output = result.get_output(name)
+                shape = list(output["shape"] if isinstance(output, dict) else output.shape)
+                raise AssertionError(
+                    f"the server answered {model!r} with output {name!r} of shape {shape} but data that does "
+                    f"not fill it ({exc})") from None
+        return arrays_out
 
     def is_model_ready(self, model: str) -> bool:
         return bool(self.raw.is_model_ready(model))

@@ -11,4 +11,7 @@ SYMBOLS = {
     "skipped": "⏭️",
     "not-applicable": "➖",
     "missing": "❓",
+    "timeout": "⏱️",
+    "known-incompatible": "🔶",
+    "unexpectedly-passing": "❗",
 }

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness import matrix as matrix_mod
 from harness.errors import HarnessError
 from harness.report import SYMBOLS, html, jsonfile, junit, markdown, model
 
@@ -25,11 +26,16 @@ def write_all(results: model.Results, reports: Path) -> list[Path]:
     return written
 
 
-def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = None) -> int:
-    """0 when no case failed or errored, 1 otherwise; a HarnessError (exit 2) when nothing can be read."""
+def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = None,
+         matrix: Path | None = None) -> int:
+    """0 when no case failed or errored, 1 otherwise; a HarnessError (exit 2) when nothing can be read.
+
+    ``matrix``: where the declared known incompatibilities come from (default: the matrix in use).
+    """
     if baseline is not None:
         raise HarnessError("--baseline is not supported yet", where="--baseline", fix="leave it out")
-    results = model.read(reports, plan)
+    known = matrix_mod.load(matrix).known_failures
+    results = model.read(reports, plan, known)
     for problem in results.problems:
         print(f"error: {problem}", file=sys.stderr)
     written = write_all(results, reports)

@@ -21,6 +21,9 @@ COLOURS = {
     "skipped": "#eeeeee",
     "not-applicable": "#f7f7f7",
     "missing": "#fff2b3",
+    "timeout": "#ffc9a8",
+    "known-incompatible": "#ffe8c2",
+    "unexpectedly-passing": "#e0d4ff",
 }
 
 STYLE = """

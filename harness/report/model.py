@@ -17,6 +17,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
 
 from harness.errors import HarnessError
+from harness.matrix import KnownFailure
 
 CELL_CASE = "<cell>"
 NOT_APPLICABLE = "not-applicable:"
@@ -30,14 +31,20 @@ class State(str, enum.Enum):
     SKIPPED = "skipped"
     NOT_APPLICABLE = "not-applicable"
     MISSING = "missing"
+    TIMEOUT = "timeout"
+    KNOWN_INCOMPATIBLE = "known-incompatible"
+    UNEXPECTEDLY_PASSING = "unexpectedly-passing"
 
     @property
     def bad(self) -> bool:
-        return self in (State.FAILED, State.ERROR, State.MISSING)
+        """Whether this state fails the run."""
+        return self in (State.FAILED, State.ERROR, State.MISSING, State.TIMEOUT)
 
 
 # Worst first: a cell's state is the worst of its cases'.
-SEVERITY = (State.ERROR, State.FAILED, State.MISSING, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
+SEVERITY = (State.ERROR, State.TIMEOUT, State.FAILED, State.MISSING, State.UNEXPECTEDLY_PASSING,
+            State.KNOWN_INCOMPATIBLE, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
+TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>")
 
 
 @dataclass
@@ -117,7 +124,7 @@ def state_of(case: TestCase) -> tuple[State, str, str]:
         text = (result.text or "").strip()
         message = (result.message or "").strip() or (text.splitlines()[0] if text else "")
         if isinstance(result, Failure):
-            return State.FAILED, message, text
+            return (State.TIMEOUT if TIMEOUT_RE.match(message) else State.FAILED), message, text
         if isinstance(result, Error):
             return State.ERROR, message, text
         if isinstance(result, Skipped):
@@ -175,8 +182,30 @@ def load_plan(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
-def read(reports: Path, plan: Path | None = None) -> Results:
-    """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`."""
+def apply_known(result: Result, known: tuple[KnownFailure, ...]) -> Result:
+    """Classify a result against the declared incompatibilities (like pytest's xfail, non-strict)."""
+    for entry in known:
+        if not entry.matches(result.cell, result.case):
+            continue
+        if result.state == State.FAILED:
+            if entry.message and entry.message not in f"{result.message}\n{result.details}":
+                result.message += (f" [a known incompatibility is declared here ({entry.reason}), "
+                                   f"but its message {entry.message!r} is not in this failure]")
+                return result
+            result.state = State.KNOWN_INCOMPATIBLE
+            result.message = f"{entry.reason}: {result.first_line}"
+        elif result.state == State.PASSED:
+            result.state = State.UNEXPECTEDLY_PASSING
+            result.message = f"declared known-incompatible ({entry.reason}) but passed"
+        return result
+    return result
+
+
+def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...] = ()) -> Results:
+    """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`.
+
+    ``known``: the matrix's declared incompatibilities, applied to every case result.
+    """
     junit_dir = reports / "junit"
     files = sorted(junit_dir.glob("*.xml")) if junit_dir.is_dir() else []
     plan_path = plan or reports / "plan.json"
@@ -219,7 +248,7 @@ def read(reports: Path, plan: Path | None = None) -> Results:
                 if case.name == CELL_CASE:
                     cell_level[cell_id] = result
                 else:
-                    results[result.case] = result
+                    results[result.case] = apply_known(result, known)
 
     partial = False
     for info in cells.values():
@@ -276,7 +305,11 @@ def by_release(results: Results) -> list[tuple[str, list[CellInfo], dict[str, in
     return [(name, cells, results.counts(cells)) for name, cells in sorted(releases.items())]
 
 
+NOTABLE = (State.KNOWN_INCOMPATIBLE, State.UNEXPECTEDLY_PASSING)
+
+
 def failures(results: Results) -> list[Result]:
-    """The failed, errored and missing results, worst first, in a stable order."""
-    bad = [r for r in results.results.values() if r.state.bad]
+    """The results a reader must see (failed, errored, missing, timed out, known-incompatible,
+    unexpectedly passing), worst first, in a stable order."""
+    bad = [r for r in results.results.values() if r.state.bad or r.state in NOTABLE]
     return sorted(bad, key=lambda r: (SEVERITY.index(r.state), r.cell, r.case))
