@@ -12,8 +12,11 @@ Cells are read from ``$TRITON_MATRIX`` (default ``matrix.toml``) when this file 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,16 +87,46 @@ def matrix(session: nox.Session) -> None:
     (reports / "plan.json").write_text(json.dumps({"cells": [c.as_dict() for c in chosen]}, indent=1))
     cell_args = [f"--reports={reports}", *[f"--cases={c}" for c in args.cases]]
     session.log(f"{len(chosen)} cells, {args.jobs} at a time: {' '.join(c.id for c in chosen)}")
+    report_args = [f"--reports={reports}", *([f"--matrix={Path(args.matrix).resolve()}"] if args.matrix else [])]
+    nox_cmd = [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py")]
     try:
-        session.run(
-            sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "--parallel", args.jobs,
-            "-s", *[c.id for c in chosen], "--", *cell_args,
-            env=env, external=True, success_codes=[0, 1], interrupt_timeout=30, terminate_timeout=10,
-        )
+        code = _run_forwarding_signals(
+            [*nox_cmd, "--parallel", args.jobs, "-s", *[c.id for c in chosen], "--", *cell_args], env)
+        if code not in (0, 1):
+            session.warn(f"the cells' nox exited with code {code}")
     finally:
-        report_args = [f"--reports={reports}", *([f"--matrix={Path(args.matrix).resolve()}"] if args.matrix else [])]
-        session.run(sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "-s", "report",
-                    "--", *report_args, external=True)
+        # Always write the report, also after Ctrl-C or SIGTERM: it says partial when cells are missing.
+        session.run(*nox_cmd, "-s", "report", "--", *report_args, external=True)
+
+
+def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd``; Ctrl-C or SIGTERM is passed on as SIGINT and waited for (bounded), then re-raised.
+
+    nox's own run() would only wait for a child to notice the terminal's Ctrl-C; a SIGTERM sent to
+    this process alone (a CI job cancelled) would leave the cells running.
+    """
+    # SIGINT must reach nox's own handler (it stops the parallel cells), even where this process was
+    # started with SIGINT ignored (a background job of a non-interactive shell).
+    proc = subprocess.Popen(cmd, env={**os.environ, **env},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @nox.session(reuse_venv=True)

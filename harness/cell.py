@@ -8,11 +8,13 @@ apply (not-applicable) or could not run (error), so the report never silently lo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -151,32 +153,71 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
                      PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_terminate_with_parent)  # noqa: PLW1509 - only prctl
-    last_error = ""
-    code = None
+    errors: list[str] = []
+    reader = threading.Thread(target=_copy_output, args=(proc, errors), daemon=True)
+    reader.start()
+
+    def forward(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; nox may signal the group again
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+        raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            sys.stdout.buffer.write(raw)
-            sys.stdout.flush()
-            line = raw.decode("utf-8", "replace").strip()
-            if line.startswith(("ERROR:", "INTERNALERROR>", "E   ")):
-                last_error = line
-        code = proc.wait()
+        proc.wait()
     except KeyboardInterrupt:
-        # The terminal's SIGINT reached pytest too: give it the time to stop its server.
-        code = _wait_or_kill(proc)
+        # The signal reached pytest too: give it the time to stop its server and write its JUnit.
+        _wait_or_kill(proc)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        reader.join(5)
         code = proc.poll()
+        last_error = errors[-1] if errors else ""
         if not junit.exists() or (code not in (0, 1) and _testcases(junit) == 0):
             what = "before writing its JUnit file" if not junit.exists() else "without running a case"
             if code == 5:
                 what = "with no case collected (is the case library empty?)"
             reason = f"pytest exited with code {code_name(code)} {what}"
             write_status(reports, cell, "error", f"{reason}: {last_error}" if last_error else reason)
+        elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
+            mark_interrupted(junit, f"pytest was interrupted ({last_error or 'signal'})")
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
+
+
+def mark_interrupted(junit: Path, reason: str) -> None:
+    """Add an ``interrupted`` suite property to a JUnit file (the report then says it is partial)."""
+    tree = ET.parse(junit)
+    for suite in tree.getroot().iter("testsuite"):
+        props = suite.find("properties")
+        if props is None:
+            props = ET.Element("properties")
+            suite.insert(0, props)
+        ET.SubElement(props, "property", name="interrupted", value=reason)
+    tmp = junit.with_suffix(".xml.tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, junit)
+
+
+def _is_marked(junit: Path) -> bool:
+    try:
+        return any(p.get("name") == "interrupted" for p in ET.parse(junit).getroot().iter("property"))
+    except (ET.ParseError, OSError):
+        return False
+
+
+def _copy_output(proc: subprocess.Popen[bytes], errors: list[str]) -> None:
+    """Copy pytest's output through, keeping its error lines for the cell's error message."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        line = raw.decode("utf-8", "replace").strip()
+        if line.startswith(("ERROR:", "INTERNALERROR>", "E   ")):
+            errors.append(line)
 
 
 def _testcases(junit: Path) -> int:

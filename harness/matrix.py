@@ -40,6 +40,7 @@ SETTINGS = {
     "case_timeout": 120.0,  # seconds one case may run
     "stop_timeout": 10.0,  # seconds for a graceful stop before SIGKILL
 }
+DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
 
@@ -77,13 +78,14 @@ class ModelEnv:
 class KnownFailure:
     """A declared incompatibility (like pytest's xfail): which cells, which cases, why, what message."""
 
-    cells: str
-    cases: str
+    cells: tuple[str, ...]  # globs over cell ids
+    cases: tuple[str, ...]  # globs over case ids
     reason: str
-    message: str = ""
+    message: str = ""  # a fragment the failure must contain to count as this incompatibility
 
     def matches(self, cell_id: str, case_id: str) -> bool:
-        return fnmatch.fnmatchcase(cell_id, self.cells) and fnmatch.fnmatchcase(case_id, self.cases)
+        return any(fnmatch.fnmatchcase(cell_id, p) for p in self.cells) and any(
+            fnmatch.fnmatchcase(case_id, p) for p in self.cases)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,7 +212,8 @@ class Matrix:
         return self.releases[name]
 
     def env_packages(self, cell: Cell) -> tuple[str, ...]:
-        return self.envs[cell.env].packages if cell.env else ()
+        """The model environment's packages; without an env axis, the wheels' own pin (numpy<2)."""
+        return self.envs[cell.env].packages if cell.env else DEFAULT_ENV_PACKAGES
 
 
 def _matches(combo: dict[str, str], pattern: dict[str, str]) -> bool:
@@ -434,9 +437,15 @@ def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> Know
     for k in ("cells", "cases", "reason"):
         if k not in entry:
             v.fail(key, f"missing {k}", "give cells (glob), cases (glob) and reason")
-    for k, value in entry.items():
-        v.type(value, str, f"{key}.{k}")
-    return KnownFailure(**entry)
+    globs = {}
+    for k in ("cells", "cases"):
+        value = entry[k]
+        globs[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
+    for k in ("reason", "message"):
+        if k in entry:
+            v.type(entry[k], str, f"{key}.{k}")
+    return KnownFailure(cells=globs["cells"], cases=globs["cases"], reason=entry["reason"],
+                        message=entry.get("message", ""))
 
 
 class _Validator:

@@ -60,6 +60,8 @@ class CellState:
     module_models: dict[str, set[str]] = field(default_factory=dict)
     custom_backends: dict[str, Path] = field(default_factory=dict)
     extra_servers: int = 0
+    interrupted: str | None = None
+    session: pytest.Session | None = None
 
     @property
     def release(self) -> Release:
@@ -98,13 +100,42 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = CellState(
         matrix=matrix, cell=cell, reports=Path(config.getoption("--reports")).resolve(), case_roots=roots
     )
-    # SIGTERM (CI cancelling a job, the cell runner going away) stops like Ctrl-C: the session ends,
-    # fixtures tear down (the server stops), the JUnit file of what ran is written.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (CI cancelling a job, nox stopping a parallel worker) kills the server group at once
+    # (whoever sent it will not wait long), then ends the session like Ctrl-C: fixtures tear down and
+    # the JUnit file of what ran is written.
+    def interrupt(signum: int, frame: object) -> None:
+        state = config.stash[STATE]
+        if state.interrupted:  # the same stop may arrive twice (from nox and from the cell runner)
+            return
+        state.interrupted = f"interrupted by {signal.Signals(signum).name}"
+        if state.server is not None:
+            state.server.kill(f"the run was {state.interrupted}")
+        if state.session is not None:  # stops after this case even if a case swallows the interrupt
+            state.session.shouldstop = state.interrupted
+        raise KeyboardInterrupt(state.interrupted)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state.session = session
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or exitstatus != pytest.ExitCode.INTERRUPTED:
+        return
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # the cell runner marks it from the exit code then
+        return
+    xml = session.config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property("interrupted", state.interrupted or "interrupted by Ctrl-C")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -37,7 +37,8 @@ def interpreter() -> interpreters.Interpreter:
 def cell_env(interpreter: interpreters.Interpreter) -> envs.CellEnv:
     """The venv of the 24.10 / Python 3.11 cells (shared with nox -s matrix, built once)."""
     release = matrix_mod.load(ROOT / "matrix.toml").release(RELEASE)
-    return envs.ensure(release=RELEASE, pytriton=release.pytriton or "", interpreter=interpreter)
+    return envs.ensure(release=RELEASE, pytriton=release.pytriton or "", interpreter=interpreter,
+                       packages=matrix_mod.DEFAULT_ENV_PACKAGES)
 
 
 def run_harness(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,

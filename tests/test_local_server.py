@@ -148,7 +148,8 @@ def test_stub_without_libpython_is_caught_killed_and_named(tmp_path: Path) -> No
     found = interpreters.find("3.12")
     require(isinstance(found, interpreters.Interpreter), getattr(found, "reason", ""))
     release = matrix.load(ROOT / "matrix.toml").release("24.10")
-    env312 = envs.ensure(release="24.10", pytriton=release.pytriton or "", interpreter=found)
+    env312 = envs.ensure(release="24.10", pytriton=release.pytriton or "", interpreter=found,
+                         packages=matrix.DEFAULT_ENV_PACKAGES)
     server = server_for(env312, tmp_path, python_libdir=None)
     assert str(found.libdir) not in server.environment()["LD_LIBRARY_PATH"]
     with server:

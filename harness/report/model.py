@@ -57,11 +57,13 @@ class CellInfo:
     junit: str | None = None  # path relative to the reports folder
     log: str | None = None
     problem: str | None = None  # why the cell's JUnit could not be used
+    interrupted: str | None = None  # the cell was stopped before its end; its JUnit holds what ran
     state: State = State.MISSING
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, **{k: self.axes.get(k) for k in CELL_KEYS}, "server_version": self.server_version,
-                "state": self.state.value, "packages": self.packages, "log": self.log, "problem": self.problem}
+                "state": self.state.value, "packages": self.packages, "log": self.log, "problem": self.problem,
+                "interrupted": self.interrupted}
 
 
 @dataclass
@@ -237,6 +239,8 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             info.expected_server_version = props.get("expected_server_version")
             info.packages = props.get("packages", "")
             info.junit = rel
+            if props.get("interrupted"):
+                info.interrupted = props["interrupted"]
             log = reports / "logs" / f"{cell_id}.log"
             info.log = log.relative_to(reports).as_posix() if log.exists() else None
             results = per_cell.setdefault(cell_id, {})
@@ -250,7 +254,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
                 else:
                     results[result.case] = apply_known(result, known)
 
-    partial = False
+    partial = any(info.interrupted for info in cells.values())
     for info in cells.values():
         if info.junit is None:
             partial = True
@@ -272,8 +276,9 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
                 table[(case, info.id)] = Result(case=case, cell=info.id, state=level.state,
                                                 message=level.message, details=level.details)
             else:
-                table[(case, info.id)] = Result(case=case, cell=info.id, state=State.MISSING,
-                                                message="the case is not in this cell's JUnit file")
+                why = (f"the cell was interrupted before this case ({info.interrupted})" if info.interrupted
+                       else "the case is not in this cell's JUnit file")
+                table[(case, info.id)] = Result(case=case, cell=info.id, state=State.MISSING, message=why)
         states = [r.state for (_, c), r in table.items() if c == info.id]
         if level is not None:
             states.append(level.state)
