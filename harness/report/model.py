@@ -120,6 +120,14 @@ class Results:
         }
 
 
+HOME = str(Path.home())
+
+
+def scrub(text: str) -> str:
+    """Text from tests, models and logs, with the home folder shown as ~ (reports get shared)."""
+    return text.replace(HOME, "~") if HOME not in ("/", "") else text
+
+
 def state_of(case: TestCase) -> tuple[State, str, str]:
     """(state, message, details) of one JUnit testcase."""
     for result in case.result:
@@ -227,7 +235,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             suites = read_junit(path)
         except HarnessError as exc:
             info = cells.setdefault(path.stem, CellInfo(id=path.stem))
-            info.junit, info.problem = rel, str(exc)
+            info.junit, info.problem = rel, scrub(str(exc))
             problems.append(str(exc))
             continue
         for suite in suites:
@@ -247,8 +255,9 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             for case in suite:
                 state, message, details = state_of(case)
                 captured = _captured(case)
-                result = Result(case=_case_id(case), cell=cell_id, state=state, message=message,
-                                details="\n\n".join(x for x in (details, captured) if x), time=case.time or 0.0)
+                result = Result(case=_case_id(case), cell=cell_id, state=state, message=scrub(message),
+                                details=scrub("\n\n".join(x for x in (details, captured) if x)),
+                                time=case.time or 0.0)
                 if case.name == CELL_CASE:
                     cell_level[cell_id] = result
                 else:
