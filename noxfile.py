@@ -105,9 +105,10 @@ def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
     nox's own run() would only wait for a child to notice the terminal's Ctrl-C; a SIGTERM sent to
     this process alone (a CI job cancelled) would leave the cells running.
     """
-    # SIGINT must reach nox's own handler (it stops the parallel cells), even where this process was
-    # started with SIGINT ignored (a background job of a non-interactive shell).
-    proc = subprocess.Popen(cmd, env={**os.environ, **env},
+    # Its own process group, so that SIGINT reaches every process of it (nox, and with --jobs 1 the
+    # cell and its pytest as well); SIGINT restored, where this process was started with it ignored
+    # (a background job of a non-interactive shell).
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
 
     def on_term(signum: int, frame: object) -> None:
@@ -118,11 +119,12 @@ def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
         return proc.wait()
     except KeyboardInterrupt:
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         raise
     finally:

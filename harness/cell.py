@@ -114,6 +114,7 @@ def pytest_command(
         "-o", "junit_logging=all",
         "-o", "junit_log_passing_tests=false",
         f"--timeout={matrix.settings['case_timeout']:g}",
+        "--reruns=1",
         f"--rootdir={os.path.commonpath([str(r) for r in roots])}",
         "-q", "-rfEs",
         *extra,

@@ -15,11 +15,13 @@ PROTOCOLS = ("http", "grpc")
 
 
 class Client:
-    def __init__(self, protocol: str, raw: Any) -> None:
+    def __init__(self, protocol: str, raw: Any, *, timeout: float | None = None) -> None:
+        """``timeout``: seconds one request may take (gRPC; the HTTP client gets it at creation)."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}")
         self.protocol = protocol
         self.raw = raw
+        self.timeout = timeout
         if protocol == "http":
             import tritonclient.http as module
         else:
@@ -42,6 +44,8 @@ class Client:
     ) -> dict[str, np.ndarray]:
         """Run one request; returns every output (or the ``outputs`` asked for) as numpy arrays."""
         requested = [self.module.InferRequestedOutput(o) for o in outputs] if outputs else None
+        if self.protocol == "grpc" and self.timeout:
+            kwargs.setdefault("client_timeout", self.timeout)
         result = self.raw.infer(model, self.inputs(arrays), outputs=requested, **kwargs)
         response = result.get_response()
         names = outputs or [o["name"] if isinstance(o, dict) else o.name for o in _outputs(response)]

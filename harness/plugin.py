@@ -100,8 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = CellState(
         matrix=matrix, cell=cell, reports=Path(config.getoption("--reports")).resolve(), case_roots=roots
     )
-    # SIGTERM (CI cancelling a job, nox stopping a parallel worker) kills the server group at once
-    # (whoever sent it will not wait long), then ends the session like Ctrl-C: fixtures tear down and
+    # SIGTERM (CI cancelling a job, nox stopping a parallel worker) and Ctrl-C kill the server group
+    # at once (whoever sent them will not wait long), then end the session: fixtures tear down and
     # the JUnit file of what ran is written.
     def interrupt(signum: int, frame: object) -> None:
         state = config.stash[STATE]
@@ -115,6 +115,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise KeyboardInterrupt(state.interrupted)
 
     signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -297,8 +299,7 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
         raise ServerError(str(exc)) from None
     state.server = server
     try:
-        server.start()
-        server.wait_ready()
+        server.start_and_wait()
         record_testsuite_property("server_version", server.version)
         if server.version != state.release.server_version:
             reason = (
@@ -340,8 +341,7 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
                              log_path=state.reports / "logs" / f"{state.cell.id}.{n}.log")
         started.append(server)
         try:
-            server.start()
-            server.wait_ready()
+            server.start_and_wait()
             yield server
         finally:
             server.stop()
@@ -351,16 +351,24 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
         server.stop()
 
 
+def _case_timeout(request: pytest.FixtureRequest) -> float:
+    return _state(request.config).matrix.settings["case_timeout"]
+
+
 @pytest.fixture(scope="session")
-def http_client(triton: Server) -> Iterator[Client]:
-    client = Client("http", triton.http_client())
+def http_client(request: pytest.FixtureRequest, triton: Server) -> Iterator[Client]:
+    """HTTP client whose requests give up after the case timeout (pytest-timeout's alarm cannot
+    interrupt the gevent-based HTTP client, so the client bounds itself)."""
+    timeout = _case_timeout(request)
+    client = Client("http", triton.http_client(network_timeout=timeout, connection_timeout=timeout),
+                    timeout=timeout)
     yield client
     client.close()
 
 
 @pytest.fixture(scope="session")
-def grpc_client(triton: Server) -> Iterator[Client]:
-    client = Client("grpc", triton.grpc_client())
+def grpc_client(request: pytest.FixtureRequest, triton: Server) -> Iterator[Client]:
+    client = Client("grpc", triton.grpc_client(), timeout=_case_timeout(request))
     yield client
     client.close()
 
@@ -417,9 +425,12 @@ def _module_nodeid(item: pytest.Item) -> str:
 # -- failure logs ----------------------------------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember where the log stands; a server that died earlier errors the case at once."""
     state = item.config.stash.get(STATE, None)
     if state is not None:
         item.stash[_LOG_OFFSET] = state.server.log_offset() if state.server else 0
+        if state.server is not None and "triton" in getattr(item, "fixturenames", ()):
+            state.server.check_alive()
 
 
 _LOG_OFFSET = pytest.StashKey[int]()
@@ -431,6 +442,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash.get(STATE, None)
     if state is not None and report.failed and state.server is not None:
         server = state.server
+        ended = server.exit_status()
+        if ended is not None and report.when == "call" and not server.broken:
+            server.broken = f"{server.name} ended during the cell ({ended}){server.tail_note()}"
+            report.sections.append(("Captured log triton server ended", server.broken))
         lines = server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
         if lines:
             report.sections.append(("Captured log triton server (during the case)", "\n".join(lines)))

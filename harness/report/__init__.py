@@ -14,4 +14,5 @@ SYMBOLS = {
     "timeout": "⏱️",
     "known-incompatible": "🔶",
     "unexpectedly-passing": "❗",
+    "flaky": "🔁",
 }

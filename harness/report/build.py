@@ -1,26 +1,33 @@
-"""``python -m harness report``: read the cells' results, write every format, give the verdict."""
+"""``python -m harness report``: read the cells' results, write every format, give the verdict.
+
+With ``--baseline`` (a previous compat.json) every format also shows what changed since then, and the
+last line printed is the one-line verdict against it.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import matrix as matrix_mod
-from harness.errors import HarnessError
-from harness.report import SYMBOLS, html, jsonfile, junit, markdown, model
+from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
 
-WRITERS = {"compat.json": jsonfile.write, "compat.md": markdown.write, "compat.html": html.write,
-           "junit.xml": junit.write}
+Writer = Callable[[model.Results, Path, "diff.Diff | None"], None]
+WRITERS: dict[str, Writer] = {
+    "compat.json": jsonfile.write, "compat.md": markdown.write, "compat.html": html.write,
+    "junit.xml": lambda results, path, changes: junit.write(results, path),
+}
 
 
-def write_all(results: model.Results, reports: Path) -> list[Path]:
+def write_all(results: model.Results, reports: Path, changes: diff.Diff | None = None) -> list[Path]:
     """Write each format next to the cells' files, atomically (a reader never sees half a file)."""
     written = []
     for name, writer in WRITERS.items():
         path = reports / name
         tmp = path.with_name(f".{name}.tmp")
-        writer(results, tmp)
+        writer(results, tmp, changes)
         os.replace(tmp, path)
         written.append(path)
     return written
@@ -28,21 +35,23 @@ def write_all(results: model.Results, reports: Path) -> list[Path]:
 
 def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = None,
          matrix: Path | None = None) -> int:
-    """0 when no case failed or errored, 1 otherwise; a HarnessError (exit 2) when nothing can be read.
+    """0 when no case failed or errored (so none regressed), 1 otherwise; a HarnessError (exit 2) when
+    nothing can be read or the baseline is not a report.
 
     ``matrix``: where the declared known incompatibilities come from (default: the matrix in use).
+    ``baseline``: a previous compat.json (read before anything is written: it may be reports/compat.json).
     """
-    if baseline is not None:
-        raise HarnessError("--baseline is not supported yet", where="--baseline", fix="leave it out")
     known = matrix_mod.load(matrix).known_failures
+    base = diff.load(baseline) if baseline is not None else None
     results = model.read(reports, plan, known)
+    changes = diff.compare(base, results) if base is not None else None
     for problem in results.problems:
         print(f"error: {problem}", file=sys.stderr)
-    written = write_all(results, reports)
+    written = write_all(results, reports, changes)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown.render(results))
+            fh.write(markdown.render(results, changes))
     counts = results.counts()
     line = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     print(f"{len(results.cells)} cells, {len(results.cases)} cases: {line or 'nothing'}"
@@ -50,4 +59,9 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     for result in model.failures(results)[:20]:
         print(f"  {SYMBOLS[result.state.value]} {result.cell} {result.case}: {result.first_line}")
     print("report: " + " ".join(str(p) for p in written))
-    return 0 if results.ok else 1
+    if changes is not None:
+        for change in changes.regressions[:20]:
+            print(f"  {diff.MARKS['regression']} {change.cell} {change.case}: {change.before} -> {change.after}"
+                  + (f": {change.message}" if change.message else ""))
+        print(changes.summary())
+    return 0 if results.ok and not (changes and changes.regressions) else 1

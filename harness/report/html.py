@@ -1,112 +1,257 @@
 """compat.html: one self-contained page (no network) a release manager reads at a glance.
 
-A summary per Triton release, then the cases x cells grid with a fixed symbol and colour per state
-(the reason on hover), then every failure with its message, the server log of the case and a link to
-the cell's log, then each cell's environment. Everything that comes from tests, models and logs is
-escaped.
+The verdict and the changes since the baseline (regressions first) come first; then a summary per
+Triton release, the cases x cells grid (columns grouped by release, rows by test file) with a fixed
+glyph and colour per state and the reason or first failure line on hover, every failure with its
+message, server log and a link to the cell's log, and each cell's environment. Everything that comes
+from tests, models and logs is escaped.
+
+The grid uses plain glyphs rather than the Markdown's emoji: emoji need a colour emoji font, which
+many Linux desktops and headless browsers lack, and the grid must read at a glance anywhere.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from pathlib import Path
 
-from harness.report import SYMBOLS
+from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import Results, State, by_release, failures
 
+GLYPHS = {
+    "passed": "✓",
+    "failed": "✗",
+    "error": "‼",
+    "skipped": "↷",
+    "not-applicable": "–",
+    "missing": "?",
+    "timeout": "◷",
+    "known-incompatible": "⊘",
+    "unexpectedly-passing": "✓!",
+    "flaky": "↻",
+}
+
 COLOURS = {
-    "passed": "#d4f4dd",
-    "failed": "#ffd6d6",
-    "error": "#ffb3b3",
-    "skipped": "#eeeeee",
-    "not-applicable": "#f7f7f7",
-    "missing": "#fff2b3",
-    "timeout": "#ffc9a8",
-    "known-incompatible": "#ffe8c2",
-    "unexpectedly-passing": "#e0d4ff",
+    "passed": "#c9f0d3",
+    "failed": "#ffc2c2",
+    "error": "#ff9c9c",
+    "skipped": "#e4e4e4",
+    "not-applicable": "#f4f4f4",
+    "missing": "#fff0a0",
+    "timeout": "#ffc48f",
+    "known-incompatible": "#ffe2b0",
+    "unexpectedly-passing": "#dccbff",
+    "flaky": "#c6e0ff",
 }
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th.cell{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal}
-td.s{text-align:center;min-width:1.6em}
-.partial{background:#fff2b3;border:1px solid #e0c000;padding:.6em;margin:1em 0}
-pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em;font-size:.85em}
-code{font-size:.9em} .legend span{margin-right:1.2em}
-""" + "".join(f"td.{k}{{background:{v}}}" for k, v in COLOURS.items())
+body{font-family:system-ui,-apple-system,Segoe UI,DejaVu Sans,sans-serif;margin:1.2em 1.5em;color:#1f2328}
+h1{font-size:1.45em;margin:0 0 .4em}h2{font-size:1.15em;margin:1.5em 0 .5em}h3{font-size:1em;margin:1.1em 0 .3em}
+table{border-collapse:collapse;font-size:.88em}
+th,td{border:1px solid #d0d7de;padding:.2em .45em;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+.verdict{font-size:1.05em;padding:.5em .8em;border-radius:6px;margin:.4em 0;display:inline-block}
+.verdict a{color:inherit}.verdict.ok{background:#dafbe1;border:1px solid #4ac26b}.verdict.bad{background:#ffebe9;border:1px solid #ff8182}
+.partial{background:#fff8c5;border:1px solid #d4a72c;padding:.5em .8em;margin:.6em 0;border-radius:6px}
+.legend{display:flex;flex-wrap:wrap;gap:.35em;margin:.6em 0;padding:0;list-style:none}
+.legend li{border:1px solid #d0d7de;border-radius:4px;padding:.1em .5em;font-size:.88em}
+span.g{display:inline-block;min-width:1.3em;text-align:center;font-weight:700}
+.bar{display:flex;width:14em;height:.9em;border:1px solid #d0d7de;margin-top:.2em}.bar span{display:block}
+.grid{overflow:auto;max-height:85vh;border:1px solid #d0d7de;display:inline-block;max-width:100%}
+.grid table{font-size:.82em}.grid thead{position:sticky;top:0;z-index:2}
+.grid th.rel{text-align:center;white-space:nowrap}
+.grid th.cell{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
+  padding:.4em .15em}
+.grid th.file{background:#eef1f4;font-family:ui-monospace,DejaVu Sans Mono,monospace;font-weight:600;
+  position:sticky;left:0}
+.grid td.case{font-family:ui-monospace,DejaVu Sans Mono,monospace;white-space:nowrap;position:sticky;left:0;
+  background:#fff;z-index:1;padding-left:1.2em}
+td.s{text-align:center;min-width:1.7em;font-weight:700;padding:.15em .25em;position:relative}
+td.s a{color:inherit;text-decoration:none;display:block}
+td.chg-regression{outline:3px solid #cf222e;outline-offset:-3px}
+td.chg-fixed{outline:3px solid #1a7f37;outline-offset:-3px}
+td.chg-changed,td.chg-new{outline:2px dashed #0969da;outline-offset:-2px}
+sup.mark{font-size:.7em;position:absolute;top:0;right:.1em;font-weight:400}
+.changes td.kind{white-space:nowrap}
+pre{background:#f6f8fa;padding:.6em;overflow:auto;max-height:30em;font-size:.82em;border:1px solid #d0d7de}
+code{font-size:.92em}small{color:#57606a}
+"""
+
+
+def _css() -> str:
+    return STYLE + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items())
 
 
 def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render(results: Results) -> str:
-    bad = failures(results)
-    anchors = {(r.case, r.cell): f"f{i}" for i, r in enumerate(bad)}
+def _chip(state: str) -> str:
+    return f'<span class="g {state}">{GLYPHS[state]}</span>'
+
+
+def _state(value: str | None) -> str:
+    return f"{_chip(value)} {e(value)}" if value in GLYPHS else e(value or "—")
+
+
+def _bar(counts: dict[str, int]) -> str:
+    total = sum(counts.values()) or 1
+    parts = "".join(f'<span class="{s}" style="width:{100 * n / total:.2f}%" title="{s}: {n}"></span>'
+                    for s, n in counts.items() if n)
+    return f'<div class="bar">{parts}</div>'
+
+
+def _head(results: Results, changes: Diff | None) -> Iterable[str]:
     counts = results.counts()
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           "<title>Triton compatibility report</title>", f"<style>{STYLE}</style></head><body>",
-           "<h1>Triton compatibility report</h1>"]
+    bad = sum(n for s, n in counts.items() if State(s).bad)
+    cells_bad = sum(1 for c in results.cells if c.state.bad)
+    yield "<h1>Triton compatibility report</h1>"
     if results.partial:
-        out.append('<div class="partial"><b>Partial report</b>: some cells did not finish; they are shown as '
-                   "errors with the reason.</div>")
-    out.append('<p class="legend">' + "".join(
-        f"<span>{SYMBOLS[s.value]} {s.value}: {counts[s.value]}</span>" for s in State) + "</p>")
+        yield ('<div class="partial"><strong>Partial report</strong>: some cells did not finish; they are shown as '
+               "errors with the reason.</div>")
+    verdict = (f"{GLYPHS['failed']} {bad} failing results in {cells_bad} of {len(results.cells)} cells"
+               if bad else f"{GLYPHS['passed']} no failure in {len(results.cells)} cells")
+    yield f'<div class="verdict {"bad" if bad else "ok"}" id="verdict">{e(verdict)}</div>'
+    if changes is not None:
+        regressed = bool(changes.regressions)
+        yield (f'<div class="verdict {"bad" if regressed else "ok"}" id="diff-summary">'
+               f'<a href="#changes">{e(changes.summary())}</a></div>')
+    yield '<ul class="legend">' + "".join(
+        f'<li>{_chip(s.value)} {s.value} <strong>{counts[s.value]}</strong></li>' for s in State) + "</ul>"
 
-    out += ["<h2>By Triton release</h2>", "<table><tr><th>Triton</th><th>server</th><th>cells</th>"
-            + "".join(f"<th>{SYMBOLS[s.value]} {s.value}</th>" for s in State) + "</tr>"]
-    for name, cells, c in by_release(results):
+
+def _changes(changes: Diff, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+    yield '<h2 id="changes">Changes since the baseline</h2>'
+    yield f"<p>Baseline: <code>{e(changes.baseline.path)}</code></p>"
+    if not changes.changes:
+        yield "<p>No (case, cell) changed.</p>"
+    for kind in KINDS:
+        of_kind = changes.of(kind)
+        if not of_kind:
+            continue
+        opened = " open" if kind in ("regression", "fixed") else ""
+        yield f'<details{opened} id="changes-{kind}"><summary><strong>{TITLES[kind]}</strong> ({len(of_kind)})</summary>'
+        yield ('<table class="changes"><tr><th>case</th><th>cell</th><th>baseline</th><th>now</th>'
+               "<th>message</th></tr>")
+        for c in of_kind:
+            case = e(c.case)
+            if (c.case, c.cell) in anchors:
+                case = f'<a href="#{anchors[(c.case, c.cell)]}">{case}</a>'
+            yield (f'<tr class="{kind}"><td><code>{case}</code></td><td><code>{e(c.cell)}</code></td>'
+                   f"<td class=\"kind\">{_state(c.before)}</td><td class=\"kind\">{_state(c.after)}</td>"
+                   f"<td>{e(c.message)}</td></tr>")
+        yield "</table></details>"
+
+
+def _releases(results: Results) -> Iterable[str]:
+    rows = by_release(results)
+    shown = [s.value for s in State if any(c[s.value] for _, _, c in rows)]
+    yield "<h2>By Triton release</h2>"
+    yield ("<table><tr><th>Triton</th><th>server</th><th>cells</th><th>results</th>"
+           + "".join(f"<th>{_chip(s)} {s}</th>" for s in shown) + "</tr>")
+    for name, cells, c in rows:
         versions = sorted({i.server_version for i in cells if i.server_version}) or ["not started"]
-        out.append(f"<tr><td>{e(name)}</td><td>{e(', '.join(versions))}</td><td>{len(cells)}</td>"
-                   + "".join(f"<td>{c[s.value]}</td>" for s in State) + "</tr>")
-    out.append("</table>")
+        yield (f"<tr><td><strong>{e(name)}</strong></td><td>{e(', '.join(versions))}</td><td>{len(cells)}</td>"
+               f"<td>{_bar(c)}</td>" + "".join(f"<td>{c[s]}</td>" for s in shown) + "</tr>")
+    yield "</table>"
 
-    out += ["<h2>Cases x cells</h2>", "<table><tr><th>case</th>"]
-    for info in results.cells:
+
+def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+    releases = by_release(results)
+    cells = [info for _, infos, _ in releases for info in infos]
+    yield '<h2 id="grid">Cases x cells</h2>'
+    yield '<div class="grid"><table><thead><tr><th rowspan="2">case</th>'
+    for name, infos, _ in releases:
+        versions = ", ".join(sorted({i.server_version for i in infos if i.server_version})) or "not started"
+        yield f'<th class="rel" colspan="{len(infos)}">Triton {e(name)}<br><small>{e(versions)}</small></th>'
+    yield "</tr><tr>"
+    for info in cells:
+        label = info.id.removeprefix(f"{info.axes.get('triton')}-") if info.axes.get("triton") else info.id
         version = info.server_version or "not started"
-        out.append(f'<th class="cell" title="{e(info.id)} (server {e(version)})">{e(info.id)}<br>'
-                   f"<small>{e(version)}</small></th>")
-    out.append("</tr>")
+        yield f'<th class="cell" title="{e(info.id)} (server {e(version)})">{e(label)}</th>'
+    yield "</tr></thead><tbody>"
+    group = None
     for case in results.cases:
-        out.append(f"<tr><td><code>{e(case)}</code></td>")
-        for info in results.cells:
-            r = results.get(case, info.id)
-            symbol = SYMBOLS[r.state.value]
-            title = f"{r.state.value}: {r.first_line}" if r.first_line else r.state.value
-            inner = f'<a href="#{anchors[(case, info.id)]}">{symbol}</a>' if (case, info.id) in anchors else symbol
-            out.append(f'<td class="s {r.state.value}" title="{e(title)}">{inner}</td>')
-        out.append("</tr>")
-    out.append("</table>")
+        file, _, name = case.rpartition("::")
+        if file != group:
+            group = file
+            yield f'<tr><th class="file" colspan="{len(cells) + 1}">{e(file or "(no file)")}</th></tr>'
+        yield f'<tr><td class="case" title="{e(case)}">{e(name)}</td>'
+        for info in cells:
+            yield _grid_cell(results, changes, anchors, case, info.id)
+        yield "</tr>"
+    yield "</tbody></table></div>"
+    if changes is not None:
+        yield ('<p class="marks">Marked since the baseline: '
+               + " · ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1]) + " (removed ones are listed above).</p>")
 
-    if bad:
-        out.append("<h2>Failures</h2>")
-        logs = {c.id: c.log for c in results.cells}
-        for r in bad:
-            log = logs.get(r.cell)
-            link = f' · <a href="{e(log)}">server log</a>' if log else ""
-            out.append(f'<h3 id="{anchors[(r.case, r.cell)]}">{SYMBOLS[r.state.value]} <code>{e(r.case)}</code> '
-                       f"in <code>{e(r.cell)}</code>{link}</h3><p>{e(r.first_line)}</p>")
-            if r.details:
-                out.append(f"<details><summary>details and server log</summary><pre>{e(r.details)}</pre></details>")
 
-    out += ["<h2>Cells</h2>", "<table><tr><th>cell</th><th>state</th><th>server (live)</th><th>expected</th>"
-            "<th>Python</th><th>runner</th><th>packages</th><th>files</th></tr>"]
+def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, str], str], case: str,
+               cell: str) -> str:
+    r = results.get(case, cell)
+    state = r.state.value
+    title = f"{state}: {r.first_line}" if r.first_line else state
+    change: Change | None = changes.mark(case, cell) if changes else None
+    classes = f"s {state}"
+    mark = ""
+    if change is not None:
+        classes += f" chg-{change.kind}"
+        title += f" [{change.kind} since the baseline: was {change.before}]" if change.before else " [new]"
+        mark = f'<sup class="mark">{MARKS[change.kind]}</sup>'
+    inner = GLYPHS[state]
+    if (case, cell) in anchors:
+        inner = f'<a href="#{anchors[(case, cell)]}">{inner}</a>'
+    return f'<td class="{classes}" title="{e(title)}">{inner}{mark}</td>'
+
+
+def _failures(results: Results, bad: list, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+    if not bad:
+        return
+    yield '<h2 id="failures">Failures and notable results</h2>'
+    logs = {c.id: c.log for c in results.cells}
+    for r in bad:
+        log = logs.get(r.cell)
+        link = f' · <a href="{e(log)}">cell log</a>' if log else ""
+        yield (f'<h3 id="{anchors[(r.case, r.cell)]}">{_chip(r.state.value)} <code>{e(r.case)}</code> '
+               f"in <code>{e(r.cell)}</code>{link}</h3><p>{e(r.first_line)}</p>")
+        if r.details:
+            yield f"<details><summary>details and server log</summary><pre>{e(r.details)}</pre></details>"
+
+
+def _cells(results: Results) -> Iterable[str]:
+    yield '<h2 id="cells">Cells</h2>'
+    yield ("<table><tr><th>cell</th><th>state</th><th>server (live)</th><th>expected</th><th>backend</th>"
+           "<th>instance</th><th>Python</th><th>runner</th><th>packages</th><th>files</th></tr>")
     for info in results.cells:
         files = " ".join(f'<a href="{e(p)}">{e(Path(p).suffix[1:])}</a>' for p in (info.junit, info.log) if p)
         problem = f"<br><small>{e(info.problem)}</small>" if info.problem else ""
-        out.append(
-            f"<tr><td><code>{e(info.id)}</code>{problem}</td>"
-            f'<td class="{info.state.value}">{SYMBOLS[info.state.value]} {info.state.value}</td>'
-            f"<td>{e(info.server_version or 'not started')}</td><td>{e(info.expected_server_version or '')}</td>"
-            f"<td>{e(info.axes.get('python') or '')}</td><td>{e(info.axes.get('runner') or '')}</td>"
-            f"<td><small>{e(info.packages)}</small></td><td>{files}</td></tr>"
-        )
-    out += ["</table>", "</body></html>"]
+        axes = info.axes
+        yield (f"<tr><td><code>{e(info.id)}</code>{problem}</td>"
+               f'<td class="{info.state.value}">{GLYPHS[info.state.value]} {info.state.value}</td>'
+               f"<td>{e(info.server_version or 'not started')}</td><td>{e(info.expected_server_version or '')}</td>"
+               f"<td>{e(axes.get('backend') or '')}</td><td>{e(axes.get('instance_kind') or '')}</td>"
+               f"<td>{e(axes.get('python') or '')}</td><td>{e(axes.get('runner') or '')}</td>"
+               f"<td><small>{e(info.packages)}</small></td><td>{files}</td></tr>")
+    yield "</table>"
+
+
+def render(results: Results, changes: Diff | None = None) -> str:
+    bad = failures(results)
+    anchors = {(r.case, r.cell): f"f{i}" for i, r in enumerate(bad)}
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width,initial-scale=1">',
+           "<title>Triton compatibility report</title>", f"<style>{_css()}</style></head><body>"]
+    out += _head(results, changes)
+    if changes is not None:
+        out += _changes(changes, anchors)
+    out += _releases(results)
+    out += _grid(results, changes, anchors)
+    out += _failures(results, bad, anchors)
+    out += _cells(results)
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write(results: Results, path: Path) -> None:
-    path.write_text(render(results), encoding="utf-8")
+def write(results: Results, path: Path, changes: Diff | None = None) -> None:
+    path.write_text(render(results, changes), encoding="utf-8")

@@ -1,12 +1,20 @@
-"""compat.json: the machine-readable report (the shape other tools and the release diff read)."""
+"""compat.json: the machine-readable report (the shape other tools and the release diff read).
+
+With a baseline it also holds ``baseline``: the baseline's path, the counts per kind of change and
+every changed (case, cell), regressions first.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from harness.report.diff import Diff
 from harness.report.model import Results
 
 
-def write(results: Results, path: Path) -> None:
-    path.write_text(json.dumps(results.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+def write(results: Results, path: Path, changes: Diff | None = None) -> None:
+    data = results.as_dict()
+    if changes is not None:
+        data["baseline"] = changes.as_dict()
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

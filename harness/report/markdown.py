@@ -1,4 +1,10 @@
-"""compat.md: the grid in Markdown, small enough for a CI job summary (kept under 1 MiB)."""
+"""compat.md: the report in Markdown, small enough for a CI job summary (kept under 1 MiB).
+
+Sections go in the order a release manager reads them: the counts, the changes since the baseline
+(regressions first), the summary per release, the cells, the grid, the failures. Long parts sit in
+``<details>`` blocks; when the whole would pass GitHub's 1 MiB job-summary limit, the least needed
+sections are replaced by a pointer to compat.html, and failures are cut where the limit is reached.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,14 @@ import html
 from pathlib import Path
 
 from harness.report import SYMBOLS
+from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import Results, State, by_release, failures
 
 LIMIT = 1024 * 1024 - 4096  # GitHub's job summary takes at most 1 MiB
 DETAIL_LINES = 40
+CHANGE_ROWS = 100  # per kind of change; compat.json and compat.html have them all
+TEXT = 300  # characters of a name or message in a table row
+DROP_ORDER = ("grid", "cells", "other changes", "releases")  # what goes first when too big
 
 
 def cell_text(text: str) -> str:
@@ -17,30 +27,91 @@ def cell_text(text: str) -> str:
     return html.escape(text).replace("|", "&#124;").replace("\n", " ").replace("`", "&#96;")
 
 
-def render(results: Results) -> str:
-    out: list[str] = ["# Triton compatibility report", ""]
-    if results.partial:
-        out += ["> [!WARNING]", "> **Partial report**: some cells did not finish (see below).", ""]
-    counts = results.counts()
-    out.append(" · ".join(f"{SYMBOLS[s.value]} {s.value} {counts[s.value]}" for s in State if counts[s.value]))
-    out += ["", "| Triton | cells | " + " | ".join(s.value for s in State) + " |",
-            "|---|---|" + "---|" * len(State)]
-    for name, cells, c in by_release(results):
-        out.append(f"| {cell_text(name)} | {len(cells)} | " + " | ".join(str(c[s.value]) for s in State) + " |")
-    out += ["", "## Cells", "", "| cell | server | Python | runner | state |", "|---|---|---|---|---|"]
-    for info in results.cells:
-        version = info.server_version or "not started"
-        out.append(f"| `{cell_text(info.id)}` | {cell_text(version)} | {cell_text(info.axes.get('python') or '')} "
-                   f"| {cell_text(info.axes.get('runner') or '')} | {SYMBOLS[info.state.value]} {info.state.value} |")
+def _short(text: str) -> str:
+    return cell_text(text if len(text) <= TEXT else text[: TEXT - 1] + "…")
+
+
+def _state(value: str | None) -> str:
+    return f"{SYMBOLS.get(value, '')} {value}" if value else "—"
+
+
+def _change_table(changes: list[Change]) -> list[str]:
+    rows = ["| case | cell | baseline | now | message |", "|---|---|---|---|---|"]
+    for c in changes[:CHANGE_ROWS]:
+        rows.append(f"| {_short(c.case)} | {_short(c.cell)} | {_state(c.before)} | {_state(c.after)} "
+                    f"| {_short(c.message)} |")
+    if len(changes) > CHANGE_ROWS:
+        rows += ["", f"*{len(changes) - CHANGE_ROWS} more: see compat.html or compat.json.*"]
+    return rows
+
+
+def _changes(changes: Diff) -> tuple[list[str], list[str]]:
+    """The regressions (always shown) and the other kinds of change (each in a closed block)."""
+    regressions = changes.regressions
+    head = ["## Changes since the baseline", "", f"**{cell_text(changes.summary())}**", ""]
+    if regressions:
+        head += [f"### {MARKS['regression']} {TITLES['regression']} ({len(regressions)})", "",
+                 *_change_table(regressions), ""]
+    rest = []
+    for kind in KINDS[1:]:
+        of_kind = changes.of(kind)
+        if of_kind:
+            rest += [f"<details><summary>{MARKS[kind]} {TITLES[kind]} ({len(of_kind)})</summary>", "",
+                     *_change_table(of_kind), "", "</details>", ""]
+    return head, rest
+
+
+def _grid(results: Results, changes: Diff | None) -> list[str]:
     grid = ["| case | " + " | ".join(cell_text(c.id) for c in results.cells) + " |",
             "|---|" + "---|" * len(results.cells)]
     for case in results.cases:
-        row = [SYMBOLS[results.get(case, c.id).state.value] for c in results.cells]
+        row = []
+        for c in results.cells:
+            symbol = SYMBOLS[results.get(case, c.id).state.value]
+            change = changes.mark(case, c.id) if changes else None
+            row.append(f"{symbol}<sup>{MARKS[change.kind]}</sup>" if change else symbol)
         grid.append(f"| {cell_text(case)} | " + " | ".join(row) + " |")
-    out += ["", "## Cases", "", "<details open><summary>cases x cells</summary>", "", *grid, "", "</details>"]
-    head = "\n".join(out) + "\n"
-    if len(head.encode()) > LIMIT:  # a huge grid: keep the summaries, point to the HTML
-        head = "\n".join(out[: out.index("## Cases")]) + "\n\n*The grid is too large for Markdown: see compat.html.*\n"
+    legend = " · ".join(f"{SYMBOLS[s.value]} {s.value}" for s in State)
+    if changes:
+        legend += " · since the baseline: " + ", ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1])
+    return ["## Cases", "", "<details open><summary>cases x cells</summary>", "", legend, "", *grid, "",
+            "</details>", ""]
+
+
+def render(results: Results, changes: Diff | None = None) -> str:
+    sections: list[tuple[str, list[str]]] = []
+    top = ["# Triton compatibility report", ""]
+    if results.partial:
+        top += ["> [!WARNING]", "> **Partial report**: some cells did not finish (see below).", ""]
+    counts = results.counts()
+    top += [" · ".join(f"{SYMBOLS[s.value]} {s.value} {counts[s.value]}" for s in State if counts[s.value]), ""]
+    sections.append(("top", top))
+    if changes is not None:
+        head, rest = _changes(changes)
+        sections += [("changes", head), ("other changes", rest)]
+    releases = ["## By Triton release", "", "| Triton | cells | " + " | ".join(s.value for s in State) + " |",
+                "|---|---|" + "---|" * len(State)]
+    for name, cells, c in by_release(results):
+        releases.append(f"| {cell_text(name)} | {len(cells)} | "
+                        + " | ".join(str(c[s.value]) for s in State) + " |")
+    sections.append(("releases", [*releases, ""]))
+    cells = ["## Cells", "", "<details><summary>each cell's server, Python and packages</summary>", "",
+             "| cell | server | Python | runner | state | packages |", "|---|---|---|---|---|---|"]
+    for info in results.cells:
+        version = info.server_version or "not started"
+        cells.append(f"| `{cell_text(info.id)}` | {cell_text(version)} | {cell_text(info.axes.get('python') or '')} "
+                     f"| {cell_text(info.axes.get('runner') or '')} | {SYMBOLS[info.state.value]} {info.state.value} "
+                     f"| {_short(info.packages)} |")
+    sections.append(("cells", [*cells, "", "</details>", ""]))
+    sections.append(("grid", _grid(results, changes)))
+
+    texts = {name: "\n".join(lines) + "\n" for name, lines in sections}
+    for name in DROP_ORDER:  # a huge matrix: keep the verdict, point to the HTML for the rest
+        if sum(len(t.encode()) for t in texts.values()) <= LIMIT:
+            break
+        if name in texts:
+            texts[name] = f"\n*The {name} section is too large for Markdown: see compat.html.*\n\n"
+    head = "".join(texts.values())
     parts = [head]
     size = len(head.encode())
     bad = failures(results)
@@ -61,5 +132,5 @@ def render(results: Results) -> str:
     return "".join(parts)
 
 
-def write(results: Results, path: Path) -> None:
-    path.write_text(render(results), encoding="utf-8")
+def write(results: Results, path: Path, changes: Diff | None = None) -> None:
+    path.write_text(render(results, changes), encoding="utf-8")

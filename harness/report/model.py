@@ -3,6 +3,11 @@
 States are mapped from JUnit elements in one place (:func:`state_of`). A cell whose JUnit file is
 missing or unreadable becomes an ``error`` cell naming the file; the other cells are kept. A
 cell-level outcome written by the cell runner (testcase ``<cell>``) fills the whole column.
+
+A failed case is re-run once (pytest-rerunfailures, ``--reruns=1``). pytest's JUnit writer then holds
+one testcase per attempt, and the failed attempt's testcase is empty (the plugin's "rerun" outcome is
+none of passed, failed or skipped, so no failure text is written). A case whose last testcase passed
+after such an empty one is ``flaky``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class State(str, enum.Enum):
     TIMEOUT = "timeout"
     KNOWN_INCOMPATIBLE = "known-incompatible"
     UNEXPECTEDLY_PASSING = "unexpectedly-passing"
+    FLAKY = "flaky"
 
     @property
     def bad(self) -> bool:
@@ -43,8 +49,11 @@ class State(str, enum.Enum):
 
 # Worst first: a cell's state is the worst of its cases'.
 SEVERITY = (State.ERROR, State.TIMEOUT, State.FAILED, State.MISSING, State.UNEXPECTEDLY_PASSING,
-            State.KNOWN_INCOMPATIBLE, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
-TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>")
+            State.FLAKY, State.KNOWN_INCOMPATIBLE, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
+# pytest-timeout's own failure, or a client request that ran past the case timeout.
+TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
+FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
+                 "(pytest-rerunfailures keeps no text of the failed attempt)")
 
 
 @dataclass
@@ -134,7 +143,7 @@ def state_of(case: TestCase) -> tuple[State, str, str]:
         text = (result.text or "").strip()
         message = (result.message or "").strip() or (text.splitlines()[0] if text else "")
         if isinstance(result, Failure):
-            return (State.TIMEOUT if TIMEOUT_RE.match(message) else State.FAILED), message, text
+            return (State.TIMEOUT if TIMEOUT_RE.search(message) else State.FAILED), message, text
         if isinstance(result, Error):
             return State.ERROR, message, text
         if isinstance(result, Skipped):
@@ -252,16 +261,17 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             log = reports / "logs" / f"{cell_id}.log"
             info.log = log.relative_to(reports).as_posix() if log.exists() else None
             results = per_cell.setdefault(cell_id, {})
+            attempts: dict[str, list[TestCase]] = {}
             for case in suite:
-                state, message, details = state_of(case)
-                captured = _captured(case)
-                result = Result(case=_case_id(case), cell=cell_id, state=state, message=scrub(message),
-                                details=scrub("\n\n".join(x for x in (details, captured) if x)),
-                                time=case.time or 0.0)
                 if case.name == CELL_CASE:
-                    cell_level[cell_id] = result
+                    cell_level[cell_id] = _result(case, _case_id(case), cell_id)
                 else:
-                    results[result.case] = apply_known(result, known)
+                    attempts.setdefault(_case_id(case), []).append(case)
+            for case_id, tries in attempts.items():
+                result = _result(tries[-1], case_id, cell_id)
+                if result.state == State.PASSED and any(not t.result for t in tries[:-1]):
+                    result.state, result.message = State.FLAKY, FLAKY_MESSAGE
+                results[case_id] = apply_known(result, known)
 
     partial = any(info.interrupted for info in cells.values())
     for info in cells.values():
@@ -296,6 +306,14 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
     return Results(cells=ordered, results=table, partial=partial, problems=problems)
 
 
+def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
+    """One testcase element as a result (the last one of a case that was re-run)."""
+    state, message, details = state_of(case)
+    captured = _captured(case)
+    return Result(case=case_id, cell=cell_id, state=state, message=scrub(message),
+                  details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0)
+
+
 def _worst(states: list[State]) -> State:
     if not states:
         return State.MISSING
@@ -319,11 +337,11 @@ def by_release(results: Results) -> list[tuple[str, list[CellInfo], dict[str, in
     return [(name, cells, results.counts(cells)) for name, cells in sorted(releases.items())]
 
 
-NOTABLE = (State.KNOWN_INCOMPATIBLE, State.UNEXPECTEDLY_PASSING)
+NOTABLE = (State.KNOWN_INCOMPATIBLE, State.UNEXPECTEDLY_PASSING, State.FLAKY)
 
 
 def failures(results: Results) -> list[Result]:
     """The results a reader must see (failed, errored, missing, timed out, known-incompatible,
-    unexpectedly passing), worst first, in a stable order."""
+    unexpectedly passing, flaky), worst first, in a stable order."""
     bad = [r for r in results.results.values() if r.state.bad or r.state in NOTABLE]
     return sorted(bad, key=lambda r: (SEVERITY.index(r.state), r.cell, r.case))

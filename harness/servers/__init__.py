@@ -28,7 +28,9 @@ FATAL_LOG_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-ERROR_LINE = re.compile(r"^E\d{4} |error|unrecognized|cannot|failed", re.IGNORECASE)
+ERROR_LINE = re.compile(r"^E\d{4} |error|unrecognized|cannot|failed|already in use", re.IGNORECASE)
+# Said by every CPU-only server at start; never the reason for anything.
+NOISE = re.compile(r"CudaDriverHelper|NVML|DCGM|pinned memory|CUDA driver")
 
 
 class ServerError(HarnessError):
@@ -147,6 +149,20 @@ class Server:
         finally:
             client.close()
 
+    def start_and_wait(self, attempts: int = 3) -> dict[str, Any]:
+        """Start and wait until ready; a port taken between choosing it and binding it is retried."""
+        for attempt in range(1, attempts + 1):
+            offset = self.log_offset()
+            self.start()
+            try:
+                return self.wait_ready()
+            except ServerError:
+                lost_port = "already in use" in self.log_since(offset) and self.exit_status() is not None
+                self.stop()
+                if not lost_port or attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
     def check_alive(self) -> None:
         if self.broken:
             raise ServerError(self.broken)
@@ -193,11 +209,14 @@ class Server:
                 raise ServerError(f"{reason}; the server was killed{self.tail_note()}")
         return LoadResult(model=model, error=result.get("error"), log=self.log_since(offset))
 
-    def unload(self, model: str) -> None:
+    def unload(self, model: str, *, timeout: float = 10.0) -> None:
+        """Unload ``model``; bounded, since the server waits for the model's in-flight requests."""
         self.check_alive()
-        client = self.http_client()
+        client = self.http_client(network_timeout=timeout, connection_timeout=timeout)
         try:
             client.unload_model(model, unload_dependents=False)
+        except Exception as exc:  # noqa: BLE001 - a timeout names the model that would not go
+            raise ServerError(f"unloading {model!r} did not finish within {timeout:g} s ({_message(exc)})") from None
         finally:
             client.close()
 
@@ -223,7 +242,7 @@ class Server:
     def tail_note(self, lines: int = 10) -> str:
         """The log's error lines and its last lines, for a failure message."""
         text = self.log_since(max(0, self.log_offset() - 256 * 1024))
-        errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln)][-8:]
+        errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln) and not NOISE.search(ln)][-8:]
         tail = [ln for ln in text.splitlines()[-lines:] if ln not in errors]
         if not errors and not tail:
             return f"; log {self.log_path} is empty"
@@ -239,9 +258,8 @@ class Server:
         return None
 
     def __enter__(self) -> Server:
-        self.start()
         try:
-            self.wait_ready()
+            self.start_and_wait()
         except BaseException:
             self.stop()
             raise

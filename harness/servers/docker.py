@@ -123,6 +123,7 @@ class DockerServer(Server):
         import docker.types
 
         self.client = self.client or engine()
+        self._removed = False
         remove_leftovers(self.client)
         self.image, python = images.server_image(self.client, self.release, self.image_kind)
         if python != self.cell.python:

@@ -1,0 +1,294 @@
+"""Faults: a server killed mid-cell, a dying stub, a hanging model, a taken port, Ctrl-C/SIGTERM,
+two runs at once. Each against the real server; each checks that a report is written, the reason
+is named, and no server or stub process is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_harness, triton_processes
+from harness import envs
+from harness.servers import ServerError
+from harness.servers.local import LocalServer
+from test_end_to_end import MATRIX, write_case_library
+from test_local_server import server_for
+
+HANGING_MODEL = '''
+import time
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        time.sleep(600)  # the fault under test: a model that never answers
+        return [pb_utils.InferenceResponse(output_tensors=[]) for _ in requests]
+'''
+
+
+@pytest.fixture
+def marker() -> str:
+    return uuid.uuid4().hex
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def add_hanging_model(lib: Path) -> None:
+    model = lib / "area" / "models" / "e2e_hang"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text(textwrap.dedent('''
+        name: "e2e_hang"
+        backend: "python"
+        max_batch_size: 0
+        input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+        output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+        instance_group [ { kind: ${kind} count: 1 } ]
+        '''))
+    (model / "1" / "model.py").write_text(HANGING_MODEL)
+
+
+def junit_cases(path: Path) -> dict[str, str]:
+    """case id -> outcome tag (passed / failure / error / skipped) of a cell's JUnit file."""
+    out = {}
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        case = next((p.get("value") for p in tc.iter("property") if p.get("name") == "case"), tc.get("name"))
+        tags = [c.tag for c in tc if c.tag in ("failure", "error", "skipped")]
+        out[case] = tags[0] if tags else "passed"
+    return out
+
+
+def test_server_sigkilled_mid_cell_is_named_and_the_next_cells_run(tmp_path: Path, marker: str) -> None:
+    lib = write_case_library(tmp_path / "lib", '''
+        import os
+        import signal
+
+        import numpy as np
+        import pytest
+
+        pytestmark = pytest.mark.models("e2e_add_sub")
+
+        def test_1_serves(client):
+            a = np.ones(4, dtype=np.float32)
+            assert client.infer("e2e_add_sub", {"INPUT0": a, "INPUT1": a})["OUTPUT0"].tolist() == [2] * 4
+
+        def test_2_kill_server(triton, cell):
+            if cell.python == "3.11":
+                os.kill(triton.pid, signal.SIGKILL)
+                triton.proc.wait(10)
+
+        def test_3_after(client):
+            assert client.is_model_ready("e2e_add_sub")
+        ''')
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX.replace('python = ["3.11"]', 'python = ["3.11", "3.12"]'))
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--matrix={matrix}", f"--reports={reports}",
+         f"--cases={lib}", "--cell=*cpu*", "--jobs=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "TRITON_MATRIX_TEST": marker},
+        check=False)
+    assert done.returncode != 0
+    data = json.loads((reports / "compat.json").read_text())
+    cells = {c["id"]: c for c in data["cells"]}
+    assert cells["24.10-python-cpu-py3.11"]["state"] == "error"
+    assert cells["24.10-python-cpu-py3.12"]["state"] == "passed", "the remaining cell ran and passed"
+    rows = {(r["case"], r["cell"]): r for r in data["results"]}
+    after = rows[("area/test_area.py::test_3_after[http]", "24.10-python-cpu-py3.11")]
+    assert after["state"] == "error"
+    assert "ended during the cell (killed by SIGKILL)" in after["message"]
+    assert (reports / "compat.html").exists() and data["partial"] is False
+    assert not triton_processes(marker)
+
+
+def test_dead_stub_keeps_the_stop_bounded(cell_env: envs.CellEnv, tmp_path: Path) -> None:
+    """After a stub died, server 2.51.0 waits its whole exit timeout; ours is bounded, then SIGKILL."""
+    server = server_for(cell_env, tmp_path, stop_timeout=4)
+    with server:
+        assert server.load("add_sub").error is None
+        stubs = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_stub_of(int(p), server.pid)]
+        assert stubs, "the model has a stub process"
+        for pid in stubs:
+            os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+    took = time.monotonic() - started
+    assert took < 4 + 5 + 1, f"stop took {took:.1f} s"
+    assert not server.group_alive()
+
+
+def _is_stub_of(pid: int, parent: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return stat[stat.find("(") + 1:stat.rfind(")")].startswith("triton_python") and fields[1] == str(parent)
+
+
+def test_hanging_model_times_out_and_the_cell_goes_on(tmp_path: Path, marker: str) -> None:
+    lib = write_case_library(tmp_path / "lib", '''
+        import numpy as np
+        import pytest
+
+        @pytest.mark.models("e2e_hang")
+        def test_1_hangs(http_client):
+            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_2_next(http_client):
+            assert http_client.is_model_ready("e2e_add_sub")
+        ''')
+    add_hanging_model(lib)
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX.replace("case_timeout = 60", "case_timeout = 8\nstop_timeout = 4"))
+    reports = tmp_path / "reports"
+    started = time.monotonic()
+    done = run_harness("cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+                       f"--reports={reports}", env={"TRITON_MATRIX_TEST": marker}, timeout=300)
+    took = time.monotonic() - started
+    assert done.returncode == 1
+    cases = junit_cases(reports / "junit" / "24.10-python-cpu-py3.11.xml")
+    assert cases == {"area/test_area.py::test_1_hangs": "failure", "area/test_area.py::test_2_next": "passed"}
+    assert took < 60, f"the cell took {took:.0f} s: nothing may wait forever"
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
+    data = json.loads((reports / "compat.json").read_text())
+    states = {r["case"]: r["state"] for r in data["results"]}
+    assert states["area/test_area.py::test_1_hangs"] == "timeout", "timeouts are shown apart from failures"
+    assert not triton_processes(marker)
+
+
+def test_port_already_taken_is_an_error_within_the_timeout(cell_env: envs.CellEnv, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from harness.servers import local
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setattr(local, "free_ports", lambda count=3: [port, port + 1, port + 2])
+    server = server_for(cell_env, tmp_path, start_timeout=30)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServerError) as info:
+            with server:
+                pass
+    finally:
+        taken.close()
+    assert time.monotonic() - started < 30
+    assert "exited before it was ready" in str(info.value)
+    assert "already in use" in str(info.value)
+    assert "NVML" not in str(info.value), "start-up noise is not shown as the reason"
+    assert not server.group_alive()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupt_stops_everything_keeps_finished_cells_and_writes_a_partial_report(
+        tmp_path: Path, marker: str, signum: int) -> None:
+    lib = write_case_library(tmp_path / "lib", '''
+        import numpy as np
+        import pytest
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_1_quick(http_client):
+            assert http_client.is_model_ready("e2e_add_sub")
+
+        @pytest.mark.models("e2e_hang")
+        def test_2_hangs_on_312(http_client, cell):
+            if cell.python == "3.12":
+                http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
+        ''')
+    add_hanging_model(lib)
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX.replace('python = ["3.11"]', 'python = ["3.11", "3.12"]'))
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--matrix={matrix}", f"--reports={reports}",
+         f"--cases={lib}", "--cell=*cpu*", "--jobs=1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    log312 = reports / "logs" / "24.10-python-cpu-py3.12.log"
+    try:
+        wait_for(lambda: log312.exists() and "successfully loaded 'e2e_hang'" in log312.read_text(), 240,
+                 "the 3.12 cell to reach its hanging case")
+        time.sleep(0.5)  # let the request reach the model
+        proc.send_signal(signum)
+        started = time.monotonic()
+        wait_for(lambda: not triton_processes(marker), 10, "every server and stub of the run to go")
+        gone_after = time.monotonic() - started
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert gone_after < 10
+    assert proc.returncode != 0, out[-2000:]
+    first = junit_cases(reports / "junit" / "24.10-python-cpu-py3.11.xml")
+    assert first == {"area/test_area.py::test_1_quick": "passed", "area/test_area.py::test_2_hangs_on_312": "passed"}
+    data = json.loads((reports / "compat.json").read_text())
+    assert data["partial"] is True, "the report says it is partial"
+    cells = {c["id"]: c for c in data["cells"]}
+    assert cells["24.10-python-cpu-py3.11"]["state"] == "passed"
+    assert cells["24.10-python-cpu-py3.12"]["interrupted"], cells["24.10-python-cpu-py3.12"]
+    assert "Partial report" in (reports / "compat.html").read_text()
+
+
+def test_two_runs_at_once_do_not_collide(tmp_path: Path, marker: str) -> None:
+    runs = []
+    for n in range(2):
+        reports = tmp_path / f"reports{n}"
+        runs.append((reports, subprocess.Popen(
+            [sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11", f"--reports={reports}", "--",
+             "cases/basics"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            env={**os.environ, "TRITON_MATRIX_TEST": marker})))
+    for reports, proc in runs:
+        assert proc.wait(300) == 0
+        cases = junit_cases(reports / "junit" / "24.10-python-cpu-py3.11.xml")
+        assert len(cases) == 5 and set(cases.values()) == {"passed"}
+    assert not triton_processes(marker)
+
+
+def test_rerun_of_one_cell_replaces_only_its_results(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    for cell in ("24.10-python-cpu-py3.11", "24.10-python-cpu-py3.12"):
+        assert run_harness("cell", cell, f"--reports={reports}", "--", "cases/basics").returncode == 0
+    other = (reports / "junit" / "24.10-python-cpu-py3.12.xml").read_bytes()
+    before = (reports / "junit" / "24.10-python-cpu-py3.11.xml").read_bytes()
+    assert run_harness("cell", "24.10-python-cpu-py3.11", f"--reports={reports}", "--", "cases/basics",
+                       "-k", "exact").returncode == 0
+    assert (reports / "junit" / "24.10-python-cpu-py3.12.xml").read_bytes() == other
+    after = (reports / "junit" / "24.10-python-cpu-py3.11.xml").read_bytes()
+    assert after != before and len(junit_cases(reports / "junit" / "24.10-python-cpu-py3.11.xml")) == 2
+
+
+def test_secrets_and_home_stay_out_of_the_report(tmp_path: Path) -> None:
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    lib = write_case_library(tmp_path / "lib", f'''
+        def test_fails_naming_home():
+            import os
+            raise AssertionError("model dir " + os.path.expanduser("~/models/x"))
+        ''')
+    reports = tmp_path / "reports"
+    run_harness("cell", "24.10-python-cpu-py3.11", f"--cases={lib}", f"--reports={reports}",
+                env={"HF_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret})
+    assert run_harness("report", f"--reports={reports}").returncode == 1
+    home = str(Path.home())
+    for name in ("compat.html", "compat.md", "compat.json", "junit.xml"):
+        text = (reports / name).read_text()
+        assert secret not in text, name
+        assert f"{home}/models/x" not in text and "~/models/x" in text, name
