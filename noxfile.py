@@ -80,8 +80,9 @@ def matrix(session: nox.Session) -> None:
         env[RUNNER_ENV] = args.runner
     try:
         chosen = matrix_mod.load(args.matrix).select(args.cell, runner=args.runner)
-    except HarnessError as exc:
-        session.error(str(exc))
+    except HarnessError as exc:  # bad input: one line, exit code 2, nothing started or written
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     reports = Path(args.reports).resolve()
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "plan.json").write_text(json.dumps({"cells": [c.as_dict() for c in chosen]}, indent=1))

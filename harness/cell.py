@@ -133,7 +133,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     junit = junit_path(reports, cell)
     junit.unlink(missing_ok=True)
     log_path(reports, cell).unlink(missing_ok=True)
-    repository.discover(roots)  # a broken case library fails here, before anything starts
+    repository.check(roots, cell)  # a broken case library fails here, before anything starts
     reason = not_applicable(matrix, cell)
     if reason:
         write_status(reports, cell, "not-applicable", reason)

@@ -110,6 +110,14 @@ def render_config(path: Path, cell: Cell) -> str:
         raise HarnessError(f"template does not render ({exc})", where=str(path), fix="write $$ for a dollar") from None
 
 
+def check(case_roots: list[Path], cell: Cell) -> dict[str, Model]:
+    """Discover and render every template in memory: a broken library fails before anything starts."""
+    models = discover(case_roots)
+    for model in models.values():
+        render_config(model.source / CONFIG, cell)
+    return models
+
+
 def render(case_roots: list[Path], cell: Cell, dest: Path) -> dict[str, Model]:
     """Write every model of ``case_roots`` rendered for ``cell`` into the repository ``dest``."""
     models = discover(case_roots)
