@@ -131,9 +131,9 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell)."""
     reports = reports.resolve()
     junit = junit_path(reports, cell)
+    repository.check(roots, cell)  # a broken case library fails here, before anything starts or goes
     junit.unlink(missing_ok=True)
     log_path(reports, cell).unlink(missing_ok=True)
-    repository.check(roots, cell)  # a broken case library fails here, before anything starts
     reason = not_applicable(matrix, cell)
     if reason:
         write_status(reports, cell, "not-applicable", reason)
