@@ -79,9 +79,14 @@ class KnownFailure:
     """A declared incompatibility (like pytest's xfail): which cells, which cases, why, what message."""
 
     cells: tuple[str, ...]  # globs over cell ids
-    cases: tuple[str, ...]  # globs over case ids
     reason: str
+    cases: tuple[str, ...] = ("*",)  # globs over case ids
     message: str = ""  # a fragment the failure must contain to count as this incompatibility
+
+    @property
+    def names_cases(self) -> bool:
+        """Whether the entry names its cases (then each one that passes is flagged)."""
+        return self.cases != ("*",)
 
     def matches(self, cell_id: str, case_id: str) -> bool:
         return any(fnmatch.fnmatchcase(cell_id, p) for p in self.cells) and any(
@@ -434,12 +439,12 @@ def _parse_docker(v: _Validator, raw: Any) -> dict[str, str]:
 
 def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> KnownFailure:
     v.keys(entry, ("cells", "cases", "reason", "message"), key)
-    for k in ("cells", "cases", "reason"):
+    for k in ("cells", "reason"):
         if k not in entry:
-            v.fail(key, f"missing {k}", "give cells (glob), cases (glob) and reason")
+            v.fail(key, f"missing {k}", "give cells (globs), reason, and optionally cases (globs) and message")
     globs = {}
     for k in ("cells", "cases"):
-        value = entry[k]
+        value = entry.get(k, "*")
         globs[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
     for k in ("reason", "message"):
         if k in entry:

@@ -14,6 +14,10 @@ from harness import matrix as matrix_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Every harness command of the tests (in this process and the ones it starts) uses the tests' own
+# matrix unless a test names another: cell ids such as 24.10-python-cpu-py3.11 stay put.
+TEST_MATRIX = FIXTURES / "matrix" / "tests.toml"
+os.environ[matrix_mod.MATRIX_ENV] = str(TEST_MATRIX)
 RELEASE = "24.10"
 PYTHON = "3.11"
 
@@ -36,7 +40,7 @@ def interpreter() -> interpreters.Interpreter:
 @pytest.fixture(scope="session")
 def cell_env(interpreter: interpreters.Interpreter) -> envs.CellEnv:
     """The venv of the 24.10 / Python 3.11 cells (shared with nox -s matrix, built once)."""
-    release = matrix_mod.load(ROOT / "matrix.toml").release(RELEASE)
+    release = matrix_mod.load().release(RELEASE)
     return envs.ensure(release=RELEASE, pytriton=release.pytriton or "", interpreter=interpreter,
                        packages=matrix_mod.DEFAULT_ENV_PACKAGES)
 

@@ -60,7 +60,9 @@ def write_case_library(root: Path, test_source: str) -> Path:
 
 
 def test_nox_matrix_runs_real_cells_and_writes_the_report(tmp_path: Path, marker: str) -> None:
-    done = nox_matrix(tmp_path, marker)
+    lib = tmp_path / "lib"
+    shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    done = nox_matrix(tmp_path, marker, f"--cases={lib}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     reports = tmp_path / "reports"
     data = json.loads((reports / "compat.json").read_text())

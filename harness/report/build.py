@@ -47,6 +47,8 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     changes = diff.compare(base, results) if base is not None else None
     for problem in results.problems:
         print(f"error: {problem}", file=sys.stderr)
+    for note in results.notes:
+        print(f"note: {note}", file=sys.stderr)
     written = write_all(results, reports, changes)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
