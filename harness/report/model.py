@@ -13,6 +13,7 @@ after such an empty one is ``flaky``.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class Results:
     results: dict[tuple[str, str], Result]
     partial: bool = False
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cases(self) -> list[str]:
@@ -126,6 +128,7 @@ class Results:
             "cells": [c.as_dict() for c in self.cells],
             "results": [self.results[k].as_dict() for k in sorted(self.results)],
             "counts": self.counts(),
+            "notes": self.notes,
         }
 
 
@@ -213,7 +216,7 @@ def apply_known(result: Result, known: tuple[KnownFailure, ...]) -> Result:
                 return result
             result.state = State.KNOWN_INCOMPATIBLE
             result.message = f"{entry.reason}: {result.first_line}"
-        elif result.state == State.PASSED:
+        elif result.state == State.PASSED and entry.names_cases:
             result.state = State.UNEXPECTEDLY_PASSING
             result.message = f"declared known-incompatible ({entry.reason}) but passed"
         return result
@@ -303,7 +306,24 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             states.append(level.state)
         info.state = _worst(states)
     ordered = sorted(cells.values(), key=_cell_order)
-    return Results(cells=ordered, results=table, partial=partial, problems=problems)
+    notes = unseen_incompatibilities(table, ordered, known)
+    return Results(cells=ordered, results=table, partial=partial, problems=problems, notes=notes)
+
+
+def unseen_incompatibilities(table: dict[tuple[str, str], Result], cells: list[CellInfo],
+                             known: tuple[KnownFailure, ...]) -> list[str]:
+    """Declared incompatibilities that did not show in a cell that ran: perhaps fixed, say so."""
+    notes = []
+    for entry in known:
+        for info in cells:
+            if not any(fnmatch.fnmatchcase(info.id, p) for p in entry.cells):
+                continue
+            ran = [r for (_, cell), r in table.items() if cell == info.id and r.state != State.NOT_APPLICABLE]
+            if ran and info.problem is None and not any(
+                    r.state == State.KNOWN_INCOMPATIBLE and r.message.startswith(entry.reason) for r in ran):
+                notes.append(f"{info.id}: the declared incompatibility '{entry.reason}' did not occur; "
+                             "remove it from matrix.toml if the release fixed it")
+    return notes
 
 
 def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
