@@ -144,3 +144,10 @@ def tests(session: nox.Session) -> None:
     """The project's own tests: against a real tritonserver, real JUnit files, a real Docker engine."""
     session.install("-r", "requirements-dev.txt")
     session.run("python", "-m", "pytest", "tests", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
+def bench(session: nox.Session) -> None:
+    """Speed figures on this machine (prints them, writes reports/bench.json); -- --quick for minutes."""
+    session.install("-r", "requirements-dev.txt")
+    session.run("python", "bench/run.py", *session.posargs)

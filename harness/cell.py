@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     interpreter = interpreters.find(cell.python)
     assert isinstance(interpreter, interpreters.Interpreter)
     release = matrix.release(cell.triton)
+    setup_started = time.monotonic()
     try:
         env = envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
                           packages=matrix.env_packages(cell), env=cell.env)
@@ -149,6 +151,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         write_status(reports, cell, "error", str(exc))
         print(f"{cell.id}: error: {exc}", file=sys.stderr)
         return 1
+    setup_s = time.monotonic() - setup_started
     cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
@@ -183,21 +186,28 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             reason = f"pytest exited with code {code_name(code)} {what}"
             write_status(reports, cell, "error", f"{reason}: {last_error}" if last_error else reason)
         elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
-            mark_interrupted(junit, f"pytest was interrupted ({last_error or 'signal'})")
+            add_properties(junit, {"interrupted": f"pytest was interrupted ({last_error or 'signal'})"})
+        if junit.exists():
+            add_properties(junit, {"setup_s": f"{setup_s:.3f}"})
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
 
 
-def mark_interrupted(junit: Path, reason: str) -> None:
-    """Add an ``interrupted`` suite property to a JUnit file (the report then says it is partial)."""
-    tree = ET.parse(junit)
+def add_properties(junit: Path, values: dict[str, str]) -> None:
+    """Add suite properties to a JUnit file (``interrupted``: the report then says it is partial;
+    ``setup_s``: the time the cell's venv took, for the benchmark)."""
+    try:
+        tree = ET.parse(junit)
+    except (ET.ParseError, OSError):
+        return
     for suite in tree.getroot().iter("testsuite"):
         props = suite.find("properties")
         if props is None:
             props = ET.Element("properties")
             suite.insert(0, props)
-        ET.SubElement(props, "property", name="interrupted", value=reason)
+        for name, value in values.items():
+            ET.SubElement(props, "property", name=name, value=value)
     tmp = junit.with_suffix(".xml.tmp")
     tree.write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, junit)

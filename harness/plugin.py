@@ -22,6 +22,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,8 +299,10 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
     except HarnessError as exc:
         raise ServerError(str(exc)) from None
     state.server = server
+    started = time.monotonic()
     try:
         server.start_and_wait()
+        record_testsuite_property("server_start_s", f"{time.monotonic() - started:.3f}")
         record_testsuite_property("server_version", server.version)
         if server.version != state.release.server_version:
             reason = (
@@ -317,7 +320,9 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
         state.server = None
         raise
     yield server
+    stopping = time.monotonic()
     server.stop()
+    record_testsuite_property("server_stop_s", f"{time.monotonic() - stopping:.3f}")
     state.server = None
 
 

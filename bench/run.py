@@ -1,0 +1,184 @@
+"""Speed figures of triton-matrix on this machine; prints them and writes reports/bench.json.
+
+    nox -s bench                    # everything, the default matrix with the full built-in library
+    nox -s bench -- --quick         # the matrix runs with cases/basics only (minutes, not tens)
+
+Figures: start-to-ready per release (empty repository, median of 3); one warm cell split into venv
+setup, server start, cases, server stop and harness overhead; the ratio of one server per cell to
+a server restarted for every case (the way Triton's own qa scripts run); the default matrix cold
+(fresh venvs) and warm. Targets (issue 9): shared >= 20x faster than restart per case, harness
+overhead <= 10% of a cell, warm single cell < 15 s, default matrix warm < 90 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from harness import envs, interpreters, matrix  # noqa: E402
+from harness.client import Client  # noqa: E402
+from harness.servers.local import LocalServer  # noqa: E402
+
+CELL = "24.10-python-cpu-py3.11-numpy1"
+ADD_SUB = ROOT / "cases" / "basics" / "models" / "add_sub"
+
+
+def cell_env(release: matrix.Release, m: matrix.Matrix) -> envs.CellEnv:
+    found = interpreters.find("3.11")
+    assert isinstance(found, interpreters.Interpreter), found
+    return envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=found,
+                       packages=m.envs["numpy1"].packages, env="numpy1")
+
+
+def server(env: envs.CellEnv, workdir: Path, repo: Path) -> LocalServer:
+    return LocalServer(venv=env.path, python="3.11", python_libdir=env.interpreter.libdir, repository=repo,
+                       workdir=workdir, log_path=workdir / "server.log", stop_timeout=10)
+
+
+def start_to_ready(m: matrix.Matrix) -> dict[str, float]:
+    out = {}
+    for name, release in sorted(m.releases.items()):
+        env = cell_env(release, m)
+        times = []
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                (work / "repo").mkdir()
+                srv = server(env, work, work / "repo")
+                started = time.monotonic()
+                with srv:
+                    times.append(time.monotonic() - started)
+        out[name] = round(statistics.median(times), 3)
+        print(f"start-to-ready {name} (server {srv.version}): {out[name]:.3f} s", flush=True)
+    return out
+
+
+def one_case(srv: LocalServer, client: Client) -> None:
+    a = np.arange(4, dtype=np.float32)
+    out = client.infer("add_sub", {"INPUT0": a, "INPUT1": a})
+    assert out["OUTPUT0"].tolist() == (a + a).tolist()
+
+
+def shared_vs_restart(m: matrix.Matrix, cases: int) -> dict[str, float]:
+    """The same ``cases`` add/sub cases, on one server vs on a fresh server (start, load, stop) each."""
+    env = cell_env(m.releases["24.10"], m)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        shutil.copytree(ADD_SUB, repo / "add_sub")
+        config = repo / "add_sub" / "config.pbtxt"
+        config.write_text(config.read_text().replace("${kind}", "KIND_CPU"))
+        started = time.monotonic()
+        with server(env, work, repo) as srv:
+            srv.load("add_sub")
+            client = Client("http", srv.http_client())
+            for _ in range(cases):
+                one_case(srv, client)
+            client.close()
+        shared = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(cases):
+            with server(env, work, repo) as srv:
+                srv.load("add_sub")
+                client = Client("http", srv.http_client())
+                one_case(srv, client)
+                client.close()
+        restart = time.monotonic() - started
+    ratio = restart / shared
+    print(f"{cases} cases: one server {shared:.1f} s, a server per case {restart:.1f} s: {ratio:.1f}x", flush=True)
+    return {"cases": cases, "shared_s": round(shared, 2), "restart_s": round(restart, 2),
+            "restart_per_case_s": round(restart / cases, 3), "ratio": round(ratio, 1)}
+
+
+def run_cell(reports: Path, cases: list[str]) -> dict[str, float]:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "harness", "cell", CELL, f"--reports={reports}", "--", *cases],
+                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    wall = time.monotonic() - started
+    suite = ET.parse(reports / "junit" / f"{CELL}.xml").getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    pytest_s = float(suite.get("time"))
+    start, stop, setup = (float(props[k]) for k in ("server_start_s", "server_stop_s", "setup_s"))
+    count = len(suite.findall("testcase"))
+    cases_s = pytest_s - start - stop
+    overhead = wall - start - cases_s - stop
+    return {"cases": count, "wall_s": round(wall, 2), "setup_s": round(setup, 2), "server_start_s": start,
+            "cases_s": round(cases_s, 2), "server_stop_s": stop, "harness_s": round(overhead, 2),
+            "harness_share": round(overhead / wall, 3)}
+
+
+def cell_split(name: str, cases: list[str]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cell(Path(tmp), cases)  # warms the venv
+        split = run_cell(Path(tmp), cases)
+    print(f"warm cell {CELL} ({name}, {split['cases']} cases): {split['wall_s']:.1f} s = setup "
+          f"{split['setup_s']:.2f} + server start {split['server_start_s']:.2f} + cases {split['cases_s']:.2f} "
+          f"+ stop {split['server_stop_s']:.2f}; harness {split['harness_s']:.2f} s "
+          f"({100 * split['harness_share']:.1f}% of the cell)", flush=True)
+    return split
+
+
+def matrix_run(envdir: Path, cases: Path | None, label: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--reports={tmp}"]
+        if cases:
+            cmd.append(f"--cases={cases}")
+        started = time.monotonic()
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
+                              env={**os.environ, envs.ENVDIR_ENV: str(envdir)})
+        took = time.monotonic() - started
+        summary = [ln for ln in done.stdout.splitlines() if " cells, " in ln]
+    cells = len(matrix.load().cells())
+    print(f"default matrix {label} ({cells} cells): {took:.1f} s; {summary[-1] if summary else done.stderr[-300:]}",
+          flush=True)
+    return round(took, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="run the matrix with cases/basics only")
+    parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
+    args = parser.parse_args()
+    m = matrix.load()
+    result: dict[str, object] = {"machine": f"{os.cpu_count()} cores", "quick": args.quick}
+    result["start_to_ready_s"] = start_to_ready(m)
+    shared = shared_vs_restart(m, cases=20)
+    result["shared_vs_restart"] = shared
+    result["shared_vs_restart_ratio"] = shared["ratio"]
+    basics = cell_split("cases/basics", ["cases/basics"])
+    full = cell_split("the whole built-in library", [])
+    result["cell_basics"] = basics
+    result["cell_full"] = full
+    result["warm_cell_s"] = basics["wall_s"]
+    result["harness_overhead_share"] = full["harness_share"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = None
+        if args.quick:
+            lib = Path(tmp) / "lib"
+            shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+        envdir = Path(tmp) / "envs"
+        result["matrix_cold_s"] = matrix_run(envdir, lib, "cold: fresh venvs")
+        result["matrix_warm_s"] = matrix_run(envdir, lib, "warm")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
