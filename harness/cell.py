@@ -25,7 +25,9 @@ from harness.matrix import Cell, Matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
-CELL_CASE = "<cell>"  # testcase name of a cell-level outcome written by this module
+CELL_CASE = "<cell>"
+# What a backend's cells need in their venv to generate their models at render time.
+BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}  # testcase name of a cell-level outcome written by this module
 
 
 def junit_path(reports: Path, cell: Cell) -> Path:
@@ -146,7 +148,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     setup_started = time.monotonic()
     try:
         env = envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
-                          packages=matrix.env_packages(cell), env=cell.env)
+                          packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()),
+                          env=cell.env)
     except HarnessError as exc:
         write_status(reports, cell, "error", str(exc))
         print(f"{cell.id}: error: {exc}", file=sys.stderr)

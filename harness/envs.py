@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.interpreters import Interpreter
 
@@ -34,7 +35,7 @@ ENVDIR_ENV = "TRITON_MATRIX_ENVDIR"
 STAMP = ".triton-matrix-stamp"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class CellEnv:
     """A ready venv: where it is and what was installed into it."""
 

@@ -14,10 +14,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.compat import KW_ONLY
+
 _PROBE = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Interpreter:
     version: str
     executable: Path
@@ -29,7 +31,7 @@ class Interpreter:
         return self.base_prefix / "lib"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Missing:
     version: str
     tried: tuple[str, ...]

@@ -14,11 +14,11 @@ import fnmatch
 import itertools
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 
 AXES = ("triton", "backend", "instance_kind", "python", "env")
@@ -48,7 +48,7 @@ DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.toml"
 MATRIX_ENV = "TRITON_MATRIX"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Release:
     """What is needed to get one Triton release: its server version, image and local wheel."""
 
@@ -66,7 +66,7 @@ class Release:
         return int(year), int(month)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class ModelEnv:
     """A named set of packages installed into a cell's venv, which the python backend's models use."""
 
@@ -74,7 +74,7 @@ class ModelEnv:
     packages: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class KnownFailure:
     """A declared incompatibility (like pytest's xfail): which cells, which cases, why, what message."""
 
@@ -93,7 +93,7 @@ class KnownFailure:
             fnmatch.fnmatchcase(case_id, p) for p in self.cases)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Cell:
     """One combination of the axes; its id names the nox session, JUnit suite, log and report column."""
 
@@ -130,7 +130,7 @@ class Cell:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Matrix:
     """A validated matrix file; :meth:`cells` expands it."""
 

@@ -304,6 +304,11 @@ def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> It
         server.start_and_wait()
         record_testsuite_property("server_start_s", f"{time.monotonic() - started:.3f}")
         record_testsuite_property("server_version", server.version)
+        available = server.backends()
+        record_testsuite_property("server_backends", " ".join(available))
+        if state.cell.backend not in ("custom", *available):
+            raise NotApplicable(f"the server has no {state.cell.backend} backend (its backend directory holds: "
+                                f"{', '.join(available) or 'nothing'})")
         if server.version != state.release.server_version:
             reason = (
                 f"server reports version {server.version} but matrix.toml says "

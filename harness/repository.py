@@ -3,25 +3,29 @@
 Every directory under a ``models/`` folder of a case root is a model, named by its directory. Its
 ``config.pbtxt`` is a :class:`string.Template`: ``${kind}`` becomes ``KIND_CPU`` or ``KIND_GPU`` for the
 cell, and ``${triton}``, ``${python}``, ``${backend}``, ``${instance_kind}`` are the cell's axes (write
-``$$`` for a literal dollar). Other files are copied as they are. Two models with one name, a template
+``$$`` for a literal dollar). Other files are copied as they are; a ``generate.py`` with a
+``generate(model_dir)`` function writes generated model files (an ONNX graph, a TorchScript file). Two models with one name, a template
 naming an unknown placeholder and a model folder without ``config.pbtxt`` are errors naming the file.
 """
 
 from __future__ import annotations
 
+import runpy
 import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.matrix import Cell
 
 CONFIG = "config.pbtxt"
+GENERATOR = "generate.py"  # optional: writes the model's files at render time
 IGNORED = ("__pycache__", "*.pyc")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Model:
     name: str
     source: Path
@@ -126,6 +130,25 @@ def render(case_roots: list[Path], cell: Cell, dest: Path) -> dict[str, Model]:
     dest.mkdir(parents=True)
     for model in models.values():
         target = dest / model.name
-        shutil.copytree(model.source, target, ignore=shutil.ignore_patterns(*IGNORED))
+        shutil.copytree(model.source, target, ignore=shutil.ignore_patterns(*IGNORED, GENERATOR))
         (target / CONFIG).write_text(render_config(model.source / CONFIG, cell), encoding="utf-8")
+        generate(model.source, target)
     return models
+
+
+def generate(source: Path, target: Path) -> bool:
+    """Run the model's ``generate.py`` (its ``generate(model_dir)`` writes model files, e.g. an ONNX
+    graph) in this process. A generator whose package is not installed here (onnx, torch) leaves
+    the model without its file: only cells of that backend load it, and they install the package."""
+    script = source / GENERATOR
+    if not script.exists():
+        return False
+    try:
+        namespace = runpy.run_path(str(script))
+        namespace["generate"](target)
+    except ImportError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - any error in the case's own generator, named
+        raise HarnessError(f"generate() failed: {type(exc).__name__}: {exc}", where=str(script),
+                           fix="fix the model generator") from None
+    return True

@@ -50,9 +50,13 @@ class Diff:
     baseline: Baseline
     changes: list[Change]  # regressions first, then KINDS' order, each sorted by cell and case
     pairs: dict[tuple[str, str], Change] = field(init=False, repr=False)
+    old_cases: set[str] = field(init=False, repr=False)
+    old_cells: set[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.pairs = {(c.case, c.cell): c for c in self.changes if c.after is not None}
+        self.old_cases = {case for case, _ in self.baseline.states}
+        self.old_cells = {cell for _, cell in self.baseline.states}
 
     def of(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
@@ -62,8 +66,21 @@ class Diff:
         return self.of("regression")
 
     def mark(self, case: str, cell: str) -> Change | None:
-        """The change of one (case, cell) of this report, if it changed."""
-        return self.pairs.get((case, cell))
+        """The change to mark on one (case, cell) of the grid, if any.
+
+        A whole new cell (column) or new case (row) is marked once, on its header (see ``is_new``),
+        not on every one of its (case, cell).
+        """
+        change = self.pairs.get((case, cell))
+        if change is not None and change.kind == "new" and (self.is_new(cell=cell) or self.is_new(case=case)):
+            return None
+        return change
+
+    def is_new(self, *, case: str | None = None, cell: str | None = None) -> bool:
+        """Whether the baseline has no result at all for this case, or for this cell."""
+        if case is not None:
+            return case not in self.old_cases
+        return cell not in self.old_cells
 
     def summary(self) -> str:
         """One line: the verdict against the baseline, with every count."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
-from harness.report.model import Results, State, by_release, failures
+from harness.report.model import Result, Results, State, by_release, failures
 
 GLYPHS = {
     "passed": "✓",
@@ -52,7 +52,8 @@ table{border-collapse:collapse;font-size:.88em}
 th,td{border:1px solid #d0d7de;padding:.2em .45em;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
 .verdict{font-size:1.05em;padding:.5em .8em;border-radius:6px;margin:.4em 0;display:inline-block}
-.verdict a{color:inherit}.verdict.ok{background:#dafbe1;border:1px solid #4ac26b}.verdict.bad{background:#ffebe9;border:1px solid #ff8182}
+.verdict a{color:inherit}.verdict.ok{background:#dafbe1;border:1px solid #4ac26b}
+.verdict.bad{background:#ffebe9;border:1px solid #ff8182}
 .partial{background:#fff8c5;border:1px solid #d4a72c;padding:.5em .8em;margin:.6em 0;border-radius:6px}
 .legend{display:flex;flex-wrap:wrap;gap:.35em;margin:.6em 0;padding:0;list-style:none}
 .legend li{border:1px solid #d0d7de;border-radius:4px;padding:.1em .5em;font-size:.88em}
@@ -73,6 +74,7 @@ td.chg-regression{outline:3px solid #cf222e;outline-offset:-3px}
 td.chg-fixed{outline:3px solid #1a7f37;outline-offset:-3px}
 td.chg-changed,td.chg-new{outline:2px dashed #0969da;outline-offset:-2px}
 sup.mark{font-size:.7em;position:absolute;top:0;right:.1em;font-weight:400}
+span.new{color:#0969da;font-weight:700}
 .changes td.kind{white-space:nowrap}
 pre{background:#f6f8fa;padding:.6em;overflow:auto;max-height:30em;font-size:.82em;border:1px solid #d0d7de}
 code{font-size:.92em}small{color:#57606a}
@@ -131,7 +133,8 @@ def _changes(changes: Diff, anchors: dict[tuple[str, str], str]) -> Iterable[str
         if not of_kind:
             continue
         opened = " open" if kind in ("regression", "fixed") else ""
-        yield f'<details{opened} id="changes-{kind}"><summary><strong>{TITLES[kind]}</strong> ({len(of_kind)})</summary>'
+        yield (f'<details{opened} id="changes-{kind}"><summary><strong>{TITLES[kind]}</strong> '
+               f"({len(of_kind)})</summary>")
         yield ('<table class="changes"><tr><th>case</th><th>cell</th><th>baseline</th><th>now</th>'
                "<th>message</th></tr>")
         for c in of_kind:
@@ -169,7 +172,10 @@ def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str],
     for info in cells:
         label = info.id.removeprefix(f"{info.axes.get('triton')}-") if info.axes.get("triton") else info.id
         version = info.server_version or "not started"
-        yield f'<th class="cell" title="{e(info.id)} (server {e(version)})">{e(label)}</th>'
+        new = changes is not None and changes.is_new(cell=info.id)
+        title = f"{info.id} (server {version})" + (": a new cell since the baseline" if new else "")
+        mark = f'<span class="new">{MARKS["new"]}</span> ' if new else ""
+        yield f'<th class="cell" title="{e(title)}">{mark}{e(label)}</th>'
     yield "</tr></thead><tbody>"
     group = None
     for case in results.cases:
@@ -177,14 +183,17 @@ def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str],
         if file != group:
             group = file
             yield f'<tr><th class="file" colspan="{len(cells) + 1}">{e(file or "(no file)")}</th></tr>'
-        yield f'<tr><td class="case" title="{e(case)}">{e(name)}</td>'
+        new = changes is not None and changes.is_new(case=case)
+        mark = f'<span class="new" title="a new case since the baseline">{MARKS["new"]}</span> ' if new else ""
+        yield f'<tr><td class="case" title="{e(case)}">{mark}{e(name)}</td>'
         for info in cells:
             yield _grid_cell(results, changes, anchors, case, info.id)
         yield "</tr>"
     yield "</tbody></table></div>"
     if changes is not None:
         yield ('<p class="marks">Marked since the baseline: '
-               + " · ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1]) + " (removed ones are listed above).</p>")
+               + " · ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1])
+               + f" ({MARKS['new']} on a column or row: a new cell or case; removed ones are listed above).</p>")
 
 
 def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, str], str], case: str,
@@ -205,7 +214,7 @@ def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, 
     return f'<td class="{classes}" title="{e(title)}">{inner}{mark}</td>'
 
 
-def _failures(results: Results, bad: list, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+def _failures(results: Results, bad: list[Result], anchors: dict[tuple[str, str], str]) -> Iterable[str]:
     if not bad:
         return
     yield '<h2 id="failures">Failures and notable results</h2>'

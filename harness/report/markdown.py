@@ -62,18 +62,21 @@ def _changes(changes: Diff) -> tuple[list[str], list[str]]:
 
 
 def _grid(results: Results, changes: Diff | None) -> list[str]:
-    grid = ["| case | " + " | ".join(cell_text(c.id) for c in results.cells) + " |",
-            "|---|" + "---|" * len(results.cells)]
+    new = MARKS["new"]
+    heads = [(f"{new} " if changes and changes.is_new(cell=c.id) else "") + cell_text(c.id) for c in results.cells]
+    grid = ["| case | " + " | ".join(heads) + " |", "|---|" + "---|" * len(results.cells)]
     for case in results.cases:
+        name = (f"{new} " if changes and changes.is_new(case=case) else "") + cell_text(case)
         row = []
         for c in results.cells:
             symbol = SYMBOLS[results.get(case, c.id).state.value]
             change = changes.mark(case, c.id) if changes else None
             row.append(f"{symbol}<sup>{MARKS[change.kind]}</sup>" if change else symbol)
-        grid.append(f"| {cell_text(case)} | " + " | ".join(row) + " |")
+        grid.append(f"| {name} | " + " | ".join(row) + " |")
     legend = " · ".join(f"{SYMBOLS[s.value]} {s.value}" for s in State)
     if changes:
-        legend += " · since the baseline: " + ", ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1])
+        legend += (" · since the baseline: " + ", ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1])
+                   + f" ({new} before a cell or case: all of it is new)")
     return ["## Cases", "", "<details open><summary>cases x cells</summary>", "", legend, "", *grid, "",
             "</details>", ""]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 
 # Log lines that mean a load will never finish, with the reason the user should read.
@@ -41,14 +42,14 @@ class NotApplicable(ServerError):
     """The cell cannot run here (no GPU in the engine, another Python in the image): not a failure."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class Ports:
     http: int
     grpc: int
     metrics: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, **KW_ONLY)
 class LoadResult:
     """What one model load said: ``error`` is the load response's message (None when it loaded)."""
 
@@ -84,6 +85,10 @@ class Server:
 
     def exit_status(self) -> str | None:
         """None while running, else how the server ended (e.g. 'exit code 1', 'killed by SIGKILL')."""
+        raise NotImplementedError
+
+    def backends(self) -> list[str]:
+        """The backends this server can load: the folders of its backend directory."""
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------------

@@ -174,6 +174,10 @@ class DockerServer(Server):
                 fh.write(chunk)
                 fh.flush()
 
+    def backends(self) -> list[str]:
+        listed = self.container.exec_run(["ls", "-1", "/opt/tritonserver/backends"])
+        return sorted(listed.output.decode().split()) if listed.exit_code == 0 else []
+
     def exit_status(self) -> str | None:
         if self.container is None:
             return "never started"

@@ -175,6 +175,10 @@ class LocalServer(Server):
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
 
+    def backends(self) -> list[str]:
+        root = self.workdir / "backends"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
     def exit_status(self) -> str | None:
         if self.proc is None:
             return "never started"
