@@ -1,0 +1,11 @@
+"""Writes 1/model.onnx (identity graph) when the repository is rendered."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from onnx_graphs import identity  # noqa: E402
+
+
+def generate(model_dir):
+    identity(Path(model_dir))
