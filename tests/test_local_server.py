@@ -169,8 +169,18 @@ def test_stub_of_each_shipped_python(cell_env: envs.CellEnv) -> None:
     assert (wheel_root(cell_env.path) / "bin" / "tritonserver").exists()
 
 
+def test_stub_of_another_python_is_refused_before_it_misleads(cell_env: envs.CellEnv, tmp_path: Path) -> None:
+    """A 3.12 stub with a 3.11 venv fails every load with "No module named 'numpy'": refuse it first."""
+    server = server_for(cell_env, tmp_path, python="3.12")
+    with pytest.raises(ServerError) as info:
+        server.start()
+    assert "the venv runs Python 3.11 but the stub asked for is 3.12's" in str(info.value)
+    assert server.proc is None, "nothing was started"
+
+
 def test_missing_stub_is_a_clear_error(cell_env: envs.CellEnv, tmp_path: Path) -> None:
     server = server_for(cell_env, tmp_path, python="3.7")
+    server.venv_python = lambda: None  # type: ignore[method-assign]  # the venv check comes first otherwise
     with pytest.raises(ServerError, match="no python backend stub for Python 3.7"):
         server.start()
 

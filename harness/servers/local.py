@@ -102,9 +102,27 @@ class LocalServer(Server):
         self._log = None
 
     # -- setup -------------------------------------------------------------------------------------
+    def venv_python(self) -> str | None:
+        """The venv's Python (major.minor), read from its pyvenv.cfg."""
+        try:
+            text = (self.venv / "pyvenv.cfg").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version_info", "version"):
+                return ".".join(value.strip().split(".")[:2])
+        return None
+
     def backend_dir(self) -> Path:
         """Compose this server's backend directory: the python backend with the cell's stub."""
         root = wheel_root(self.venv)
+        venv_python = self.venv_python()
+        if venv_python and venv_python != self.python:
+            # The stub would start, then fail every load with a misleading "No module named 'numpy'".
+            raise ServerError(
+                f"the venv runs Python {venv_python} but the stub asked for is {self.python}'s",
+                where=str(self.venv), fix="give the server the stub of the venv's Python")
         stub = stub_path(self.venv, self.python)
         if not stub.exists():
             raise ServerError(
