@@ -81,7 +81,10 @@ class KnownFailure:
     cells: tuple[str, ...]  # globs over cell ids
     reason: str
     cases: tuple[str, ...] = ("*",)  # globs over case ids
-    message: str = ""  # a fragment the failure must contain to count as this incompatibility
+    messages: tuple[str, ...] = ()  # fragments; the failure must contain one to count as this incompatibility
+
+    def explains(self, text: str) -> bool:
+        return not self.messages or any(m in text for m in self.messages)
 
     @property
     def names_cases(self) -> bool:
@@ -442,15 +445,13 @@ def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> Know
     for k in ("cells", "reason"):
         if k not in entry:
             v.fail(key, f"missing {k}", "give cells (globs), reason, and optionally cases (globs) and message")
-    globs = {}
-    for k in ("cells", "cases"):
-        value = entry.get(k, "*")
-        globs[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
-    for k in ("reason", "message"):
-        if k in entry:
-            v.type(entry[k], str, f"{key}.{k}")
-    return KnownFailure(cells=globs["cells"], cases=globs["cases"], reason=entry["reason"],
-                        message=entry.get("message", ""))
+    lists = {}
+    for k, default in (("cells", "*"), ("cases", "*"), ("message", [])):
+        value = entry.get(k, default)
+        lists[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
+    v.type(entry["reason"], str, f"{key}.reason")
+    return KnownFailure(cells=lists["cells"], cases=lists["cases"], reason=entry["reason"],
+                        messages=lists["message"])
 
 
 class _Validator:

@@ -206,20 +206,24 @@ def load_plan(path: Path) -> list[dict[str, Any]]:
 
 def apply_known(result: Result, known: tuple[KnownFailure, ...]) -> Result:
     """Classify a result against the declared incompatibilities (like pytest's xfail, non-strict)."""
-    for entry in known:
-        if not entry.matches(result.cell, result.case):
-            continue
-        if result.state == State.FAILED:
-            if entry.message and entry.message not in f"{result.message}\n{result.details}":
-                result.message += (f" [a known incompatibility is declared here ({entry.reason}), "
-                                   f"but its message {entry.message!r} is not in this failure]")
-                return result
+    entries = [e for e in known if e.matches(result.cell, result.case)]
+    if not entries:
+        return result
+    if result.state == State.FAILED:
+        text = f"{result.message}\n{result.details}"
+        entry = next((e for e in entries if e.explains(text)), None)
+        if entry is None:
+            shown = " or ".join(repr(m) for e in entries for m in e.messages)
+            result.message += (f" [known incompatibilities are declared here ({entries[0].reason}), "
+                               f"but none of their messages ({shown}) is in this failure]")
+        else:
             result.state = State.KNOWN_INCOMPATIBLE
             result.message = f"{entry.reason}: {result.first_line}"
-        elif result.state == State.PASSED and entry.names_cases:
+    elif result.state == State.PASSED:
+        entry = next((e for e in entries if e.names_cases), None)
+        if entry is not None:
             result.state = State.UNEXPECTEDLY_PASSING
             result.message = f"declared known-incompatible ({entry.reason}) but passed"
-        return result
     return result
 
 
