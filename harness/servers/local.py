@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -192,6 +193,8 @@ class LocalServer(Server):
             start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
+        # Reap the server the moment it ends: its stubs take an unreaped (zombie) server for alive.
+        threading.Thread(target=self.proc.wait, name="tritonserver-reaper", daemon=True).start()
 
     def backends(self) -> list[str]:
         root = self.workdir / "backends"

@@ -1,0 +1,14 @@
+"""OUT = 2 * IN (INT32): the second step of the BLS and ensemble pipelines."""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+            responses.append(pb_utils.InferenceResponse(
+                output_tensors=[pb_utils.Tensor("OUT", (x * 2).astype(np.int32))]))
+        return responses
