@@ -121,9 +121,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """The cell's axes go into its JUnit file here, not in a fixture: a cell whose every case is
+    not applicable runs no fixture, and its JUnit file must still say which cell it is."""
     state = session.config.stash.get(STATE, None)
-    if state is not None:
-        state.session = session
+    if state is None:
+        return
+    state.session = session
+    for key, value in state.cell.as_dict().items():
+        if key != "gpu":
+            _suite_property(session.config, "cell" if key == "id" else key, "" if value is None else value)
+    _suite_property(session.config, "expected_server_version", state.release.server_version)
+    _suite_property(session.config, "packages", _packages_line())
+
+
+def _suite_property(config: pytest.Config, name: str, value: object) -> None:
+    """What record_testsuite_property does, outside a fixture (pytest's own LogXML object)."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property(name, value)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -132,13 +149,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or exitstatus != pytest.ExitCode.INTERRUPTED:
         return
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # the cell runner marks it from the exit code then
-        return
-    xml = session.config.stash.get(xml_key, None)
-    if xml is not None:
-        xml.add_global_property("interrupted", state.interrupted or "interrupted by Ctrl-C")
+    _suite_property(session.config, "interrupted", state.interrupted or "interrupted by Ctrl-C")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -266,18 +277,6 @@ def _packages_line() -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return " ".join(found)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cell_properties(request: pytest.FixtureRequest, record_testsuite_property: Any) -> None:
-    state = request.config.stash.get(STATE, None)
-    if state is None:
-        return
-    for key, value in state.cell.as_dict().items():
-        if key != "gpu":
-            record_testsuite_property("cell" if key == "id" else key, "" if value is None else value)
-    record_testsuite_property("expected_server_version", state.release.server_version)
-    record_testsuite_property("packages", _packages_line())
 
 
 @pytest.fixture(scope="session")

@@ -193,3 +193,18 @@ def test_broken_case_library_stops_before_anything_starts(tmp_path: Path) -> Non
     assert "model name 'e2e_add_sub' is used twice" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "logs").exists(), "no server was started"
+
+
+def test_cell_whose_every_case_is_not_applicable_is_reported_as_such(tmp_path: Path) -> None:
+    """No case of the cell runs a fixture: its JUnit file must still name the cell and its axes."""
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(MATRIX.replace('backend = ["python"]', 'backend = ["custom"]'))
+    reports = tmp_path / "reports"
+    done = run_harness("cell", "24.10-custom-cpu-py3.11", f"--matrix={matrix}", f"--reports={reports}", "--",
+                       "cases/basics")
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 0
+    data = json.loads((reports / "compat.json").read_text())
+    assert [(c["id"], c["state"], c["backend"]) for c in data["cells"]] == [
+        ("24.10-custom-cpu-py3.11", "not-applicable", "custom")]
+    assert {r["state"] for r in data["results"]} == {"not-applicable"}
