@@ -1,0 +1,138 @@
+"""Batching config is honoured: dynamic batching forms batches within max_queue_delay, and the
+sequence batcher keeps each sequence's requests together with their own state."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from cfg_support import metric, model_stats, stats_reaching
+from tritonclient.utils import InferenceServerException
+
+from harness.client import Client
+
+BATCHING = "cfg_batching"
+DELAY_NS = 1_500_000_000  # max_queue_delay_microseconds of cfg_batching
+CONCURRENT = 8  # = its max_batch_size
+SEQUENCE = "cfg_sequence"
+
+pytestmark = pytest.mark.backend("python")
+
+
+def new_client(triton: Any, protocol: str) -> Client:
+    return Client(protocol, triton.http_client() if protocol == "http" else triton.grpc_client())
+
+
+def infer_concurrently(triton: Any, protocol: str, values: list[float], timeout: float = 30.0) -> list[dict]:
+    """One request per value, each from its own thread and client, released together."""
+    results: list[Any] = [None] * len(values)
+    barrier = threading.Barrier(len(values))
+
+    def send(i: int) -> None:
+        client = new_client(triton, protocol)
+        try:
+            barrier.wait(timeout)
+            results[i] = client.infer(BATCHING, {"INPUT0": np.array([[values[i]]], dtype=np.float32)})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(len(values))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"requests did not finish within {timeout} s"
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, f"requests failed: {errors}"
+    return results
+
+
+@pytest.mark.models(BATCHING)
+def test_dynamic_batching_forms_a_full_batch(client: Any, triton: Any) -> None:
+    """8 concurrent requests run as one batch of 8 (the model saw it; statistics and metrics count one
+    execution of 8 inferences), without waiting the delay."""
+    before = model_stats(client, BATCHING)
+    executions = metric(triton.metrics_url, "nv_inference_exec_count", BATCHING)
+    inferences = metric(triton.metrics_url, "nv_inference_count", BATCHING)
+    values = [float(i) for i in range(CONCURRENT)]
+    results = infer_concurrently(triton, client.protocol, values)
+    for value, out in zip(values, results):
+        assert out["OUTPUT0"].tolist() == [[value]], "a response carries another request's data"
+    seen = sorted(int(out["BATCH_SIZE"][0, 0]) for out in results)
+    assert seen == [CONCURRENT] * CONCURRENT, f"batch sizes the model saw: {seen}"
+    after = stats_reaching(client, BATCHING, lambda s: s.inference_count >= before.inference_count + CONCURRENT)
+    assert after.execution_count - before.execution_count == 1
+    assert after.inference_count - before.inference_count == CONCURRENT
+    assert metric(triton.metrics_url, "nv_inference_exec_count", BATCHING) - executions == 1
+    assert metric(triton.metrics_url, "nv_inference_count", BATCHING) - inferences == CONCURRENT
+    queued = (after.queue_ns - before.queue_ns) / CONCURRENT
+    assert queued < DELAY_NS / 2, f"a full batch waited {queued / 1e9:.2f} s on average (delay {DELAY_NS / 1e9} s)"
+
+
+@pytest.mark.models(BATCHING)
+def test_lone_request_waits_max_queue_delay(client: Any) -> None:
+    """A lone request is held up to max_queue_delay for company, then runs as a batch of 1."""
+    before = model_stats(client, BATCHING)
+    out = client.infer(BATCHING, {"INPUT0": np.array([[7.0]], dtype=np.float32)})
+    assert int(out["BATCH_SIZE"][0, 0]) == 1
+    after = stats_reaching(client, BATCHING, lambda s: s.queue_count >= before.queue_count + 1)
+    queued = after.queue_ns - before.queue_ns
+    assert after.queue_count - before.queue_count == 1
+    assert queued >= DELAY_NS * 0.95, f"queued {queued / 1e9:.3f} s, less than max_queue_delay {DELAY_NS / 1e9} s"
+    assert queued < DELAY_NS + 5e9, f"queued {queued / 1e9:.3f} s, far beyond max_queue_delay"
+
+
+# (release, Python) whose python backend stub never answers a batch that holds a null request (the
+# empty slot of another live sequence, which the Direct sequence batcher adds): the second of two
+# concurrent sequences hangs. Seen with the 24.07 wheel's Python 3.12 stub; its 3.11 stub and 24.10's
+# 3.12 stub answer.
+NULL_SLOT_HANG = {("24.07", "3.12")}
+HANG_TIMEOUT = 5.0
+
+
+@pytest.mark.models(SEQUENCE)
+def test_sequences_keep_their_own_state(client: Any, cell: Any, release: Any, triton_factory: Any) -> None:
+    """Two interleaved sequences each see only their own running sum; a restart resets one."""
+    if (release.name, cell.python) in NULL_SLOT_HANG:
+        expect_second_sequence_to_hang(client.protocol, triton_factory)
+        return
+    a, b = 1001, 2002
+    steps = [(a, 1.0, True, 1.0), (b, 10.0, True, 10.0), (a, 2.0, False, 3.0), (b, 20.0, False, 30.0),
+             (a, 3.0, False, 6.0), (b, 30.0, False, 60.0), (a, 5.0, True, 5.0), (b, 1.0, False, 61.0)]
+    try:
+        for seq, value, start, expected in steps:
+            out = client.infer(SEQUENCE, {"INPUT0": np.array([[value]], dtype=np.float32)},
+                               sequence_id=seq, sequence_start=start)
+            assert out["OUTPUT0"].tolist() == [[expected]], f"sequence {seq}: sent {value}, start={start}"
+    finally:
+        for seq in (a, b):  # end both sequences so that no slot stays held
+            with contextlib.suppress(InferenceServerException):  # a sequence never started
+                client.infer(SEQUENCE, {"INPUT0": np.array([[0.0]], dtype=np.float32)}, sequence_id=seq,
+                             sequence_end=True)
+
+
+def expect_second_sequence_to_hang(protocol: str, triton_factory: Any) -> None:
+    """On a spare server (its requests never finish): the first sequence is answered, the first
+    request of a second concurrent sequence is not, within HANG_TIMEOUT."""
+    with triton_factory() as spare:
+        assert spare.load(SEQUENCE).error is None
+        if protocol == "http":
+            client, kwargs = Client("http", spare.http_client(network_timeout=HANG_TIMEOUT)), {}
+        else:
+            client, kwargs = Client("grpc", spare.grpc_client()), {"client_timeout": HANG_TIMEOUT}
+        try:
+            out = client.infer(SEQUENCE, {"INPUT0": np.array([[1.0]], dtype=np.float32)}, sequence_id=1001,
+                               sequence_start=True, **kwargs)
+            assert out["OUTPUT0"].tolist() == [[1.0]]
+            with pytest.raises((InferenceServerException, OSError)) as hung:  # a timeout, per protocol
+                client.infer(SEQUENCE, {"INPUT0": np.array([[10.0]], dtype=np.float32)}, sequence_id=2002,
+                             sequence_start=True, **kwargs)
+            assert any(word in str(hung.value).lower() for word in ("timed out", "deadline")), (
+                f"the second sequence failed, but not by hanging: {hung.value!r}")
+        finally:
+            client.close()

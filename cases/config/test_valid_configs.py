@@ -1,0 +1,60 @@
+"""Valid configs load, and the server returns what was written (data-driven: one folder per config).
+
+Every folder under ``valid/models/`` is loaded once for the module; each case reads the config back
+(``GET /v2/models/<m>/config`` over HTTP, ``ModelConfig`` over gRPC) and compares it field by field
+with the folder's ``config.pbtxt`` as rendered for the cell: every field written must come back with
+the same value (the server may add defaults, never change or drop what was written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfg_support import config_differences, config_from_dict, error_lines, index_states, parse_pbtxt
+
+from harness.repository import render_config
+
+HERE = Path(__file__).resolve().parent
+FOLDERS = sorted(p for p in (HERE / "valid" / "models").iterdir() if p.is_dir() and p.name != "__pycache__")
+
+pytestmark = pytest.mark.backend("python")
+
+
+@pytest.fixture(scope="module")
+def loaded(triton: Any) -> Iterator[dict[str, Any]]:
+    """Load every valid model once; unload them all after the module."""
+    results = {folder.name: triton.load(folder.name) for folder in FOLDERS}
+    yield results
+    for name in results:
+        triton.unload(name)
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_config_round_trips(folder: Path, loaded: dict[str, Any], client: Any, cell: Any) -> None:
+    """The model loads and every field of its config.pbtxt comes back unchanged."""
+    name = folder.name
+    result = loaded[name]
+    assert result.error is None, f"{name} failed to load: {result.error}\n{error_lines(result.log)}"
+    written = parse_pbtxt(render_config(folder / "config.pbtxt", cell))
+    served = config_from_dict(client.model_config(name))
+    problems = config_differences(written, served)
+    assert not problems, f"{name}: the config the server returns differs from config.pbtxt:\n" + "\n".join(problems)
+    ready = {v for v, (state, _) in index_states(client, name).items() if state == "READY"}
+    assert ready, f"{name} has no READY version in the repository index"
+
+
+def test_duplicate_tensor_names_are_not_refused(triton: Any, http_client: Any) -> None:
+    """A known gap, stated so that a change shows: Triton 23.10-24.10 do not refuse a config that
+    names an input and an output twice; the model loads and the served config keeps both entries.
+    When a release starts refusing it, move cfg_dup_names to invalid/ with the release's message."""
+    result = triton.load("cfg_dup_names")
+    try:
+        assert result.error is None, f"cfg_dup_names is refused now: {result.error}"
+        served = config_from_dict(http_client.model_config("cfg_dup_names"))
+        assert [t.name for t in served.input] == ["INPUT0", "INPUT0"]
+        assert [t.name for t in served.output] == ["OUTPUT0", "OUTPUT0"]
+    finally:
+        triton.unload("cfg_dup_names")
