@@ -92,8 +92,10 @@ class KnownFailure:
         return self.cases != ("*",)
 
     def matches(self, cell_id: str, case_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(cell_id, p) for p in self.cells) and any(
-            fnmatch.fnmatchcase(case_id, p) for p in self.cases)
+        return self.covers_cell(cell_id) and any(fnmatch.fnmatchcase(case_id, p) for p in self.cases)
+
+    def covers_cell(self, cell_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(cell_id, p) for p in self.cells)
 
 
 @dataclass(frozen=True, **KW_ONLY)

@@ -451,10 +451,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash.get(STATE, None)
     if state is not None and report.failed and state.server is not None:
         server = state.server
-        ended = server.exit_status()
-        if ended is not None and report.when == "call" and not server.broken:
-            server.broken = f"{server.name} ended during the cell ({ended}){server.tail_note()}"
-            report.sections.append(("Captured log triton server ended", server.broken))
+        if report.when == "call" and not server.broken:
+            try:
+                server.check_alive()  # a server that died during the case: say so, and how
+            except ServerError as exc:
+                report.sections.append(("Captured log triton server ended", str(exc)))
         lines = server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
         if lines:
             report.sections.append(("Captured log triton server (during the case)", "\n".join(lines)))

@@ -13,7 +13,6 @@ after such an empty one is ``flaky``.
 from __future__ import annotations
 
 import enum
-import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
@@ -320,7 +319,7 @@ def unseen_incompatibilities(table: dict[tuple[str, str], Result], cells: list[C
     notes = []
     for entry in known:
         for info in cells:
-            if not any(fnmatch.fnmatchcase(info.id, p) for p in entry.cells):
+            if not entry.covers_cell(info.id):
                 continue
             ran = [r for (_, cell), r in table.items() if cell == info.id and r.state != State.NOT_APPLICABLE]
             if ran and info.problem is None and not any(
