@@ -149,7 +149,3 @@ def _freeze(path: Path) -> dict[str, str]:
     out = subprocess.run([str(path / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
     return dict(sorted(json.loads(out.stdout).items(), key=lambda kv: kv[0].lower()))
 
-
-def current() -> Path:
-    """The venv this process runs in (the cell's, when pytest runs under the plugin)."""
-    return Path(sys.prefix)

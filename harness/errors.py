@@ -1,4 +1,4 @@
-"""The one exception type of triton-matrix.
+"""The exception types every layer of triton-matrix shares.
 
 Every error a user can cause or meet (a broken matrix file, a server that never came up, an unreadable
 JUnit file) is raised as :class:`HarnessError`. Its message is one line that names the file or key,
@@ -18,3 +18,10 @@ class HarnessError(Exception):
         super().__init__("; ".join(parts))
         self.where = where
         self.fix = fix
+
+
+class NotApplicable(Exception):  # noqa: N818 - a verdict, not an error
+    """The cell (or a case) cannot run here: no GPU, no such backend, another Python in the image.
+
+    A sibling of :class:`HarnessError`, not a kind of it: not applicable is never a failure.
+    """

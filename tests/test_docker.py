@@ -109,7 +109,7 @@ def test_container_serves_and_leaves_nothing(engine, release, image, run_label, 
 
 def test_isolation_from_the_engines_inspect_data(engine, release, image, run_label, tmp_path) -> None:
     with server(engine, release, tmp_path) as srv:
-        data = srv.inspect()
+        data = srv.client.api.inspect_container(srv.container.id)
         host = data["HostConfig"]
         assert host["Privileged"] is False
         assert not host.get("CapAdd")

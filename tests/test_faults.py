@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_harness, triton_processes
-from harness import envs
+from harness import envs, processes
 from harness.servers import ServerError
 from harness.servers.local import LocalServer
 from test_end_to_end import MATRIX, write_case_library
@@ -127,7 +127,7 @@ def test_dead_stub_keeps_the_stop_bounded(cell_env: envs.CellEnv, tmp_path: Path
         started = time.monotonic()
     took = time.monotonic() - started
     assert took < 4 + 5 + 1, f"stop took {took:.1f} s"
-    assert not server.group_alive()
+    assert not processes.group_alive(server.pid)
 
 
 def _is_stub_of(pid: int, parent: int) -> bool:
@@ -194,7 +194,7 @@ def test_port_already_taken_is_an_error_within_the_timeout(cell_env: envs.CellEn
     assert "exited before it was ready" in str(info.value)
     assert "already in use" in str(info.value)
     assert "NVML" not in str(info.value), "start-up noise is not shown as the reason"
-    assert not server.group_alive()
+    assert not processes.group_alive(server.pid)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require
-from harness import envs, interpreters, matrix
+from harness import envs, interpreters, matrix, processes
 from harness.client import Client
 from harness.servers import ServerError
 from harness.servers.local import LocalServer, shipped_stubs, wheel_root
@@ -85,13 +85,13 @@ def test_start_ready_infer_stop_leaves_nothing(cell_env: envs.CellEnv, tmp_path:
         out = client.infer("add_sub", {"INPUT0": a, "INPUT1": a})
         np.testing.assert_array_equal(out["OUTPUT0"], a * 2)
         client.close()
-        stubs_seen = server.group_alive()
+        stubs_seen = processes.group_alive(server.pid)
         pid = server.pid
         shm = glob.glob(f"/dev/shm/{server.shm_prefix}*")
         assert shm, "the python backend made its shared-memory regions with our prefix"
     assert stubs_seen
     assert server.exit_status() is not None
-    assert not server.group_alive(), "no server or stub process of the group is left"
+    assert not processes.group_alive(server.pid), "no server or stub process of the group is left"
     assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert not glob.glob(f"/dev/shm/{server.shm_prefix}*"), "its shared-memory regions are removed"
     assert "successfully loaded 'add_sub'" in server.log_path.read_text()
@@ -136,7 +136,7 @@ def test_a_server_that_exits_fails_with_its_log_tail(cell_env: envs.CellEnv, tmp
     message = str(info.value)
     assert "exited before it was ready (exit code" in message
     assert "no-such-option" in message, "the log's tail names the bad option"
-    assert not server.group_alive()
+    assert not processes.group_alive(server.pid)
 
 
 def test_stub_without_libpython_is_caught_killed_and_named(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_stub_without_libpython_is_caught_killed_and_named(tmp_path: Path) -> No
     assert "cannot load libpython3.12.so.1.0" in message
     assert "the server was killed" in message
     assert took < 15, "caught from the log line, not by waiting out the timeout"
-    assert not server.group_alive()
+    assert not processes.group_alive(server.pid)
 
 
 def test_stub_of_each_shipped_python(cell_env: envs.CellEnv) -> None:
@@ -193,4 +193,4 @@ def test_sigkilled_server_is_reported_and_its_stubs_go(cell_env: envs.CellEnv, t
         server.proc.wait(10)
         with pytest.raises(ServerError, match="killed by SIGKILL"):
             server.check_alive()
-    assert not server.group_alive()
+    assert not processes.group_alive(server.pid)

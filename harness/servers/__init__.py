@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.compat import KW_ONLY
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotApplicable
+from harness.servers.options import Ports
+
+__all__ = ["LoadResult", "LoadTimeout", "NotApplicable", "Ports", "PortTaken", "Server", "ServerError",
+           "ServerExited", "ServerNotReady", "StubCannotStart", "UnloadTimeout", "VersionMismatch"]
 
 # Log lines that mean a load will never finish, with the reason the user should read.
 FATAL_LOG_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -38,15 +42,32 @@ class ServerError(HarnessError):
     """The server did not start, died, or hung; the message carries the reason and the log's tail."""
 
 
-class NotApplicable(ServerError):
-    """The cell cannot run here (no GPU in the engine, another Python in the image): not a failure."""
+class ServerNotReady(ServerError):
+    """It did not answer ready within the start timeout."""
 
 
-@dataclass(frozen=True, **KW_ONLY)
-class Ports:
-    http: int
-    grpc: int
-    metrics: int
+class PortTaken(ServerNotReady):
+    """A port chosen for it was taken before it could bind it."""
+
+
+class ServerExited(ServerError):
+    """It ended (before it was ready, or during the cell)."""
+
+
+class LoadTimeout(ServerError):
+    """A model load never answered; the server was killed, since it can no longer unload or stop."""
+
+
+class StubCannotStart(LoadTimeout):
+    """The log says a python backend stub cannot start: the load would never answer."""
+
+
+class UnloadTimeout(ServerError):
+    """An unload did not finish in time (the model's requests never ended)."""
+
+
+class VersionMismatch(ServerError):
+    """The live server is another version than the matrix says."""
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -71,6 +92,7 @@ class Server:
         self.ports: Ports | None = None
         self.metadata: dict[str, Any] = {}
         self.broken: str | None = None
+        self.generation = 0  # how often it was (re)started: clients of an older generation are stale
 
     # -- hooks for runners -------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,7 +163,7 @@ class Server:
             while True:
                 ended = self.exit_status()
                 if ended is not None:
-                    raise ServerError(f"{self.name} exited before it was ready ({ended}){self.tail_note()}")
+                    raise ServerExited(f"{self.name} exited before it was ready ({ended}){self.tail_note()}")
                 try:
                     if client.is_server_ready():
                         self.metadata = client.get_server_metadata()
@@ -149,7 +171,7 @@ class Server:
                 except Exception:  # noqa: BLE001 - connection refused while starting
                     pass
                 if clock() >= deadline:
-                    raise ServerError(f"{self.name} not ready within {timeout:g} s{self.tail_note()}")
+                    raise ServerNotReady(f"{self.name} not ready within {timeout:g} s{self.tail_note()}")
                 sleep(0.05)
         finally:
             client.close()
@@ -161,20 +183,40 @@ class Server:
             self.start()
             try:
                 return self.wait_ready()
-            except ServerError:
+            except ServerError as exc:
                 lost_port = "already in use" in self.log_since(offset) and self.exit_status() is not None
                 self.stop()
-                if not lost_port or attempt == attempts:
+                if not lost_port:
                     raise
+                if attempt == attempts:
+                    raise PortTaken(str(exc)) from None
         raise AssertionError("unreachable")
+
+    def restart(self) -> None:
+        """Stop what is left of it and start it again (new ports): the cell goes on after a crash."""
+        self.stop()
+        self.broken = None
+        self.generation += 1
+        self.start_and_wait()
+
+    @property
+    def alive(self) -> bool:
+        return not self.broken and self.exit_status() is None
 
     def check_alive(self) -> None:
         if self.broken:
-            raise ServerError(self.broken)
+            raise ServerExited(self.broken)
         ended = self.exit_status()
         if ended is not None:
             self.broken = f"{self.name} ended during the cell ({ended}){self.tail_note()}"
-            raise ServerError(self.broken)
+            raise ServerExited(self.broken)
+
+    def ended_stubs(self, since: float) -> list[str]:
+        """Python backend stubs that ended abnormally since ``since`` (monotonic seconds), as sentences.
+
+        Runners that can see the stubs (the local one) override this; a container's are not visible.
+        """
+        return []
 
     def load(self, model: str, *, config: str | None = None, files: dict[str, bytes] | None = None,
              timeout: float | None = None) -> LoadResult:
@@ -211,7 +253,8 @@ class Server:
                     else f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING)"
                 )
                 self.kill(reason)
-                raise ServerError(f"{reason}; the server was killed{self.tail_note()}")
+                kind = StubCannotStart if fatal else (ServerExited if self.exit_status() is not None else LoadTimeout)
+                raise kind(f"{reason}; the server was killed{self.tail_note()}")
         return LoadResult(model=model, error=result.get("error"), log=self.log_since(offset))
 
     def unload(self, model: str, *, timeout: float = 10.0) -> None:
@@ -221,7 +264,7 @@ class Server:
         try:
             client.unload_model(model, unload_dependents=False)
         except Exception as exc:  # noqa: BLE001 - a timeout names the model that would not go
-            raise ServerError(f"unloading {model!r} did not finish within {timeout:g} s ({_message(exc)})") from None
+            raise UnloadTimeout(f"unloading {model!r} did not finish within {timeout:g} s ({_message(exc)})") from None
         finally:
             client.close()
 

@@ -20,7 +20,9 @@ from typing import Any
 
 from harness import images
 from harness.matrix import Cell, Release
-from harness.servers import NotApplicable, Ports, Server, ServerError
+from harness.errors import NotApplicable
+from harness.servers import Ports, Server, ServerError
+from harness.servers.options import ServerOptions
 
 LABEL = "org.triton-matrix"
 RUN_ID_ENV = "TRITON_MATRIX_RUN_ID"
@@ -108,15 +110,10 @@ class DockerServer(Server):
         self._removed = False
 
     def command(self) -> list[str]:
-        return [
-            "tritonserver",
-            "--model-repository=/models",
-            "--backend-directory=/opt/tritonserver/backends",
-            "--model-control-mode=explicit",
-            "--strict-readiness=true",
-            f"--exit-timeout-secs={max(1, int(self.stop_timeout) - 2)}",
-            *self.extra_args,
-        ]
+        options = ServerOptions(repository="/models", backend_directory="/opt/tritonserver/backends",
+                                ports=CONTAINER_PORTS, address="0.0.0.0",  # noqa: S104 - published on loopback
+                                stop_timeout=self.stop_timeout, extra_args=self.extra_args)
+        return ["tritonserver", *options.to_args()]
 
     def start(self) -> None:
         import docker.errors
@@ -213,8 +210,3 @@ class DockerServer(Server):
             with contextlib.suppress(Exception):
                 self.container.remove(force=True)
             self._removed = True
-
-    def inspect(self) -> dict[str, Any]:
-        """The engine's own inspect data of the container (for the isolation tests)."""
-        return self.client.api.inspect_container(self.container.id)
-

@@ -11,7 +11,6 @@ then SIGKILL to the whole group, so that no stub outlives its server.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import glob
 import os
 import shutil
@@ -19,13 +18,13 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
+from harness import processes
 from harness.servers import Ports, Server, ServerError
-
-_PR_SET_PDEATHSIG = 1
+from harness.servers.options import ServerOptions
+from harness.servers.stubs import StubMonitor
 
 
 def wheel_root(venv: Path) -> Path:
@@ -64,11 +63,6 @@ def free_ports(count: int = 3) -> list[int]:
             s.close()
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class LocalServer(Server):
     """``tritonserver`` from a venv's nvidia-pytriton wheel, running as this process's child."""
 
@@ -101,6 +95,7 @@ class LocalServer(Server):
         self.shm_prefix = f"tm{uuid.uuid4().hex[:10]}_"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
+        self._stubs: StubMonitor | None = None
 
     # -- setup -------------------------------------------------------------------------------------
     def venv_python(self) -> str | None:
@@ -146,23 +141,10 @@ class LocalServer(Server):
         return backends
 
     def command(self, ports: Ports, backends: Path) -> list[str]:
-        exit_timeout = max(1, int(self.stop_timeout) - 2)
-        return [
-            str(wheel_root(self.venv) / "bin" / "tritonserver"),
-            f"--model-repository={self.repository}",
-            f"--backend-directory={backends}",
-            "--model-control-mode=explicit",
-            "--strict-readiness=true",
-            f"--http-address={self.host}",
-            f"--grpc-address={self.host}",
-            f"--metrics-address={self.host}",
-            f"--http-port={ports.http}",
-            f"--grpc-port={ports.grpc}",
-            f"--metrics-port={ports.metrics}",
-            f"--exit-timeout-secs={exit_timeout}",
-            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-            *self.extra_args,
-        ]
+        options = ServerOptions(repository=str(self.repository), backend_directory=str(backends), ports=ports,
+                                address=self.host, stop_timeout=self.stop_timeout,
+                                python_shm_prefix=self.shm_prefix, extra_args=self.extra_args)
+        return [str(wheel_root(self.venv) / "bin" / "tritonserver"), *options.to_args()]
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -183,18 +165,18 @@ class LocalServer(Server):
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         ports = Ports(**dict(zip(("http", "grpc", "metrics"), free_ports(3))))
         self.ports = ports
-        self.proc = subprocess.Popen(  # noqa: S603 - our own binary, our own arguments
-            self.command(ports, backends),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
+        self.proc = processes.spawn(
+            self.command(ports, backends), own_group=True, death_signal=signal.SIGKILL,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment(),
             cwd=self.workdir,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
         # Reap the server the moment it ends: its stubs take an unreaped (zombie) server for alive.
         threading.Thread(target=self.proc.wait, name="tritonserver-reaper", daemon=True).start()
+        self._stubs = StubMonitor(self.proc.pid)
+        self._stubs.start()
+
+    def ended_stubs(self, since: float) -> list[str]:
+        return self._stubs.ended_since(since) if self._stubs else []
 
     def backends(self) -> list[str]:
         root = self.workdir / "backends"
@@ -204,43 +186,17 @@ class LocalServer(Server):
         if self.proc is None:
             return "never started"
         code = self.proc.poll()
-        if code is None:
-            return None
-        if code < 0:
-            return f"killed by {signal.Signals(-code).name}"
-        return f"exit code {code}"
+        return None if code is None else processes.describe_exit(code)
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def group_alive(self) -> bool:
-        """Whether any process of the server's group (server or stub) is still there."""
-        if self.proc is None:
-            return False
-        try:
-            os.killpg(self.proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # A zombie group leader still answers; reap it first.
-        if self.proc.poll() is not None:
-            return _group_has_live_members(self.proc.pid)
-        return True
-
     def stop(self) -> None:
         """SIGINT, wait up to ``stop_timeout``, then SIGKILL the group; always leaves nothing behind."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self._kill_group()
+        processes.shutdown(self.proc, grace=self.stop_timeout, first=signal.SIGINT, group=True)
         self._cleanup()
 
     def kill(self, reason: str) -> None:
@@ -249,33 +205,14 @@ class LocalServer(Server):
 
     def _kill_group(self) -> None:
         assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        deadline = time.monotonic() + 5
-        while _group_has_live_members(self.proc.pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            time.sleep(0.02)
+        processes.kill_group(self.proc)
 
     def _cleanup(self) -> None:
+        if self._stubs is not None:
+            self._stubs.stop()
         for region in glob.glob(f"/dev/shm/{self.shm_prefix}*"):
             with contextlib.suppress(OSError):
                 os.unlink(region)
         if self._log:
             self._log.close()
             self._log = None
-
-
-def _group_has_live_members(pgid: int) -> bool:
-    """True while a non-zombie process with this process group exists (read from /proc)."""
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat, encoding="utf-8", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False

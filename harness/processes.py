@@ -1,0 +1,138 @@
+"""Child processes that never outlive the run: one place for dying with the parent and for stopping.
+
+Every process of a run is started through :func:`spawn` and dies with its parent
+(``PR_SET_PDEATHSIG``), so a SIGKILL of the top process (an OOM kill, a CI runner that gives up)
+brings the whole tree down: scheduler -> cell runner -> pytest -> server -> stubs. Stopping is
+:func:`shutdown`: a polite signal, a bounded wait, then SIGKILL of the child's process group.
+
+The grace periods nest: each layer waits longer than the one inside it, so an inner layer always gets
+to finish its own cleanup (stop its server, write its JUnit file) before the outer one kills it.
+Standard library only (the cell runner and the scheduler import it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+# Seconds each layer gives the layer inside it to stop by itself, innermost first.
+SERVER_STOP_GRACE = 10.0  # tritonserver: SIGINT, then its group is killed (matrix: settings.stop_timeout)
+PYTEST_STOP_GRACE = SERVER_STOP_GRACE + 5  # pytest stops its servers, then writes its JUnit file
+CELL_STOP_GRACE = PYTEST_STOP_GRACE + 5  # the cell runner waits for pytest, then marks the JUnit file
+RUN_STOP_GRACE = CELL_STOP_GRACE + 5  # the scheduler waits for its cells, then writes the report
+NOX_STOP_GRACE = RUN_STOP_GRACE + 10  # nox waits for the scheduler
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``signum`` to this process when its parent ends.
+
+    Called in a child before exec (``preexec_fn``) or by a process about itself at start. Note: the
+    "parent" is the thread that forked; children are only started from the main thread here.
+    """
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum))
+
+
+def die_with_parent_now(expected_parent: int | None, signum: int = signal.SIGTERM) -> None:
+    """:func:`die_with_parent` for a process about itself; if the parent already went, go too."""
+    die_with_parent(signum)
+    if expected_parent is not None and os.getppid() != expected_parent:
+        os.kill(os.getpid(), signum)
+
+
+def spawn(cmd: Sequence[str], *, own_group: bool = False, death_signal: int = signal.SIGTERM,
+          restore_sigint: bool = False, **popen: Any) -> subprocess.Popen[Any]:
+    """Start ``cmd`` so that it dies with this process.
+
+    ``own_group``: a process group of its own (a server: the group is what gets killed, stubs with it);
+    ``restore_sigint``: SIGINT back to the default where this process was started with it ignored (a
+    background job of a non-interactive shell), so Ctrl-C reaches the child.
+    """
+
+    def prepare() -> None:
+        if restore_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        die_with_parent(death_signal)
+
+    return subprocess.Popen(list(cmd), start_new_session=own_group, preexec_fn=prepare, **popen)  # noqa: PLW1509
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a non-zombie process of this process group exists (read from /proc)."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat, encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def kill_group(proc: subprocess.Popen[Any], *, settle: float = 5.0) -> None:
+    """SIGKILL ``proc``'s process group (it leads one) until no member is left, bounded by ``settle``."""
+    signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(settle)
+    deadline = time.monotonic() + settle
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        signal_group(proc.pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def shutdown(proc: subprocess.Popen[Any], *, grace: float, first: int = signal.SIGINT,
+             group: bool = False) -> int:
+    """Send ``first``, wait up to ``grace`` seconds, then SIGKILL (its group where ``group``).
+
+    Returns the exit code. Like nox's ``shutdown_process``, with one named grace per layer.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    if group:
+        kill_group(proc)
+    elif proc.poll() is None:
+        proc.kill()
+    return proc.wait()
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 1', 'killed by SIGKILL', or 'still running'."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` that are alive (from /proc)."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat, encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(stat.split("/")[2]))
+    return sorted(found)

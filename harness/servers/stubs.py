@@ -1,0 +1,117 @@
+"""Which python backend stubs of a local server ended, and how: evidence for a failed case.
+
+A stub is a child of ``tritonserver``; only its parent can wait for it, but until the server reaps
+it, a dead stub is a zombie whose ``/proc/<pid>/stat`` holds its exit status (field 52). A thread
+polls the server's children, so a failure can say "the stub of model 'x' exited with code 17"
+instead of a bare closed connection. An exit with code 0 is an ordinary unload and is not reported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from harness.compat import KW_ONLY
+
+STUB_COMM = "triton_python_b"  # the kernel keeps 15 characters of triton_python_backend_stub
+POLL_S = 0.05
+DISCOVER_EVERY = 10  # polls between scans of /proc for new stubs
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class StubEnd:
+    pid: int
+    instance: str
+    status: int | None  # the wait status from /proc, None when the server reaped it first
+    at: float
+
+    def sentence(self) -> str:
+        model = self.instance.rsplit("_", 2)[0] if self.instance.count("_") >= 2 else self.instance
+        if self.status is None:
+            how = "ended (reaped by the server before its status could be read)"
+        elif self.status & 0x7F:
+            sig = self.status & 0x7F
+            try:
+                how = f"was killed by {signal.Signals(sig).name}"
+            except ValueError:
+                how = f"was killed by signal {sig}"
+        else:
+            how = f"exited with code {self.status >> 8}"
+        return f"the python backend stub of model '{model}' (instance {self.instance}, pid {self.pid}) {how}"
+
+    @property
+    def abnormal(self) -> bool:
+        return self.status is None or self.status != 0
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    comm = text[text.find("(") + 1: text.rfind(")")]
+    return [comm, *text[text.rfind(")") + 2:].split()]
+
+
+def _instance(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    return argv[8].decode("utf-8", "replace") if len(argv) > 8 else f"pid {pid}"
+
+
+class StubMonitor:
+    """Polls the children of ``server_pid``; :meth:`ended_since` lists the stubs that ended badly."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self._known: dict[int, str] = {}
+        self._ended: list[StubEnd] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stub-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(1)
+
+    def ended_since(self, since: float) -> list[str]:
+        with self._lock:
+            return [e.sentence() for e in self._ended if e.at >= since and e.abnormal]
+
+    def _run(self) -> None:
+        polls = 0
+        while not self._stop.wait(POLL_S):
+            if polls % DISCOVER_EVERY == 0:
+                self._discover()
+            polls += 1
+            for pid, instance in list(self._known.items()):
+                fields = _stat_fields(pid)
+                if fields is not None and fields[1] != "Z" and fields[2] == str(self.server_pid):
+                    continue
+                status = int(fields[50]) if fields is not None and len(fields) > 50 else None
+                with self._lock:
+                    self._ended.append(StubEnd(pid=pid, instance=instance, status=status, at=time.monotonic()))
+                del self._known[pid]
+
+    def _discover(self) -> None:
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for name in names:
+            if not name.isdigit() or int(name) in self._known:
+                continue
+            fields = _stat_fields(int(name))
+            if fields and fields[0] == STUB_COMM and fields[2] == str(self.server_pid) and fields[1] != "Z":
+                self._known[int(name)] = _instance(int(name))
