@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
+from harness.settings import DockerSettings, Settings, Validator, parse_docker, parse_settings, shown_path
 
 AXES = ("triton", "backend", "instance_kind", "python", "env")
 REQUIRED_AXES = ("triton", "backend", "instance_kind", "python")
@@ -29,17 +30,6 @@ RUNNERS = ("local", "docker")
 TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures",
                   "docker")
 RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_python": str, "pythons": list}
-DOCKER_IMAGES = ("offline", "release")
-DOCKER = {
-    "image": "offline",  # "offline": built here from the wheel, no registry; "release": FROM the NGC image
-    "shm_size": "256m",  # /dev/shm of the container: the python backend's tensors travel through it
-}
-SETTINGS = {
-    "start_timeout": 60.0,  # seconds until the server must answer ready
-    "load_timeout": 60.0,  # seconds one model load may take before the server is judged hung
-    "case_timeout": 120.0,  # seconds one case may run
-    "stop_timeout": 10.0,  # seconds for a graceful stop before SIGKILL
-}
 DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
@@ -146,9 +136,9 @@ class Matrix:
     runner: str = "local"
     exclude: tuple[dict[str, str], ...] = ()
     include: tuple[dict[str, str], ...] = ()
-    settings: dict[str, float] = field(default_factory=lambda: dict(SETTINGS))
+    settings: Settings = field(default_factory=Settings)
     known_failures: tuple[KnownFailure, ...] = ()
-    docker: dict[str, str] = field(default_factory=lambda: dict(DOCKER))
+    docker: DockerSettings = field(default_factory=DockerSettings)
 
     def cells(self, *, runner: str | None = None) -> list[Cell]:
         """Expand the axes, drop excluded combinations, then apply includes (GitHub Actions order)."""
@@ -170,7 +160,7 @@ class Matrix:
                 if missing:
                     raise HarnessError(
                         f"adds a new cell but does not name {', '.join(missing)}",
-                        where=f"{_shown(self.path)}: include[{i}]",
+                        where=f"{shown_path(self.path)}: include[{i}]",
                         fix="name every axis for a cell that matches no other",
                     )
                 combos.append(dict(entry))
@@ -240,7 +230,7 @@ def matrix_path(path: str | os.PathLike[str] | None = None) -> Path:
 def load(path: str | os.PathLike[str] | None = None) -> Matrix:
     """Read and validate a matrix file."""
     path = matrix_path(path)
-    shown = _shown(path)
+    shown = shown_path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -256,7 +246,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Matrix:
 
 def parse(data: dict[str, Any], path: Path) -> Matrix:
     """Validate already-parsed TOML; ``path`` is only used in messages."""
-    v = _Validator(_shown(path))
+    v = Validator(shown_path(path))
     v.keys(data, TOP_LEVEL_KEYS, "")
 
     runner = data.get("runner", "local")
@@ -277,8 +267,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         _parse_rule(v, entry, f"include[{i}]", known, releases, envs, new_cell=True)
         for i, entry in enumerate(v.list_of_tables(data.get("include", []), "include"))
     )
-    settings = _parse_settings(v, data.get("settings", {}))
-    docker = _parse_docker(v, data.get("docker", {}))
+    settings = parse_settings(v, data.get("settings", {}))
+    docker = parse_docker(v, data.get("docker", {}))
     known_failures = tuple(
         _parse_known_failure(v, entry, f"known_failures[{i}]")
         for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
@@ -304,7 +294,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     return matrix
 
 
-def _parse_releases(v: _Validator, raw: Any) -> dict[str, Release]:
+def _parse_releases(v: Validator, raw: Any) -> dict[str, Release]:
     if raw is None:
         v.fail("releases", "no release tables", 'add one [releases."24.10"] table per Triton release')
     v.type(raw, dict, "releases")
@@ -335,7 +325,7 @@ def _parse_releases(v: _Validator, raw: Any) -> dict[str, Release]:
     return releases
 
 
-def _parse_envs(v: _Validator, raw: Any) -> dict[str, ModelEnv]:
+def _parse_envs(v: Validator, raw: Any) -> dict[str, ModelEnv]:
     v.type(raw, dict, "envs")
     envs = {}
     for name, table in raw.items():
@@ -349,7 +339,7 @@ def _parse_envs(v: _Validator, raw: Any) -> dict[str, ModelEnv]:
 
 
 def _parse_axes(
-    v: _Validator, raw: Any, releases: dict[str, Release], envs: dict[str, ModelEnv]
+    v: Validator, raw: Any, releases: dict[str, Release], envs: dict[str, ModelEnv]
 ) -> dict[str, tuple[str, ...]]:
     if raw is None:
         v.fail("axes", "no [axes] table", "add [axes] with triton, backend, instance_kind and python lists")
@@ -374,7 +364,7 @@ def _parse_axes(
 
 
 def _check_value(
-    v: _Validator, key: str, axis: str, value: str, releases: dict[str, Release], envs: dict[str, ModelEnv]
+    v: Validator, key: str, axis: str, value: str, releases: dict[str, Release], envs: dict[str, ModelEnv]
 ) -> None:
     if axis == "triton" and value not in releases:
         v.fail(key, f"release {value!r} has no table", f'add [releases."{value}"] with its server_version')
@@ -389,7 +379,7 @@ def _check_value(
 
 
 def _parse_rule(
-    v: _Validator,
+    v: Validator,
     entry: dict[str, Any],
     key: str,
     known: dict[str, set[str]],
@@ -417,32 +407,7 @@ def _parse_rule(
     return rule
 
 
-def _parse_settings(v: _Validator, raw: Any) -> dict[str, float]:
-    v.type(raw, dict, "settings")
-    v.keys(raw, tuple(SETTINGS), "settings")
-    settings = dict(SETTINGS)
-    for k, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
-        settings[k] = float(value)
-    return settings
-
-
-def _parse_docker(v: _Validator, raw: Any) -> dict[str, str]:
-    v.type(raw, dict, "docker")
-    v.keys(raw, tuple(DOCKER), "docker")
-    docker = dict(DOCKER)
-    for k, value in raw.items():
-        v.type(value, str, f"docker.{k}")
-        docker[k] = value
-    if docker["image"] not in DOCKER_IMAGES:
-        v.fail("docker.image", f"unknown image kind {docker['image']!r}", f"use one of: {', '.join(DOCKER_IMAGES)}")
-    if not re.match(r"^\d+[kmg]?$", docker["shm_size"]):
-        v.fail("docker.shm_size", f"{docker['shm_size']!r} is not a size", 'write e.g. "256m" or "1g"')
-    return docker
-
-
-def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> KnownFailure:
+def _parse_known_failure(v: Validator, entry: dict[str, Any], key: str) -> KnownFailure:
     v.keys(entry, ("cells", "cases", "reason", "message"), key)
     for k in ("cells", "reason"):
         if k not in entry:
@@ -454,48 +419,3 @@ def _parse_known_failure(v: _Validator, entry: dict[str, Any], key: str) -> Know
     v.type(entry["reason"], str, f"{key}.reason")
     return KnownFailure(cells=lists["cells"], cases=lists["cases"], reason=entry["reason"],
                         messages=lists["message"])
-
-
-class _Validator:
-    """Raises one-line errors that name the file and the key."""
-
-    def __init__(self, shown: str) -> None:
-        self.shown = shown
-
-    def fail(self, key: str, problem: str, fix: str) -> None:
-        where = f"{self.shown}: {key}" if key else self.shown
-        raise HarnessError(problem, where=where, fix=fix)
-
-    def type(self, value: Any, expected: type, key: str) -> None:
-        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            names = {str: "a string", list: "a list", dict: "a table", float: "a number"}
-            self.fail(key, f"expected {names.get(expected, expected.__name__)}, got {_toml_type(value)}", "fix its type")
-
-    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str) -> None:
-        for k in table:
-            if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"unknown key {k!r}", f"use one of: {', '.join(allowed)}")
-
-    def strings(self, value: Any, key: str) -> list[str]:
-        self.type(value, list, key)
-        for item in value:
-            self.type(item, str, key)
-        return list(value)
-
-    def list_of_tables(self, value: Any, key: str) -> list[dict[str, Any]]:
-        self.type(value, list, key)
-        for i, item in enumerate(value):
-            self.type(item, dict, f"{key}[{i}]")
-        return value
-
-
-def _toml_type(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

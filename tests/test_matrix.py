@@ -11,6 +11,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT, run_harness
 from harness import matrix
+from harness.settings import Settings
 from harness.errors import HarnessError
 
 BAD = sorted((FIXTURES / "matrix" / "bad").glob("*.toml"))
@@ -43,8 +44,8 @@ def test_expansion_follows_github_actions_semantics() -> None:
         "24.10-python-gpu-py3.11-docker",
         "23.10-python-cpu-py3.10",
     ]
-    assert m.settings["case_timeout"] == 30.0
-    assert m.settings["start_timeout"] == matrix.SETTINGS["start_timeout"]
+    assert m.settings.case_timeout == 30.0
+    assert m.settings.start_timeout == Settings().start_timeout
 
 
 def test_cell_ids_and_fields() -> None:

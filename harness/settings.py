@@ -1,0 +1,105 @@
+"""Typed settings of matrix.toml (``[settings]``, ``[docker]``) and the validator every TOML reader shares.
+
+Settings are read by key once, here, where the file is validated; everything else reads attributes of
+frozen dataclasses. Standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from harness.compat import KW_ONLY
+from harness.errors import HarnessError
+
+DOCKER_IMAGES = ("offline", "release")
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class Settings:
+    """Seconds. Each wait of a run is bounded by one of these."""
+
+    start_timeout: float = 60.0  # until the server must answer ready
+    load_timeout: float = 60.0  # one model load, before the server is judged hung
+    case_timeout: float = 60.0  # one case: the watchdog ends what it waits on at this deadline
+    stop_timeout: float = 10.0  # a graceful server stop, before SIGKILL
+    cell_timeout: float = 1800.0  # a whole cell: what has not finished by then is timed out
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class DockerSettings:
+    image: str = "offline"  # "offline": built here from the wheel, no registry; "release": FROM the NGC image
+    shm_size: str = "256m"  # /dev/shm of the container: the python backend's tensors travel through it
+
+
+def parse_settings(v: Validator, raw: Any) -> Settings:
+    v.type(raw, dict, "settings")
+    v.keys(raw, Settings.names(), "settings")
+    for k, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
+    return Settings(**{k: float(value) for k, value in raw.items()})
+
+
+def parse_docker(v: Validator, raw: Any) -> DockerSettings:
+    v.type(raw, dict, "docker")
+    v.keys(raw, ("image", "shm_size"), "docker")
+    for k, value in raw.items():
+        v.type(value, str, f"docker.{k}")
+    docker = DockerSettings(**raw)
+    if docker.image not in DOCKER_IMAGES:
+        v.fail("docker.image", f"unknown image kind {docker.image!r}", f"use one of: {', '.join(DOCKER_IMAGES)}")
+    if not re.match(r"^\d+[kmg]?$", docker.shm_size):
+        v.fail("docker.shm_size", f"{docker.shm_size!r} is not a size", 'write e.g. "256m" or "1g"')
+    return docker
+
+
+class Validator:
+    """Raises one-line errors that name the file and the key."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+
+    def fail(self, key: str, problem: str, fix: str) -> None:
+        where = f"{self.shown}: {key}" if key else self.shown
+        raise HarnessError(problem, where=where, fix=fix)
+
+    def type(self, value: Any, expected: type, key: str) -> None:
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            names = {str: "a string", list: "a list", dict: "a table", float: "a number"}
+            self.fail(key, f"expected {names.get(expected, expected.__name__)}, got {_toml_type(value)}", "fix its type")
+
+    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, f"unknown key {k!r}", f"use one of: {', '.join(allowed)}")
+
+    def strings(self, value: Any, key: str) -> list[str]:
+        self.type(value, list, key)
+        for item in value:
+            self.type(item, str, key)
+        return list(value)
+
+    def list_of_tables(self, value: Any, key: str) -> list[dict[str, Any]]:
+        self.type(value, list, key)
+        for i, item in enumerate(value):
+            self.type(item, dict, f"{key}[{i}]")
+        return value
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def shown_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
