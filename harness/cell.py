@@ -8,7 +8,6 @@ apply (not-applicable) or could not run (error), so the report never silently lo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -19,23 +18,24 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import envs, interpreters, repository
+from harness import envs, interpreters, layout, processes, repository
 from harness.errors import HarnessError
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
 from harness.matrix import Cell, Matrix
+from harness.supervise import NOT_RERUN
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
-CELL_CASE = "<cell>"
 # What a backend's cells need in their venv to generate their models at render time.
-BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}  # testcase name of a cell-level outcome written by this module
+BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}
 
 
 def junit_path(reports: Path, cell: Cell) -> Path:
-    return reports / "junit" / f"{cell.id}.xml"
+    return layout.junit_path(reports, cell.id)
 
 
 def log_path(reports: Path, cell: Cell) -> Path:
-    return reports / "logs" / f"{cell.id}.log"
+    return layout.log_path(reports, cell.id)
 
 
 def case_roots(specs: list[str] | None) -> list[Path]:
@@ -88,12 +88,12 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
     props = ET.SubElement(suite, "properties")
     for key, value in cell.as_dict().items():
         if key != "gpu":
-            ET.SubElement(props, "property", name="cell" if key == "id" else key, value=value or "")
+            ET.SubElement(props, "property", name=Prop.CELL if key == "id" else key, value=value or "")
     case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
     if state == "error":
         ET.SubElement(case, "error", message=message).text = message
     else:
-        ET.SubElement(case, "skipped", type="pytest.skip", message=f"not-applicable: {message}").text = message
+        ET.SubElement(case, "skipped", type="pytest.skip", message=NOT_APPLICABLE_PREFIX + message).text = message
     tmp = path.with_suffix(".xml.tmp")
     ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, path)
@@ -116,8 +116,10 @@ def pytest_command(
         "-o", "junit_family=xunit1",
         "-o", "junit_logging=all",
         "-o", "junit_log_passing_tests=false",
-        f"--timeout={matrix.settings['case_timeout']:g}",
+        # The watchdog keeps each case's deadline; pytest-timeout (set per case by the plugin) is the
+        # fallback for a case blocked in plain Python. Re-running a timeout or a crash only costs time.
         "--reruns=1",
+        f"--rerun-except=^({'|'.join(kind.__name__ for kind in NOT_RERUN)}):",
         f"--rootdir={os.path.commonpath([str(r) for r in roots])}",
         "-q", "-rfEs",
         *extra,
@@ -160,24 +162,28 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=_terminate_with_parent)  # noqa: PLW1509 - only prctl
+    proc = processes.spawn(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     errors: list[str] = []
     reader = threading.Thread(target=_copy_output, args=(proc, errors), daemon=True)
     reader.start()
 
     def forward(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; nox may signal the group again
-        with contextlib.suppress(ProcessLookupError):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; the scheduler may signal again
+        if proc.poll() is None:
             proc.send_signal(signum)
         raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, forward)
+    timed_out = False
     try:
-        proc.wait()
+        try:
+            proc.wait(matrix.settings.cell_timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True  # pytest stops its server and writes the JUnit file of what finished
+            processes.shutdown(proc, grace=processes.PYTEST_STOP_GRACE, first=signal.SIGTERM)
     except KeyboardInterrupt:
         # The signal reached pytest too: give it the time to stop its server and write its JUnit.
-        _wait_or_kill(proc)
+        processes.shutdown(proc, grace=processes.PYTEST_STOP_GRACE, first=signal.SIGTERM)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -190,10 +196,14 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
                 what = "with no case collected (is the case library empty?)"
             reason = f"pytest exited with code {code_name(code)} {what}"
             write_status(reports, cell, "error", f"{reason}: {last_error}" if last_error else reason)
+        elif timed_out:  # what finished is kept; what did not is a timeout, not missing
+            add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} s "
+                                                      "deadline (settings.cell_timeout)",
+                                   Prop.UNFINISHED: "timeout"})
         elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
-            add_properties(junit, {"interrupted": f"pytest was interrupted ({last_error or 'signal'})"})
+            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({last_error or 'signal'})"})
         if junit.exists():
-            add_properties(junit, {"setup_s": f"{setup_s:.3f}"})
+            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}"})
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
@@ -220,7 +230,7 @@ def add_properties(junit: Path, values: dict[str, str]) -> None:
 
 def _is_marked(junit: Path) -> bool:
     try:
-        return any(p.get("name") == "interrupted" for p in ET.parse(junit).getroot().iter("property"))
+        return any(p.get("name") == Prop.INTERRUPTED for p in ET.parse(junit).getroot().iter("property"))
     except (ET.ParseError, OSError):
         return False
 
@@ -243,23 +253,5 @@ def _testcases(junit: Path) -> int:
         return 0
 
 
-def _terminate_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _wait_or_kill(proc: subprocess.Popen[bytes], timeout: float = 20) -> int:
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
-
 def code_name(code: int | None) -> str:
-    if code is None:
-        return "none (still running)"
-    if code < 0:
-        return f"{code} ({signal.Signals(-code).name})"
-    return str(code)
+    return str(code) if code is not None and code >= 0 else f"{code} ({processes.describe_exit(code)})"

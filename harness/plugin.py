@@ -1,17 +1,12 @@
 """The pytest plugin that runs a case library against one cell's real Triton server.
 
-Loaded with ``pytest -p harness.plugin --cell <id> <case roots>`` (the cell runner does this). It
-
-- marks cases that do not apply to the cell as skipped with a ``not-applicable:`` reason (markers
-  ``backend``, ``instance_kind``, ``min_triton``, ``max_triton``, ``runner``);
-- renders every model of the case roots into one repository and starts ONE server for the cell, on
-  first use, in explicit model-control mode (``models`` marker: loaded before the case, unloaded after
-  its module);
-- gives fixtures: ``triton`` (the server), ``cell``, ``release``, ``http_client``, ``grpc_client`` and
-  ``client`` (each case that takes it runs once per protocol), ``triton_log`` (the log since the case
-  began);
-- records the cell's axes and the live server version as JUnit suite properties, each case's id as a
-  testcase property, and the server log written during a failed case as its captured log.
+Loaded with ``pytest -p harness.plugin --cell <id> <case roots>`` (the cell runner does this). With
+``--cell``, one :class:`CellPlugin` is registered: it holds the cell's state and its methods are the
+hooks (as pytest-xdist's ``DSession``). It marks cases that do not apply as not applicable, starts ONE
+server for the cell on first use (``harness.servers.factory``), loads the models a case names, keeps
+each case's deadline with a watchdog thread (``harness.supervise``), starts the server again after it
+died, and writes the cell's axes, the live server version and each case's id and verdict into JUnit.
+The fixtures below ask the plugin.
 """
 
 from __future__ import annotations
@@ -20,60 +15,29 @@ import contextlib
 import importlib.metadata
 import shutil
 import signal
-import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import applicability, supervise
 from harness import matrix as matrix_mod
-from harness import repository
 from harness.client import PROTOCOLS, Client
-from harness.errors import HarnessError
-from harness.matrix import BACKENDS, INSTANCE_KINDS, RELEASE_RE, RUNNERS, Cell, Matrix, Release
-from harness.servers import NotApplicable, Server, ServerError
+from harness.errors import HarnessError, NotApplicable
+from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, extra_log_path, log_path
+from harness.matrix import Cell, Matrix, Release
+from harness.servers import Server, ServerError, ServerExited, VersionMismatch
+from harness.servers.factory import CellServers
 
-NOT_APPLICABLE = "not-applicable: "
-MARKERS = {
-    "backend": "backend(*names): the case applies only to cells of these backends",
-    "instance_kind": "instance_kind(*kinds): the case applies only to cpu or gpu cells",
-    "min_triton": "min_triton(release): the case applies from this Triton release on (e.g. '24.03')",
-    "max_triton": "max_triton(release): the case applies up to this Triton release",
-    "runner": "runner(*names): the case applies only to cells of these runners",
-    "models": "models(*names): load these models before the case (unloaded after its module)",
-}
-
-
-@dataclass
-class CellState:
-    """Everything the plugin knows about the cell it runs."""
-
-    matrix: Matrix
-    cell: Cell
-    reports: Path
-    case_roots: list[Path]
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="triton-matrix-")))
-    server: Server | None = None
-    module_models: dict[str, set[str]] = field(default_factory=dict)
-    custom_backends: dict[str, Path] = field(default_factory=dict)
-    extra_servers: int = 0
-    interrupted: str | None = None
-    session: pytest.Session | None = None
-
-    @property
-    def release(self) -> Release:
-        return self.matrix.release(self.cell.triton)
-
-    @property
-    def log_path(self) -> Path:
-        return self.reports / "logs" / f"{self.cell.id}.log"
-
-
-STATE = pytest.StashKey[CellState]()
+PLUGIN_NAME = "triton-matrix-cell"
+RESTART_TRIES = 3  # failed restarts in a row before the remaining cases are errors
+PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
+VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdict.SERVER_DIED,
+            supervise.StubDied: Verdict.STUB_DIED, supervise.Interrupted: Verdict.INTERRUPTED}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
+    for text in applicability.MARKERS.values():
         config.addinivalue_line("markers", text)
     cell_id = config.getoption("--cell")
     if not cell_id:
@@ -95,127 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
         cell = matrix.cell(cell_id)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    roots = [Path(r).resolve() for r in config.getoption("--case-root")]
-    if not roots:
-        roots = [Path(a).resolve() for a in config.args if Path(a).is_dir()]
-    config.stash[STATE] = CellState(
-        matrix=matrix, cell=cell, reports=Path(config.getoption("--reports")).resolve(), case_roots=roots
-    )
-    # SIGTERM (CI cancelling a job, nox stopping a parallel worker) and Ctrl-C kill the server group
-    # at once (whoever sent them will not wait long), then end the session: fixtures tear down and
-    # the JUnit file of what ran is written.
-    def interrupt(signum: int, frame: object) -> None:
-        state = config.stash[STATE]
-        if state.interrupted:  # the same stop may arrive twice (from nox and from the cell runner)
-            return
-        state.interrupted = f"interrupted by {signal.Signals(signum).name}"
-        if state.server is not None:
-            state.server.kill(f"the run was {state.interrupted}")
-        if state.session is not None:  # stops after this case even if a case swallows the interrupt
-            state.session.shouldstop = state.interrupted
-        raise KeyboardInterrupt(state.interrupted)
-
-    signal.signal(signal.SIGTERM, interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, interrupt)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The cell's axes go into its JUnit file here, not in a fixture: a cell whose every case is
-    not applicable runs no fixture, and its JUnit file must still say which cell it is."""
-    state = session.config.stash.get(STATE, None)
-    if state is None:
-        return
-    state.session = session
-    for key, value in state.cell.as_dict().items():
-        if key != "gpu":
-            _suite_property(session.config, "cell" if key == "id" else key, "" if value is None else value)
-    _suite_property(session.config, "expected_server_version", state.release.server_version)
-    _suite_property(session.config, "packages", _packages_line())
-
-
-def _suite_property(config: pytest.Config, name: str, value: object) -> None:
-    """What record_testsuite_property does, outside a fixture (pytest's own LogXML object)."""
-    from _pytest.junitxml import xml_key
-
-    xml = config.stash.get(xml_key, None)
-    if xml is not None:
-        xml.add_global_property(name, value)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
-    state = session.config.stash.get(STATE, None)
-    if state is None or exitstatus != pytest.ExitCode.INTERRUPTED:
-        return
-    _suite_property(session.config, "interrupted", state.interrupted or "interrupted by Ctrl-C")
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    state = config.stash.get(STATE, None)
-    if state is not None:
-        if state.server is not None:
-            state.server.stop()
-        shutil.rmtree(state.workdir, ignore_errors=True)
-
-
-# -- applicability ---------------------------------------------------------------------------------
-def _release_key(value: str, where: str) -> tuple[int, int]:
-    if not RELEASE_RE.match(str(value)):
-        raise pytest.UsageError(f"{where}: {value!r} is not a Triton release; write it as YY.MM, e.g. '24.03'")
-    year, month = str(value).split(".")
-    return int(year), int(month)
-
-
-def _check_values(item: pytest.Item, name: str, values: tuple[Any, ...], allowed: tuple[str, ...]) -> None:
-    for value in values:
-        if value not in allowed:
-            raise pytest.UsageError(
-                f"{item.nodeid}: marker {name} has unknown value {value!r}; use one of: {', '.join(allowed)}"
-            )
-
-
-def not_applicable_reason(item: pytest.Item, cell: Cell) -> str | None:
-    """Why ``item`` does not apply to ``cell`` (None when it does); unknown marker values are errors."""
-    checks = (("backend", BACKENDS, cell.backend), ("instance_kind", INSTANCE_KINDS, cell.instance_kind),
-              ("runner", RUNNERS, cell.runner))
-    for name, allowed, actual in checks:
-        for mark in item.iter_markers(name):
-            _check_values(item, name, mark.args, allowed)
-            if actual not in mark.args:
-                return f"case needs {name} {' or '.join(mark.args)}; cell has {actual}"
-    current = _release_key(cell.triton, "cell")
-    for mark in item.iter_markers("min_triton"):
-        if current < _release_key(mark.args[0], item.nodeid):
-            return f"case needs Triton {mark.args[0]} or newer; cell runs {cell.triton}"
-    for mark in item.iter_markers("max_triton"):
-        if current > _release_key(mark.args[0], item.nodeid):
-            return f"case applies up to Triton {mark.args[0]}; cell runs {cell.triton}"
-    return None
-
-
-def case_id(item: pytest.Item, roots: list[Path]) -> str:
-    """The node id relative to the case root that holds it (the report's row key)."""
-    path = Path(item.path).resolve()
-    rest = item.nodeid.split("::", 1)[1] if "::" in item.nodeid else item.name
-    for root in roots:
-        if path.is_relative_to(root):
-            return f"{path.relative_to(root).as_posix()}::{rest}"
-    return item.nodeid
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash.get(STATE, None)
-    if state is None:
-        return
-    for item in items:
-        item.user_properties.append(("case", case_id(item, state.case_roots)))
-        if item.get_closest_marker("models") and "triton" not in item.fixturenames:
-            item.fixturenames.append("triton")  # type: ignore[attr-defined]
-        reason = not_applicable_reason(item, state.cell)
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE + reason))
+    roots = [Path(r).resolve() for r in config.getoption("--case-root")] or [
+        Path(a).resolve() for a in config.args if Path(a).is_dir()]
+    plugin = CellPlugin(config, matrix, cell, Path(config.getoption("--reports")).resolve(), roots)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    plugin.install_signal_handlers()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -223,111 +71,334 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("client", PROTOCOLS, indirect=True)
 
 
-# -- the server ------------------------------------------------------------------------------------
-def _state(config: pytest.Config) -> CellState:
-    state = config.stash.get(STATE, None)
-    if state is None:
+def plugin_of(config: pytest.Config) -> CellPlugin:
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None:
         raise pytest.UsageError("the triton fixtures need --cell <id>")
-    return state
+    return plugin
 
 
-def make_server(state: CellState, *, extra_args: tuple[str, ...] = (), log_path: Path | None = None,
-                workdir: Path | None = None) -> Server:
-    """Create (not start) a server of the cell's runner over the cell's rendered repository."""
-    repo = state.workdir / "repository"
-    if not repo.exists():
-        repository.render(state.case_roots, state.cell, repo)
-    backends = state.workdir / "custom-backends"
-    if not backends.exists():
-        built = repository.build_backends(state.case_roots, backends)
-        state.custom_backends = built
-    settings = state.matrix.settings
-    common = {
-        "log_path": log_path or state.log_path,
-        "start_timeout": settings["start_timeout"],
-        "load_timeout": settings["load_timeout"],
-        "stop_timeout": settings["stop_timeout"],
-    }
-    if state.cell.runner == "local":
-        from harness.servers.local import LocalServer
+class CellPlugin:
+    """Everything the plugin knows about the cell it runs; its methods are pytest hooks."""
 
-        return LocalServer(
-            venv=Path(sys.prefix),
-            python=state.cell.python,
-            python_libdir=Path(sys.base_prefix) / "lib",
-            repository=repo,
-            workdir=workdir or state.workdir,
-            extra_args=extra_args,
-            extra_backends=state.custom_backends,
-            **common,
-        )
-    from harness.servers.docker import DockerServer
+    def __init__(self, config: pytest.Config, matrix: Matrix, cell: Cell, reports: Path, roots: list[Path]) -> None:
+        self.config = config
+        self.matrix = matrix
+        self.cell = cell
+        self.release: Release = matrix.release(cell.triton)
+        self.reports = reports
+        self.case_roots = roots
+        self.workdir = Path(tempfile.mkdtemp(prefix="triton-matrix-"))
+        self._servers: CellServers | None = None
+        self.server: Server | None = None
+        self.gone: str | None = None  # why the server cannot be started again
+        self.failed_restarts = 0
+        self.restarts = 0
+        self.module_models: dict[str, set[str]] = {}
+        self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
+        self.extra_servers = 0
+        self.collected: list[str] = []
+        self.in_flight: pytest.Item | None = None
+        self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
+        self.interrupted: str | None = None
+        self.session: pytest.Session | None = None
+        self.watchdog = supervise.Watchdog()
+        self.main_thread = threading.get_ident()
+        self._clients: dict[str, tuple[int, Client]] = {}
 
-    return DockerServer(cell=state.cell, release=state.release, repository=repo, extra_args=extra_args,
-                        extra_backends=state.custom_backends, image_kind=state.matrix.docker["image"],
-                        shm_size=state.matrix.docker["shm_size"], **common)
+    # -- servers -----------------------------------------------------------------------------------
+    @property
+    def servers(self) -> CellServers:
+        if self._servers is None:
+            try:
+                self._servers = CellServers.prepare(self.matrix, self.cell, self.case_roots, self.workdir)
+            except HarnessError as exc:
+                raise ServerError(str(exc)) from None
+        return self._servers
+
+    def start_cell_server(self) -> Server:
+        """Start the cell's one server; a server that cannot serve this cell is not applicable."""
+        server = self.servers.create(log_path=log_path(self.reports, self.cell.id), workdir=self.workdir)
+        self.server = server
+        try:
+            server.start_and_wait()
+            available = server.backends()
+            self.suite_property(Prop.SERVER_VERSION, server.version)
+            self.suite_property(Prop.SERVER_BACKENDS, " ".join(available))
+            if self.cell.backend not in ("custom", *available):
+                raise NotApplicable(f"the server has no {self.cell.backend} backend (its backend directory "
+                                    f"holds: {', '.join(available) or 'nothing'})")
+            if server.version != self.release.server_version:
+                reason = (f"server reports version {server.version} but matrix.toml says "
+                          f"{self.release.server_version} for {self.cell.triton}")
+                raise VersionMismatch(reason, fix="correct the release table in matrix.toml")
+        except BaseException:
+            server.stop()
+            self.server = None
+            raise
+        return server
+
+    def ensure_server(self) -> None:
+        """Start the server again if it died: one crash costs one case, not the cell."""
+        if self.gone:
+            raise ServerExited(self.gone)
+        server = self.server
+        if server is None or server.alive:
+            return
+        try:
+            server.restart()
+        except ServerError as exc:
+            self.failed_restarts += 1
+            if self.failed_restarts >= RESTART_TRIES:
+                self.gone = f"the server could not be started again ({RESTART_TRIES} tries in a row): {exc}"
+            raise
+        self.failed_restarts = 0
+        self.restarts += 1
+        self.module_models.clear()  # a new server has nothing loaded
+
+    def client(self, protocol: str) -> Client:
+        """A client of the cell's server, made anew after a restart (new ports)."""
+        server = self.server
+        if server is None:
+            raise ServerExited("the cell's server is not running")
+        cached = self._clients.get(protocol)
+        if cached is not None and cached[0] == server.generation:
+            return cached[1]
+        if cached is not None:
+            with contextlib.suppress(Exception):
+                cached[1].close()
+        timeout = self.matrix.settings.case_timeout
+        raw = (server.http_client(network_timeout=timeout, connection_timeout=timeout) if protocol == "http"
+               else server.grpc_client())
+        made = Client(protocol, raw, timeout=timeout)
+        self._clients[protocol] = (server.generation, made)
+        return made
+
+    # -- session -----------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        """SIGTERM (CI cancelling a job, the cell runner's deadline) and Ctrl-C kill the servers at once,
+        then end the session: fixtures tear down and the JUnit file of what ran is written."""
+        signal.signal(signal.SIGTERM, self._interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        if self.interrupted:  # the same stop may arrive twice (from the scheduler and the cell runner)
+            return
+        self.interrupted = f"interrupted by {signal.Signals(signum).name}"
+        if self.in_flight is not None:
+            self.suite_property(Prop.INTERRUPTED_CASE, self.in_flight.stash[_CASE])
+        self._end_servers(f"the run was {self.interrupted}")
+        if self.session is not None:  # stops after this case even if a case swallows the interrupt
+            self.session.shouldstop = self.interrupted
+        raise KeyboardInterrupt(self.interrupted)
+
+    def _end_servers(self, reason: str) -> None:
+        for server in (self.server, *self.case_servers):
+            if server is not None:
+                server.kill(reason)
+
+    def suite_property(self, name: str, value: object) -> None:
+        """What record_testsuite_property does, outside a fixture (pytest's own LogXML object)."""
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property(name, "" if value is None else value)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """The cell's axes go into its JUnit file here, not in a fixture: a cell whose every case is
+        not applicable runs no fixture, and its JUnit file must still say which cell it is."""
+        self.session = session
+        for key, value in self.cell.as_dict().items():
+            if key != "gpu":
+                self.suite_property(Prop.CELL if key == "id" else key, value)
+        self.suite_property(Prop.EXPECTED_SERVER_VERSION, self.release.server_version)
+        self.suite_property(Prop.PACKAGES, _packages_line())
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        default = self.matrix.settings.case_timeout
+        for item in items:
+            case = item.stash[_CASE] = applicability.case_id(item, self.case_roots)
+            item.user_properties.append((Prop.CASE, case))
+            self.collected.append(case)
+            if item.get_closest_marker("models") and "triton" not in item.fixturenames:
+                item.fixturenames.append("triton")  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.timeout(applicability.case_timeout(item, default) + PYTEST_TIMEOUT_MARGIN))
+            reason = applicability.not_applicable_reason(item, self.cell)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE_PREFIX + reason))
+        self.suite_property(Prop.COLLECTED, "\n".join(self.collected))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
+        self.suite_property(Prop.SERVER_RESTARTS, self.restarts)
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.suite_property(Prop.INTERRUPTED, self.interrupted or "interrupted by Ctrl-C")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.watchdog.close()
+        for _, made in self._clients.values():
+            with contextlib.suppress(Exception):
+                made.close()
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- cases -------------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Remember where the log stands; a server that died earlier is started again first."""
+        if self.server is not None and "triton" in getattr(item, "fixturenames", ()):
+            self.ensure_server()
+        item.stash[_LOG_OFFSET] = self.server.log_offset() if self.server else 0
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        """Load the models a case names, then run it under its deadline and judge how it ended."""
+        self._load_models(item)
+        deadline = applicability.case_timeout(item, self.matrix.settings.case_timeout)
+        started = time.monotonic()
+        generation = self.server.generation if self.server else None
+        self.in_flight = item
+        self.watchdog.arm(deadline, lambda: self._expire(item, deadline, started))
+        try:
+            outcome = yield
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            diagnosis = self._diagnose(item, started, generation, self.watchdog.disarm(), exc)
+            if diagnosis is None:
+                raise
+            raise diagnosis from exc
+        finally:
+            self.watchdog.disarm()
+            self.in_flight = None
+            self.case_servers = []
+        if item.nodeid in self.expired:  # the case swallowed the error its deadline caused
+            raise self._diagnose(item, started, generation, True, None) or supervise.CaseTimeout("timeout")
+        return outcome
+
+    def _load_models(self, item: pytest.Item) -> None:
+        names = [n for mark in item.iter_markers("models") for n in mark.args]
+        if self.server is None or not names:
+            return
+        loaded = self.module_models.setdefault(_module_nodeid(item), set())
+        for name in names:
+            if name in loaded:
+                continue
+            result = self.server.load(name)
+            if result.error is not None:
+                pytest.fail(f"model {name!r} failed to load: {result.error}", pytrace=False)
+            loaded.add(name)
+
+    def _expire(self, item: pytest.Item, deadline: float, started: float) -> None:
+        """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""
+        side = self._server_side(started)
+        stack = supervise.stack_of(self.main_thread)
+        self.expired[item.nodeid] = (side, stack)
+        self._end_servers(f"case {item.nodeid} ran past its {deadline:g} s deadline")
+
+    def _server_side(self, started: float) -> list[str]:
+        """What the servers saw since ``started``: stubs that ended, a server that ended."""
+        seen: list[str] = []
+        for server in (self.server, *self.case_servers):
+            if server is None:
+                continue
+            seen += server.ended_stubs(started)
+            ended = server.exit_status()
+            if ended is not None and not server.broken:
+                seen.append(f"{server.name} ended ({ended})")
+        return seen
+
+    def _diagnose(self, item: pytest.Item, started: float, generation: int | None, fired: bool,
+                  exc: BaseException | None) -> Exception | None:
+        """The harness's own verdict on a failed case, or None when the case's own error stands."""
+        original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
+        if fired or item.nodeid in self.expired:
+            deadline = applicability.case_timeout(item, self.matrix.settings.case_timeout)
+            side = self.expired.get(item.nodeid, ([], ""))[0]
+            said = f" Seen meanwhile: {'; '.join(side)}." if side else ""
+            return supervise.CaseTimeout(
+                f"Timeout: no answer within the case's {deadline:g} s deadline; the server was killed to end "
+                f"the wait and is started again for the next case.{said} The case then saw: {original}")
+        if self.interrupted:
+            return supervise.Interrupted(f"{self.interrupted} while this case ran: {original}")
+        server = self.server
+        if server is not None and server.generation == generation and server.exit_status() is not None \
+                and not server.broken:
+            return supervise.ServerDied(
+                f"{server.name} ended during this case ({server.exit_status()}): {original}{server.tail_note()}")
+        stubs = self._server_side(started)
+        if stubs:
+            return supervise.StubDied(f"{'; '.join(stubs)} during this case: {original}")
+        return None
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        report = yield
+        if call.excinfo is not None and report.when == "call":
+            verdict = next((v for kind, v in VERDICTS.items() if isinstance(call.excinfo.value, kind)), None)
+            if verdict is not None:
+                item.user_properties.append((Prop.VERDICT, verdict))
+        if report.failed and item.nodeid in self.expired:
+            side, stack = self.expired[item.nodeid]
+            report.sections.append(("Captured evidence at the case's deadline",
+                                    "\n".join([*side, "where the case was:", stack])))
+        if report.failed and self.server is not None:
+            lines = self.server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
+            if lines:
+                report.sections.append(("Captured log triton server (during the case)", "\n".join(lines)))
+            else:
+                report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
+                                        self.server.log_tail(30)))
+        return report
+
+
+_LOG_OFFSET = pytest.StashKey[int]()
+_CASE = pytest.StashKey[str]()
+
+
+def _module_nodeid(item: pytest.Item) -> str:
+    module = item.getparent(pytest.Module)
+    return module.nodeid if module else item.nodeid
 
 
 def _packages_line() -> str:
-    names = ("numpy", "tritonclient", "nvidia-pytriton")
     found = []
-    for name in names:
-        try:
+    for name in ("numpy", "tritonclient", "nvidia-pytriton"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return " ".join(found)
 
 
+# -- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def cell(request: pytest.FixtureRequest) -> Cell:
-    return _state(request.config).cell
+    return plugin_of(request.config).cell
 
 
 @pytest.fixture(scope="session")
 def release(request: pytest.FixtureRequest) -> Release:
-    return _state(request.config).release
+    return plugin_of(request.config).release
 
 
 @pytest.fixture(scope="session")
-def triton(request: pytest.FixtureRequest, record_testsuite_property: Any) -> Iterator[Server]:
-    """The cell's one server, started on first use and stopped at the end of the session."""
-    state = _state(request.config)
-    try:
-        server = make_server(state)
-    except HarnessError as exc:
-        raise ServerError(str(exc)) from None
-    state.server = server
+def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The cell's one server, started on first use (again after a crash) and stopped at the end."""
+    plugin = plugin_of(request.config)
     started = time.monotonic()
     try:
-        server.start_and_wait()
-        record_testsuite_property("server_start_s", f"{time.monotonic() - started:.3f}")
-        record_testsuite_property("server_version", server.version)
-        available = server.backends()
-        record_testsuite_property("server_backends", " ".join(available))
-        if state.cell.backend not in ("custom", *available):
-            raise NotApplicable(f"the server has no {state.cell.backend} backend (its backend directory holds: "
-                                f"{', '.join(available) or 'nothing'})")
-        if server.version != state.release.server_version:
-            reason = (
-                f"server reports version {server.version} but matrix.toml says "
-                f"{state.release.server_version} for {state.cell.triton}"
-            )
-            server.kill(reason)
-            raise ServerError(reason, fix="correct the release table in matrix.toml")
+        server = plugin.start_cell_server()
     except NotApplicable as exc:
-        server.stop()
-        state.server = None
-        pytest.skip(NOT_APPLICABLE + str(exc))
-    except BaseException:
-        server.stop()
-        state.server = None
-        raise
+        pytest.skip(NOT_APPLICABLE_PREFIX + str(exc))
+    plugin.suite_property(Prop.SERVER_START_S, f"{time.monotonic() - started:.3f}")
     yield server
     stopping = time.monotonic()
     server.stop()
-    record_testsuite_property("server_stop_s", f"{time.monotonic() - stopping:.3f}")
-    state.server = None
+    plugin.suite_property(Prop.SERVER_STOP_S, f"{time.monotonic() - stopping:.3f}")
+    plugin.server = None
 
 
 @pytest.fixture
@@ -337,49 +408,35 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
     ``with triton_factory("--disable-auto-complete-config") as server: ...``; the server has its own
     log (``reports/logs/<cell>.<n>.log``) and is stopped when the block or the case ends.
     """
-    state = _state(request.config)
-    started: list[Server] = []
+    plugin = plugin_of(request.config)
 
     @contextlib.contextmanager
     def factory(*extra_args: str) -> Iterator[Server]:
-        state.extra_servers += 1
-        n = state.extra_servers
-        workdir = state.workdir / f"extra-{n}"
+        plugin.extra_servers += 1
+        n = plugin.extra_servers
+        workdir = plugin.workdir / f"extra-{n}"
         workdir.mkdir(parents=True, exist_ok=True)
-        server = make_server(state, extra_args=tuple(extra_args), workdir=workdir,
-                             log_path=state.reports / "logs" / f"{state.cell.id}.{n}.log")
-        started.append(server)
+        server = plugin.servers.create(log_path=extra_log_path(plugin.reports, plugin.cell.id, n), workdir=workdir,
+                                       extra_args=tuple(extra_args))
+        plugin.case_servers.append(server)
         try:
             server.start_and_wait()
             yield server
         finally:
             server.stop()
 
-    yield factory
-    for server in started:
-        server.stop()
+    return factory
 
 
-def _case_timeout(request: pytest.FixtureRequest) -> float:
-    return _state(request.config).matrix.settings["case_timeout"]
+@pytest.fixture
+def http_client(request: pytest.FixtureRequest, triton: Server) -> Client:
+    """HTTP client whose requests give up after the case timeout (the gevent client bounds itself)."""
+    return plugin_of(request.config).client("http")
 
 
-@pytest.fixture(scope="session")
-def http_client(request: pytest.FixtureRequest, triton: Server) -> Iterator[Client]:
-    """HTTP client whose requests give up after the case timeout (pytest-timeout's alarm cannot
-    interrupt the gevent-based HTTP client, so the client bounds itself)."""
-    timeout = _case_timeout(request)
-    client = Client("http", triton.http_client(network_timeout=timeout, connection_timeout=timeout),
-                    timeout=timeout)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def grpc_client(request: pytest.FixtureRequest, triton: Server) -> Iterator[Client]:
-    client = Client("grpc", triton.grpc_client(), timeout=_case_timeout(request))
-    yield client
-    client.close()
+@pytest.fixture
+def grpc_client(request: pytest.FixtureRequest, triton: Server) -> Client:
+    return plugin_of(request.config).client("grpc")
 
 
 @pytest.fixture
@@ -398,68 +455,11 @@ def triton_log(request: pytest.FixtureRequest, triton: Server) -> Any:
 @pytest.fixture(scope="module", autouse=True)
 def _unload_module_models(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    state = request.config.stash.get(STATE, None)
-    if state is None or state.server is None:
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None or plugin.server is None or not plugin.server.alive:
         return
-    for model in sorted(state.module_models.pop(request.node.nodeid, set())):
+    for model in sorted(plugin.module_models.pop(request.node.nodeid, set())):
         try:
-            state.server.unload(model)
-        except Exception:  # noqa: BLE001 - a dead server already failed its cases
+            plugin.server.unload(model)
+        except ServerError:  # a dead server already failed its cases
             break
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Load the models a case names before it runs: a model that fails to load fails the case."""
-    state = item.config.stash.get(STATE, None)
-    names = [n for mark in item.iter_markers("models") for n in mark.args]
-    if state is not None and state.server is not None and names:
-        server = state.server
-        loaded = state.module_models.setdefault(_module_nodeid(item), set())
-        for name in names:
-            if name in loaded:
-                continue
-            result = server.load(name)
-            if result.error is not None:
-                pytest.fail(f"model {name!r} failed to load: {result.error}", pytrace=False)
-            loaded.add(name)
-    return (yield)
-
-
-def _module_nodeid(item: pytest.Item) -> str:
-    module = item.getparent(pytest.Module)
-    return module.nodeid if module else item.nodeid
-
-
-# -- failure logs ----------------------------------------------------------------------------------
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Remember where the log stands; a server that died earlier errors the case at once."""
-    state = item.config.stash.get(STATE, None)
-    if state is not None:
-        item.stash[_LOG_OFFSET] = state.server.log_offset() if state.server else 0
-        if state.server is not None and "triton" in getattr(item, "fixturenames", ()):
-            state.server.check_alive()
-
-
-_LOG_OFFSET = pytest.StashKey[int]()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    report = yield
-    state = item.config.stash.get(STATE, None)
-    if state is not None and report.failed and state.server is not None:
-        server = state.server
-        if report.when == "call" and not server.broken:
-            try:
-                server.check_alive()  # a server that died during the case: say so, and how
-            except ServerError as exc:
-                report.sections.append(("Captured log triton server ended", str(exc)))
-        lines = server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
-        if lines:
-            report.sections.append(("Captured log triton server (during the case)", "\n".join(lines)))
-        else:
-            report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
-                                    server.log_tail(30)))
-    return report

@@ -1,0 +1,91 @@
+"""Deadlines that a blocked thread cannot escape, and the failures the harness diagnoses itself.
+
+pytest-timeout's SIGALRM cannot interrupt a thread blocked in the gRPC C core or in gevent, so the
+deadline of a case is kept by a thread of its own (:class:`Watchdog`). At expiry it calls back the
+plugin, which records evidence (the case's stack, the server's side) and ends what the case waits on
+(the server's process group); the blocked call then returns with an error, the case is judged a
+timeout, the server is started again, and the cell goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+
+class CaseTimeout(Exception):
+    """The case ran past its deadline; the watchdog ended what it waited on."""
+
+
+class ServerDied(Exception):
+    """The server ended while the case ran."""
+
+
+class StubDied(Exception):
+    """A python backend stub ended abnormally while the case ran."""
+
+
+class Interrupted(Exception):
+    """The run was stopped (Ctrl-C, SIGTERM, the cell's deadline) while the case ran."""
+
+
+# pytest-rerunfailures --rerun-except: re-running these only costs their deadline again.
+NOT_RERUN = (CaseTimeout, ServerDied, StubDied, Interrupted)
+
+
+def stack_of(thread_id: int) -> str:
+    """Where a thread is now (the case's stack at its deadline)."""
+    frame = sys._current_frames().get(thread_id)  # noqa: SLF001 - the documented way to see another thread
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(thread gone)"
+
+
+class Watchdog:
+    """One thread, one deadline at a time: :meth:`arm` before a case, :meth:`disarm` after it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._on_expire: Callable[[], None] | None = None
+        self._fired = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def arm(self, seconds: float, on_expire: Callable[[], None]) -> None:
+        with self._cond:
+            self._deadline = self._clock() + seconds
+            self._on_expire = on_expire
+            self._fired = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="case-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the deadline had passed (the callback ran or runs)."""
+        with self._cond:
+            self._deadline = None
+            self._on_expire = None
+            self._cond.notify()
+            return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._deadline is None or self._clock() < self._deadline):
+                    wait = None if self._deadline is None else max(0.0, self._deadline - self._clock())
+                    self._cond.wait(wait)
+                if self._closed:
+                    return
+                callback, self._on_expire, self._deadline = self._on_expire, None, None
+                self._fired = True
+            if callback is not None:
+                callback()
