@@ -1,18 +1,25 @@
-"""Command line: ``python -m harness cells|cell|report``.
+"""Command line: ``python -m harness cells|run|cell|report``.
 
 Every :class:`HarnessError` becomes one line on stderr and exit code 2, with no traceback.
-``cells`` and ``cell`` need only the standard library; ``report`` needs junitparser.
+``cells`` and ``cell`` need only the standard library; ``run`` and ``report`` need
+``harness/requirements-run.txt``. ``nox -s matrix -- ARGS`` is ``python -m harness run ARGS``: the
+options are declared here, once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from harness import matrix as matrix_mod
+from harness import processes
 from harness.errors import HarnessError
+
+CASES_HELP = "a case library folder (repeatable); 'builtin' is this repository's cases/"
+MATRIX_HELP = "matrix file (default: $TRITON_MATRIX or ./matrix.toml)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,16 +27,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     cells = sub.add_parser("cells", help="print the expanded cells of the matrix")
-    cells.add_argument("--matrix", help="matrix file (default: $TRITON_MATRIX or ./matrix.toml)")
+    cells.add_argument("--matrix", help=MATRIX_HELP)
     cells.add_argument("--runner", help="run every cell with this runner (local, docker)")
     cells.add_argument("--cell", action="append", default=[], help="only cells whose id matches (glob)")
     cells.add_argument("--json", action="store_true", help="a JSON list, as a CI matrix consumes it")
 
+    run = sub.add_parser("run", prog="nox -s matrix --",
+                         help="run the selected cells, N at a time, then write the report (nox -s matrix)")
+    run.add_argument("--cases", action="append", default=[], help=CASES_HELP)
+    run.add_argument("--cell", action="append", default=[], help="only cells whose id matches (glob, repeatable)")
+    run.add_argument("--runner", help="run every cell with this runner (local, docker)")
+    run.add_argument("--matrix", help=MATRIX_HELP)
+    run.add_argument("--jobs", type=int, default=None, help="cells at once (default: CPUs + 1; cells mostly wait)")
+    run.add_argument("--reports", default="reports", help="reports folder")
+    run.add_argument("--baseline", help="a previous compat.json to diff the report against")
+    run.add_argument("-v", "--verbose", action="store_true", help="also a line for each not-applicable cell")
+
     cell = sub.add_parser("cell", help="run one cell and write its JUnit file")
     cell.add_argument("id", help="the cell id, e.g. 24.10-python-cpu-py3.11")
-    cell.add_argument("--matrix")
-    cell.add_argument("--cases", action="append", default=[],
-                      help="a case library folder (repeatable); 'builtin' is this repository's cases/")
+    cell.add_argument("--matrix", help=MATRIX_HELP)
+    cell.add_argument("--cases", action="append", default=[], help=CASES_HELP)
     cell.add_argument("--reports", default="reports", help="reports folder")
     cell.epilog = "Arguments after -- go to pytest (e.g. -k, or case files to run only those)."
 
@@ -51,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cells(args)
         if args.command == "cell":
             return _cell(args)
+        if args.command == "run":
+            return _run(args)
         return _report(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,8 +87,25 @@ def _cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from harness import cell as cell_mod
+    from harness import run
+
+    processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it
+    matrix_path = Path(args.matrix).resolve() if args.matrix else None
+    cells = matrix_mod.load(matrix_path).select(args.cell, runner=args.runner)
+    cell_mod.case_roots(args.cases)  # a missing case library: one line, exit 2, before anything starts
+    cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
+    options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=args.jobs or run.default_jobs(),
+                             cases=cases, matrix=matrix_path,
+                             verbose=args.verbose, baseline=Path(args.baseline) if args.baseline else None)
+    return run.main(cells, options)
+
+
 def _cell(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
+
+    processes.die_with_parent_now(os.getppid())
 
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)

@@ -1,0 +1,152 @@
+"""``python -m harness run``: every selected cell, N at a time, then the report (what ``nox -s matrix`` does).
+
+The scheduler starts each cell as ``python -m harness cell <id>``, a child that dies with it, and
+keeps each cell's console output in ``reports/logs/<cell>.out`` (the terminal shows one line per
+cell, see ``harness.progress``). It dies with its own parent too, so a SIGKILL of the top
+``nox -s matrix`` ends the whole tree: scheduler -> cells -> pytest -> servers -> stubs. SIGTERM or
+Ctrl-C stops every cell (each writes the JUnit file of what finished), then the partial report is
+written. Cells start longest first, by the last run's durations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from harness import layout, processes
+from harness.compat import KW_ONLY
+from harness.matrix import Cell
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_S = 0.5
+RUNNER_ENV = "TRITON_MATRIX_RUNNER"  # nox -l: the runner the cell sessions are named for
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class RunOptions:
+    """What ``nox -s matrix -- ...`` was given."""
+
+    reports: Path
+    jobs: int
+    cases: tuple[str, ...] = ()
+    matrix: Path | None = None
+    verbose: bool = False
+    baseline: Path | None = None
+
+
+@dataclass
+class Running:
+    cell: Cell
+    proc: subprocess.Popen[bytes]
+    started: float
+    output: IO[bytes]
+
+
+def default_jobs() -> int:
+    """Cells mostly wait (model loads, stubs starting, requests in flight): one more than the cores."""
+    return (os.cpu_count() or 1) + 1
+
+
+def cell_command(cell: Cell, options: RunOptions) -> list[str]:
+    return [sys.executable, "-m", "harness", "cell", cell.id, f"--reports={options.reports}",
+            *([f"--matrix={options.matrix}"] if options.matrix else []),
+            *[f"--cases={c}" for c in options.cases]]
+
+
+def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:
+    """Longest first (by the last run), so the matrix does not end waiting on one long cell."""
+    known = sorted(durations.values())
+    typical = known[len(known) // 2] if known else 0.0
+    return sorted(cells, key=lambda c: -durations.get(c.id, typical))
+
+
+def run_cells(cells: list[Cell], options: RunOptions, progress: Any) -> int:
+    """Run the cells; returns 0, or 1 when a cell runner failed, or 130/143 when stopped by a signal."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    pending = ordered(cells, progress.durations())
+    running: dict[str, Running] = {}
+    worst = 0
+    (options.reports / "logs").mkdir(parents=True, exist_ok=True)
+    stop = _StopOnSignal()
+    try:
+        while (pending or running) and not stop.signum:
+            while pending and len(running) < options.jobs and not stop.signum:
+                cell = pending.pop(0)
+                out = open(options.reports / "logs" / f"{cell.id}.out", "wb")  # noqa: SIM115 - closed when it ends
+                proc = processes.spawn(cell_command(cell, options), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT)
+                running[cell.id] = Running(cell=cell, proc=proc, started=time.monotonic(), output=out)
+                progress.started(cell.id)
+            time.sleep(POLL_S)
+            progress.poll()
+            for cell_id, job in list(running.items()):
+                code = job.proc.poll()
+                if code is None:
+                    continue
+                job.output.close()
+                del running[cell_id]
+                progress.finished(cell_id, code, time.monotonic() - job.started)
+                if code not in (0, 1):
+                    worst = 1
+    finally:
+        stop.restore()
+        if running:
+            _stop_all(list(running.values()), stop.signum or signal.SIGTERM)
+            for cell_id, job in running.items():
+                progress.finished(cell_id, job.proc.returncode, time.monotonic() - job.started)
+    return 128 + stop.signum if stop.signum else worst
+
+
+def _stop_all(jobs: list[Running], signum: int) -> None:
+    """Every cell at once (each stops its pytest and server, then marks its JUnit file), bounded."""
+    for job in jobs:
+        if job.proc.poll() is None:
+            job.proc.send_signal(signum)
+    deadline = time.monotonic() + processes.CELL_STOP_GRACE
+    for job in jobs:
+        try:
+            job.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.proc.kill()
+            job.proc.wait()
+        job.output.close()
+
+
+class _StopOnSignal:
+    """Turns SIGTERM and SIGINT into a flag the loop reads, so the stop is orderly."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum = self.signum or signum
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def write_plan(reports: Path, cells: list[Cell]) -> None:
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / layout.PLAN_FILE).write_text(json.dumps({"cells": [c.as_dict() for c in cells]}, indent=1))
+
+
+def main(cells: list[Cell], options: RunOptions) -> int:
+    """Run, then always write the report (also after a signal: it then says it is partial)."""
+    from harness.progress import Progress
+    from harness.report import build
+
+    write_plan(options.reports, cells)
+    with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
+                  jobs=options.jobs) as progress:
+        code = run_cells(cells, options, progress)
+    report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix)
+    return code or report_code
