@@ -109,6 +109,15 @@ def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float) ->
     return CellOutcome(cell_id, elapsed_s, counts, problem=problem, note=note, exit_code=exit_code)
 
 
+def cases_text(progress: CellProgress | None) -> str:
+    """``12/265``; before pytest runs (the venv is being made) ``starting``, while it collects ``collecting``."""
+    if progress is None:
+        return "starting"
+    if progress.total == 0 and not progress.finished:
+        return "collecting"
+    return f"{progress.done}/{progress.total}"
+
+
 def read_durations(reports: Path) -> dict[str, float]:
     try:
         data = json.loads((reports / DURATIONS_FILE).read_text(encoding="utf-8"))
@@ -241,10 +250,8 @@ class Progress:
 
     def _running_text(self, cell: str, running: _Running) -> str:
         progress, elapsed = running.progress, format_seconds(self.clock() - running.started_at)
-        if progress is None:
-            return f"{cell} (starting, {elapsed})"
-        bad = bad_count(progress.counts)
-        return f"{cell} ({progress.done}/{progress.total}{f', {bad} failed' if bad else ''}, {elapsed})"
+        bad = bad_count(progress.counts) if progress else 0
+        return f"{cell} ({cases_text(progress)}{f', {bad} failed' if bad else ''}, {elapsed})"
 
     # -- output
 
@@ -283,7 +290,7 @@ class Progress:
         for cell, running in self.running.items():
             progress = running.progress
             bad = bad_count(progress.counts) if progress else 0
-            table.add_row(Text(cell), f"{progress.done}/{progress.total}" if progress else "starting",
+            table.add_row(Text(cell), cases_text(progress),
                           str(bad) if bad else "", format_seconds(self.clock() - running.started_at),
                           Text((progress.current or "") if progress else ""), style="red" if bad else None)
         return table

@@ -248,7 +248,10 @@ def test_stale_progress_files_are_cleared_at_start(tmp_path: Path) -> None:
     with Progress(["a"], reports=tmp_path, live=False, stream=io.StringIO(), clock=FakeClock()) as view:
         view.started("a")
         view.poll()
-        assert view.running["a"].progress is None
+        assert view.heartbeat() == "… 0/1 cells done · running a (starting, 0 s)"
+        ProgressRecorder(progress_path(tmp_path, "a"))  # the cell's pytest has begun, not yet collected
+        view.poll()
+        assert view.heartbeat() == "… 0/1 cells done · running a (collecting, 0 s)"
 
 
 def test_live_view_renders_on_a_terminal(tmp_path: Path) -> None:
