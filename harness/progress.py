@@ -58,7 +58,7 @@ def format_counts(counts: dict[str, int]) -> str:
 
 def format_seconds(seconds: float) -> str:
     """``61 s``, ``3 min 32 s``: short enough for a line, exact enough to compare runs."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 120:
         return f"{whole} s"
     return f"{whole // 60} min {whole % 60:02d} s"
@@ -190,7 +190,7 @@ def state_of(report: Any) -> str | None:
 def skip_reason(report: Any) -> str:
     longrepr = report.longrepr
     reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
-    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    return reason.removeprefix("Skipped: ")
 
 
 def failure_message(report: Any) -> str:

@@ -34,11 +34,20 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from harness.cell import CELL_CASE
-from harness.progress import (DURATIONS_FILE, NOT_APPLICABLE, NOT_APPLICABLE_PREFIX, CellProgress,
-                              bad_count, format_counts, format_seconds, progress_path, write_json)
+from harness.progress import (
+    DURATIONS_FILE,
+    NOT_APPLICABLE,
+    NOT_APPLICABLE_PREFIX,
+    CellProgress,
+    bad_count,
+    format_counts,
+    format_seconds,
+    progress_path,
+    write_json,
+)
 
 GREEN, RED, NOT_APPLICABLE_SYMBOL, HEARTBEAT_SYMBOL = "✓", "✗", "–", "…"
 INTERRUPTED_CODES = (2, 130, -2, -15)  # pytest's "interrupted", and cells stopped by SIGINT or SIGTERM
@@ -154,7 +163,7 @@ class Progress:
 
     # -- the scheduler's calls
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         for cell in self.cells:  # a file left by an earlier run would show that run's counts
             progress_path(self.reports, cell).unlink(missing_ok=True)
         self._began = self._last_beat = self.clock()
