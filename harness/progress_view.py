@@ -39,7 +39,6 @@ from typing import Any, Self, TextIO
 from harness.cell import CELL_CASE
 from harness.progress import (
     DURATIONS_FILE,
-    NOT_APPLICABLE,
     NOT_APPLICABLE_PREFIX,
     CellProgress,
     bad_count,
@@ -50,7 +49,7 @@ from harness.progress import (
 )
 
 GREEN, RED, NOT_APPLICABLE_SYMBOL, HEARTBEAT_SYMBOL = "✓", "✗", "–", "…"
-INTERRUPTED_CODES = (2, 130, -2, -15)  # pytest's "interrupted", and cells stopped by SIGINT or SIGTERM
+SIGNALLED = (130, -2, -15)  # a cell stopped by SIGINT or SIGTERM (as a shell or Popen reports it)
 
 
 @dataclass(frozen=True)
@@ -76,39 +75,51 @@ class _Running:
     progress: CellProgress | None = None
 
 
-def cell_status(junit: Path) -> tuple[str, str] | None:
-    """The cell-level outcome the cell runner wrote (testcase ``<cell>``): ("not-applicable", reason)
-    or ("error", message); None when the JUnit file holds cases (or is not there)."""
-    try:
-        root = ET.parse(junit).getroot()
-    except (ET.ParseError, OSError):
-        return None
-    for case in root.iter("testcase"):
-        if case.get("name") != CELL_CASE:
-            continue
-        skipped, error = case.find("skipped"), case.find("error")
-        if skipped is not None:
-            message = skipped.get("message", "")
-            return NOT_APPLICABLE, message.removeprefix(NOT_APPLICABLE_PREFIX)
-        if error is not None:
-            lines = (error.get("message") or "").strip().splitlines()
-            return "error", lines[0] if lines else ""
-    return None
+@dataclass(frozen=True)
+class JUnitStatus:
+    """What the cell runner wrote into a cell's JUnit file beyond its cases: a cell-level outcome
+    (testcase ``<cell>``: not applicable, or an error) and the ``interrupted`` suite property."""
+
+    not_applicable: str | None = None
+    error: str | None = None
+    interrupted: str | None = None
+
+    @classmethod
+    def read(cls, junit: Path) -> JUnitStatus:
+        try:
+            root = ET.parse(junit).getroot()
+        except (ET.ParseError, OSError):
+            return cls()
+        interrupted = next((p.get("value", "") for p in root.iter("property") if p.get("name") == "interrupted"),
+                           None)
+        for case in root.iter("testcase"):
+            if case.get("name") != CELL_CASE:
+                continue
+            skipped, error = case.find("skipped"), case.find("error")
+            if skipped is not None:
+                return cls(not_applicable=skipped.get("message", "").removeprefix(NOT_APPLICABLE_PREFIX))
+            if error is not None:
+                lines = (error.get("message") or "").strip().splitlines()
+                return cls(error=lines[0] if lines else "", interrupted=interrupted)
+        return cls(interrupted=interrupted)
 
 
 def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float) -> CellOutcome:
-    """A finished cell from its last progress file and, where the runner wrote one, its cell-level
-    JUnit outcome."""
+    """A finished cell from its last progress file and what the cell runner wrote into its JUnit file.
+
+    The exit code alone says little (2 is a bad command line for ``python -m harness`` and an
+    interrupted run for pytest): it is shown only where nothing else explains a red cell.
+    """
     final = CellProgress.read(progress_path(reports, cell_id))
-    status = cell_status(reports / "junit" / f"{cell_id}.xml")
+    status = JUnitStatus.read(reports / "junit" / f"{cell_id}.xml")
     counts = dict(final.counts) if final else {}
-    if status and status[0] == NOT_APPLICABLE and not counts:
-        return CellOutcome(cell_id, elapsed_s, not_applicable=status[1], exit_code=exit_code)
+    if status.not_applicable is not None and not counts:
+        return CellOutcome(cell_id, elapsed_s, not_applicable=status.not_applicable, exit_code=exit_code)
     not_run = final.total - final.done if final else 0
     problem = None
-    if status and status[0] == "error":
-        problem = f"error: {status[1]}"
-    elif exit_code in INTERRUPTED_CODES:
+    if status.error is not None:
+        problem = f"error: {status.error}"
+    elif status.interrupted is not None or exit_code in SIGNALLED:
         problem = "interrupted" + (f", {not_run} not run" if not_run else "")
     elif not_run:
         problem = f"{not_run} not run"

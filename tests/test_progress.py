@@ -233,18 +233,33 @@ def test_durations_are_saved_and_give_the_next_run_its_eta(tmp_path: Path) -> No
 def test_interrupted_run_keeps_finished_durations_only(tmp_path: Path) -> None:
     out = io.StringIO()
     with pytest.raises(KeyboardInterrupt), \
-            Progress(["a", "b"], reports=tmp_path, live=False, stream=out, clock=FakeClock()) as view:
-        view.started("a")
-        view.started("b")
+            Progress(["a", "b", "c"], reports=tmp_path, live=False, stream=out, clock=FakeClock()) as view:
+        for cell in ("a", "b", "c"):
+            view.started(cell)
         write_progress(tmp_path, "a", {"passed": 3})
         write_progress(tmp_path, "b", {"passed": 1}, total=5)
+        (tmp_path / "junit").mkdir()
+        (tmp_path / "junit" / "b.xml").write_text(  # as the cell runner marks a cell whose pytest was stopped
+            '<testsuites><testsuite name="b"><properties><property name="interrupted" value="pytest was interrupted">'
+            '</property></properties><testcase name="test_a"/></testsuite></testsuites>')
         view.finished("a", 0, 5)
         view.finished("b", 2, 7)
+        view.finished("c", -15, 1)  # stopped before its pytest began
         raise KeyboardInterrupt
     lines = out.getvalue().splitlines()
     assert "✗ b  1 passed · interrupted, 4 not run  7 s" in lines
-    assert lines[-1].startswith("✗ interrupted: 2 cells, 1 red")
+    assert "✗ c  interrupted  1 s" in lines
+    assert lines[-1].startswith("✗ interrupted: 3 cells, 2 red")
     assert json.loads((tmp_path / DURATIONS_FILE).read_text()) == {"a": 5.0}
+
+
+def test_exit_code_2_without_junit_is_shown_as_it_is(tmp_path: Path) -> None:
+    """``python -m harness cell`` exits 2 on a bad command line: not an interruption."""
+    out = io.StringIO()
+    with Progress(["a"], reports=tmp_path, live=False, stream=out, clock=FakeClock()) as view:
+        view.started("a")
+        view.finished("a", 2, 0.3)
+    assert "✗ a  exit code 2  0 s" in out.getvalue().splitlines()
 
 
 def test_stale_progress_files_are_cleared_at_start(tmp_path: Path) -> None:
