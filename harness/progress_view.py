@@ -49,6 +49,7 @@ from harness.progress import (
 )
 
 GREEN, RED, NOT_APPLICABLE_SYMBOL, HEARTBEAT_SYMBOL = "✓", "✗", "–", "…"
+SYMBOL_STYLES = {GREEN: "bold green", RED: "bold red", NOT_APPLICABLE_SYMBOL: "dim"}  # on a terminal
 SIGNALLED = (130, -2, -15)  # a cell stopped by SIGINT or SIGTERM (as a shell or Popen reports it)
 
 
@@ -204,7 +205,7 @@ class Progress:
         outcome = outcome_of(self.reports, cell_id, exit_code, elapsed_s)
         self.outcomes[cell_id] = outcome
         if outcome.not_applicable is None or self.verbose:
-            self._print(self.line(outcome), style="red" if outcome.red else None)
+            self._print(self.line(outcome))
         self._refresh()
         return outcome
 
@@ -275,9 +276,13 @@ class Progress:
 
     # -- output
 
-    def _print(self, text: str, style: str | None = None) -> None:
+    def _print(self, text: str) -> None:
         if self._console is not None:  # above the live table while it shows; rich knows the terminal
-            self._console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+            from rich.text import Text
+
+            styled = Text(text)
+            styled.stylize(SYMBOL_STYLES.get(text[:1], ""), 0, 1)
+            self._console.print(styled, highlight=False, soft_wrap=True)
         else:
             print(text, file=self.stream, flush=True)
 
