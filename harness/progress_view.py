@@ -180,8 +180,11 @@ class Progress:
             progress_path(self.reports, cell).unlink(missing_ok=True)
         self._began = self._last_beat = self.clock()
         if self.live:
-            self._start_live()
-        else:
+            try:
+                self._start_live()
+            except ImportError:  # rich not installed where the matrix runs: the plain lines still work
+                self.live = False
+        if not self.live:
             self._print(self.heartbeat())
         return self
 
@@ -234,8 +237,9 @@ class Progress:
         for outcome in finished:
             for state, n in outcome.counts.items():
                 counts[state] = counts.get(state, 0) + n
-        cells = f"{len(finished)} cells" if len(finished) == len(self.cells) else \
-            f"{len(finished)} of {len(self.cells)} cells"
+        noun = "cell" if len(self.cells) == 1 else "cells"
+        cells = f"{len(finished)} {noun}" if len(finished) == len(self.cells) else \
+            f"{len(finished)} of {len(self.cells)} {noun}"
         what = [f"{'interrupted: ' if interrupted else ''}{cells}", f"{red} red", f"{not_applicable} not applicable"]
         symbol = RED if red or interrupted or len(finished) < len(self.cells) else GREEN
         return (f"{symbol} {', '.join(what)}  {format_counts(counts) or 'no cases'}  "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,7 +145,7 @@ def assert_one_line_per_cell(output: str, ran: list[str], not_applicable: list[s
     of the cells, in their order. For the scheduler's end-to-end test too."""
     lines = output.splitlines()
     assert not [ln for ln in lines if "SKIPPED" in ln or "not-applicable:" in ln or "not applicable:" in ln]
-    total = re.compile(r"^[✓✗] (interrupted: )?\d+ (of \d+ )?cells, ")
+    total = re.compile(r"^[✓✗] (interrupted: )?\d+ (of \d+ )?cells?, ")
     cell_lines = [ln for ln in lines if re.match(r"^[✓✗] \S", ln) and not total.match(ln)]
     assert sorted(ln.split()[1] for ln in cell_lines) == sorted(ran)
     assert not [ln for ln in lines if any(f" {cell} " in f"{ln} " for cell in not_applicable)]
@@ -292,6 +293,17 @@ def test_live_view_renders_on_a_terminal(tmp_path: Path) -> None:
         write_progress(tmp_path, "24.10-python-cpu-py3.11", {"passed": 265})
         view.finished("24.10-python-cpu-py3.11", 0, 61)
     assert "✓ 24.10-python-cpu-py3.11  265 passed  61 s" in file.getvalue()
+
+
+def test_without_rich_the_view_falls_back_to_plain_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # import rich.console raises ImportError
+    out = io.StringIO()
+    with Progress(["a"], reports=tmp_path, live=True, stream=out, clock=FakeClock()) as view:
+        view.started("a")
+        write_progress(tmp_path, "a", {"passed": 2})
+        view.finished("a", 0, 2)
+    assert out.getvalue().splitlines() == ["… 0/1 cells done", "✓ a  2 passed  2 s",
+                                           "✓ 1 cell, 0 red, 0 not applicable  2 passed  0 s"]
 
 
 def test_counts_are_shown_in_a_fixed_order() -> None:
