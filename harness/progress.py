@@ -1,0 +1,203 @@
+"""What a running cell has done so far, told through one small JSON file per cell.
+
+Two halves share the names defined here:
+
+- :class:`ProgressRecorder`, a pytest plugin inside the cell's pytest (the cell's venv: Python 3.9 and
+  up, standard library only), rewrites ``reports/progress/<cell>.json`` after every case;
+- :class:`harness.progress_view.Progress`, in the process that runs the matrix, reads those files and
+  shows the live view or the plain lines.
+
+A file rather than the cell's output: pytest's output stays untouched (it goes to the cell's log), and
+the view can read a cell at any moment without parsing anything but JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROGRESS_DIR = "progress"  # under the reports folder
+DURATIONS_FILE = "durations.json"  # under the reports folder: cell id -> seconds of its last finished run
+NOT_APPLICABLE_PREFIX = "not-applicable: "  # the skip reason of a case (or cell) that does not apply
+KNOWN_ISSUE_PROPERTY = "known_issue"  # a JUnit property: the failure is a declared known incompatibility
+# pytest-timeout's own failure, or a client request that ran past the case timeout (as the report reads
+# a JUnit failure message).
+TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
+
+PASSED = "passed"
+FAILED = "failed"
+ERROR = "error"
+TIMEOUT = "timeout"
+KNOWN = "known"
+FLAKY = "flaky"
+SKIPPED = "skipped"
+NOT_APPLICABLE = "not-applicable"
+# Worst first: a case whose phases disagree (a failed call, then a failed teardown) counts as the worst.
+SEVERITY = (ERROR, TIMEOUT, FAILED, KNOWN, FLAKY, PASSED, SKIPPED, NOT_APPLICABLE)
+BAD = (FAILED, ERROR, TIMEOUT)  # what makes a cell red
+# The order of a cell's counts on its line, and their labels.
+SHOWN = (PASSED, FAILED, ERROR, TIMEOUT, NOT_APPLICABLE, KNOWN, FLAKY, SKIPPED)
+LABELS = {NOT_APPLICABLE: "n/a"}
+_RERUN = "rerun"  # pytest-rerunfailures' outcome of an attempt that is run again: not counted
+
+
+def progress_path(reports: Path, cell_id: str) -> Path:
+    return reports / PROGRESS_DIR / f"{cell_id}.json"
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    """``212 passed · 50 n/a · 3 known``: the non-zero counts, in a fixed order."""
+    shown = [f"{counts[s]} {LABELS.get(s, s)}" for s in SHOWN if counts.get(s)]
+    return " · ".join(shown)
+
+
+def format_seconds(seconds: float) -> str:
+    """``61 s``, ``3 min 32 s``: short enough for a line, exact enough to compare runs."""
+    whole = round(seconds)
+    if whole < 120:
+        return f"{whole} s"
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
+def bad_count(counts: dict[str, int]) -> int:
+    return sum(counts.get(s, 0) for s in BAD)
+
+
+@dataclass(frozen=True)
+class CellProgress:
+    """One reading of a cell's progress file."""
+
+    cell: str
+    total: int = 0
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    current: str | None = None
+    started: float = 0.0  # time.time() when the cell's pytest started
+    finished: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> CellProgress | None:
+        """The file's content, or None while there is none (it is replaced whole, never half-written)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(cell=str(data["cell"]), total=int(data["total"]), done=int(data["done"]),
+                       counts={str(k): int(v) for k, v in data["counts"].items()}, current=data.get("current"),
+                       started=float(data.get("started", 0.0)), finished=bool(data.get("finished")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cell": self.cell, "total": self.total, "done": self.done, "counts": dict(self.counts),
+                "current": self.current, "started": self.started, "finished": self.finished}
+
+
+def write_json(path: Path, data: object) -> None:
+    """Replace ``path`` whole (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ProgressRecorder:
+    """pytest plugin: counts each case once, by its final state, into the cell's progress file.
+
+    Register it with ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell_id)))``.
+    A case is its nodeid; its state is the worst of its phases (setup, call, teardown), decided at its
+    teardown. An attempt that is run again (pytest-rerunfailures' ``rerun`` outcome) is forgotten and
+    the case is counted by its last attempt (``flaky`` when that one passed).
+    """
+
+    def __init__(self, path: Path, *, wall_clock: Any = time.time) -> None:
+        self.path = path
+        self.cell = path.stem
+        self.total = 0
+        self.counts: dict[str, int] = {}
+        self.current: str | None = None
+        self.started = float(wall_clock())
+        self.finished = False
+        self._attempt: dict[str, str] = {}  # nodeid -> worst state of its phases so far, this attempt
+        self._rerun: set[str] = set()
+        self._done: set[str] = set()
+        self._write()
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.total = len(session.items)
+        self._write()
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.current = nodeid  # set here, not at the setup report: a case's setup (model loads) takes time
+        self._write()
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        nodeid = report.nodeid
+        if nodeid in self._done:
+            return
+        if report.when == "setup":
+            self._attempt.pop(nodeid, None)  # a new attempt: what an earlier one said is forgotten
+        if report.outcome == "rerun":
+            self._attempt[nodeid] = _RERUN
+            self._rerun.add(nodeid)
+            return
+        if self._attempt.get(nodeid) == _RERUN:
+            return  # the rest of an attempt that is run again (rerunfailures >= 15 logs its teardown)
+        state = state_of(report)
+        if state is not None:
+            self._attempt[nodeid] = worst(self._attempt.get(nodeid), state)
+        if report.when == "teardown":
+            final = self._attempt.pop(nodeid, PASSED)
+            if final == PASSED and nodeid in self._rerun:
+                final = FLAKY
+            self._done.add(nodeid)
+            self.counts[final] = self.counts.get(final, 0) + 1
+            self.current = None
+            self._write()
+
+    def pytest_sessionfinish(self) -> None:
+        self.finished = True
+        self.current = None
+        self._write()
+
+    def snapshot(self) -> CellProgress:
+        return CellProgress(cell=self.cell, total=self.total, done=len(self._done), counts=dict(self.counts),
+                            current=self.current, started=self.started, finished=self.finished)
+
+    def _write(self) -> None:
+        write_json(self.path, self.snapshot().as_dict())
+
+
+def state_of(report: Any) -> str | None:
+    """The state one phase's report gives its case, or None where the phase says nothing (a passed
+    setup or teardown)."""
+    if report.passed:
+        return PASSED if report.when == "call" else None
+    if report.skipped:
+        if hasattr(report, "wasxfail"):
+            return KNOWN  # pytest's xfail: declared, like a known incompatibility
+        return NOT_APPLICABLE if skip_reason(report).startswith(NOT_APPLICABLE_PREFIX) else SKIPPED
+    if any(name == KNOWN_ISSUE_PROPERTY for name, _ in report.user_properties):
+        return KNOWN
+    if TIMEOUT_RE.search(failure_message(report)):
+        return TIMEOUT
+    return FAILED if report.when == "call" else ERROR  # as pytest's JUnit: setup/teardown fail as errors
+
+
+def skip_reason(report: Any) -> str:
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def failure_message(report: Any) -> str:
+    """The first line of the failure, as pytest's JUnit writer puts it in the message attribute."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message if crash is not None else str(report.longrepr)
+
+
+def worst(a: str | None, b: str) -> str:
+    return b if a is None or SEVERITY.index(b) < SEVERITY.index(a) else a
