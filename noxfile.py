@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not put the
 from harness import matrix as matrix_mod  # noqa: E402
 from harness import processes  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.run import RUNNER_ENV  # noqa: E402
+from harness.layout import RUNNER_ENV  # noqa: E402
 
 nox.needs_version = ">=2026.8.17"
 nox.options.sessions = ["matrix"]

@@ -6,11 +6,16 @@ Standard library only.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 CELL_CASE = "<cell>"  # the testcase of a cell-level outcome (not applicable, or could not run)
 NOT_APPLICABLE_PREFIX = "not-applicable: "  # skip reasons that mean "this cell lacks what the case needs"
 PLAN_FILE = "plan.json"
+RUNNER_ENV = "TRITON_MATRIX_RUNNER"  # nox -l: the runner the cell sessions are named for
+# pytest-timeout's own failure, or a client request that ran past its timeout (read from a JUnit
+# failure message where no verdict says so).
+TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
 
 
 class Prop:

@@ -28,8 +28,9 @@ from harness import applicability, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS, Client
 from harness.errors import HarnessError, NotApplicable
-from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, extra_log_path, log_path
+from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, extra_log_path, log_path, progress_path
 from harness.matrix import Cell, Matrix, Release
+from harness.progress import ProgressRecorder
 from harness.servers import Server, ServerError, ServerExited, VersionMismatch
 from harness.servers.factory import CellServers
 
@@ -61,8 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     roots = [Path(r).resolve() for r in config.getoption("--case-root")] or [
         Path(a).resolve() for a in config.args if Path(a).is_dir()]
-    plugin = CellPlugin(config, matrix, cell, Path(config.getoption("--reports")).resolve(), roots)
+    reports = Path(config.getoption("--reports")).resolve()
+    plugin = CellPlugin(config, matrix, cell, reports, roots)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id)), "triton-matrix-progress")
     plugin.install_signal_handlers()
 
 

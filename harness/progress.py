@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROGRESS_DIR = "progress"  # under the reports folder
+from harness.layout import NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict, progress_path
+
+__all__ = ["ProgressRecorder", "progress_path"]
+
 DURATIONS_FILE = "durations.json"  # under the reports folder: cell id -> seconds of its last finished run
-NOT_APPLICABLE_PREFIX = "not-applicable: "  # the skip reason of a case (or cell) that does not apply
 KNOWN_ISSUE_PROPERTY = "known_issue"  # a JUnit property: the failure is a declared known incompatibility
-# pytest-timeout's own failure, or a client request that ran past the case timeout (as the report reads
-# a JUnit failure message).
-TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
 
 PASSED = "passed"
 FAILED = "failed"
@@ -44,10 +42,6 @@ BAD = (FAILED, ERROR, TIMEOUT)  # what makes a cell red
 SHOWN = (PASSED, FAILED, ERROR, TIMEOUT, NOT_APPLICABLE, KNOWN, FLAKY, SKIPPED)
 LABELS = {NOT_APPLICABLE: "n/a"}
 _RERUN = "rerun"  # pytest-rerunfailures' outcome of an attempt that is run again: not counted
-
-
-def progress_path(reports: Path, cell_id: str) -> Path:
-    return reports / PROGRESS_DIR / f"{cell_id}.json"
 
 
 def format_counts(counts: dict[str, int]) -> str:
@@ -182,7 +176,7 @@ def state_of(report: Any) -> str | None:
         return NOT_APPLICABLE if skip_reason(report).startswith(NOT_APPLICABLE_PREFIX) else SKIPPED
     if any(name == KNOWN_ISSUE_PROPERTY for name, _ in report.user_properties):
         return KNOWN
-    if TIMEOUT_RE.search(failure_message(report)):
+    if (Prop.VERDICT, Verdict.TIMEOUT) in report.user_properties or TIMEOUT_RE.search(failure_message(report)):
         return TIMEOUT
     return FAILED if report.when == "call" else ERROR  # as pytest's JUnit: setup/teardown fail as errors
 

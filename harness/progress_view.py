@@ -36,15 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TextIO
 
-from harness.cell import CELL_CASE
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, progress_path
 from harness.progress import (
     DURATIONS_FILE,
-    NOT_APPLICABLE_PREFIX,
     CellProgress,
     bad_count,
     format_counts,
     format_seconds,
-    progress_path,
     write_json,
 )
 

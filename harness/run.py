@@ -23,10 +23,10 @@ from typing import IO, Any
 from harness import layout, processes
 from harness.compat import KW_ONLY
 from harness.matrix import Cell
+from harness.progress_view import read_durations
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.5
-RUNNER_ENV = "TRITON_MATRIX_RUNNER"  # nox -l: the runner the cell sessions are named for
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -70,7 +70,7 @@ def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:
 def run_cells(cells: list[Cell], options: RunOptions, progress: Any) -> int:
     """Run the cells; returns 0, or 1 when a cell runner failed, or 130/143 when stopped by a signal."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    pending = ordered(cells, progress.durations())
+    pending = ordered(cells, read_durations(options.reports))
     running: dict[str, Running] = {}
     worst = 0
     (options.reports / "logs").mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def write_plan(reports: Path, cells: list[Cell]) -> None:
 
 def main(cells: list[Cell], options: RunOptions) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
-    from harness.progress import Progress
+    from harness.progress_view import Progress
     from harness.report import build
 
     write_plan(options.reports, cells)

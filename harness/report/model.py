@@ -22,10 +22,13 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
 
 from harness.errors import HarnessError
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict
 from harness.matrix import KnownFailure
 
-CELL_CASE = "<cell>"
-NOT_APPLICABLE = "not-applicable:"
+NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
+VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.STUB_DIED: "error",
+                  Verdict.INTERRUPTED: "error"}
+DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module path says nothing to a reader
 CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
 
@@ -50,8 +53,6 @@ class State(str, enum.Enum):
 # Worst first: a cell's state is the worst of its cases'.
 SEVERITY = (State.ERROR, State.TIMEOUT, State.FAILED, State.MISSING, State.UNEXPECTEDLY_PASSING,
             State.FLAKY, State.KNOWN_INCOMPATIBLE, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
-# pytest-timeout's own failure, or a client request that ran past the case timeout.
-TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
 FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
                  "(pytest-rerunfailures keeps no text of the failed attempt)")
 
@@ -155,13 +156,14 @@ def state_of(case: TestCase) -> tuple[State, str, str]:
     return State.PASSED, "", ""
 
 
-def _case_id(case: TestCase) -> str:
+def _case_props(case: TestCase) -> dict[str, str]:
     props = case.child(Properties)
-    if props is not None:
-        for prop in props:
-            if prop.name == "case":
-                return prop.value
-    return f"{case.classname}::{case.name}" if case.classname else case.name
+    return {prop.name: prop.value for prop in props} if props is not None else {}
+
+
+def _case_id(case: TestCase) -> str:
+    found = _case_props(case).get(Prop.CASE)
+    return found or (f"{case.classname}::{case.name}" if case.classname else case.name)
 
 
 _SECTION = re.compile(r"^-{3,} (Captured .*?) -{3,}$", re.MULTILINE)
@@ -262,8 +264,9 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             info.expected_server_version = props.get("expected_server_version")
             info.packages = props.get("packages", "")
             info.junit = rel
-            if props.get("interrupted"):
-                info.interrupted = props["interrupted"]
+            if props.get(Prop.INTERRUPTED):
+                info.interrupted = props[Prop.INTERRUPTED]
+            collected = [c for c in props.get(Prop.COLLECTED, "").splitlines() if c]
             log = reports / "logs" / f"{cell_id}.log"
             info.log = log.relative_to(reports).as_posix() if log.exists() else None
             results = per_cell.setdefault(cell_id, {})
@@ -278,6 +281,9 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
                 if result.state == State.PASSED and any(not t.result for t in tries[:-1]):
                     result.state, result.message = State.FLAKY, FLAKY_MESSAGE
                 results[case_id] = apply_known(result, known)
+            for case_id in collected:  # the plan of the cell: what did not run is said, never dropped
+                if case_id not in results:
+                    results[case_id] = _unfinished(case_id, cell_id, props)
 
     partial = any(info.interrupted for info in cells.values())
     for info in cells.values():
@@ -332,9 +338,22 @@ def unseen_incompatibilities(table: dict[tuple[str, str], Result], cells: list[C
 def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
     """One testcase element as a result (the last one of a case that was re-run)."""
     state, message, details = state_of(case)
+    verdict = _case_props(case).get(Prop.VERDICT)
+    if verdict in VERDICT_STATES and state in (State.FAILED, State.ERROR, State.TIMEOUT):
+        state, message = State(VERDICT_STATES[verdict]), DIAGNOSED.sub("", message)
     captured = _captured(case)
     return Result(case=case_id, cell=cell_id, state=state, message=scrub(message),
                   details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0)
+
+
+def _unfinished(case_id: str, cell_id: str, props: dict[str, str]) -> Result:
+    """A collected case without a result: the one in flight when the cell stopped is an error; the
+    others are missing, or timed out when the cell ran past its own deadline."""
+    why = props.get(Prop.INTERRUPTED) or "the cell ended before this case ran"
+    if props.get(Prop.INTERRUPTED_CASE) == case_id:
+        return Result(case=case_id, cell=cell_id, state=State.ERROR, message=f"interrupted while it ran ({why})")
+    state = State.TIMEOUT if props.get(Prop.UNFINISHED) == State.TIMEOUT.value else State.MISSING
+    return Result(case=case_id, cell=cell_id, state=state, message=f"not run: {why}")
 
 
 def _worst(states: list[State]) -> State:
