@@ -71,3 +71,19 @@ def triton_processes(marker: str | None = None) -> set[int]:
             continue
         pids.add(int(stat.parent.name))
     return pids
+
+
+def run_processes(marker: str) -> set[int]:
+    """Every live process (but this one) whose environment holds ``TRITON_MATRIX_TEST=<marker>``: the
+    nox, scheduler, cell, pytest, server and stub processes of one run."""
+    wanted = f"TRITON_MATRIX_TEST={marker}".encode()
+    pids = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        try:
+            state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if pid != os.getpid() and state != "Z" and wanted in environ.read_bytes().split(b"\0"):
+                pids.add(pid)
+        except OSError:
+            continue
+    return pids

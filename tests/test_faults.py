@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_harness, triton_processes
+from conftest import ROOT, run_harness, run_processes, triton_processes
 from harness import envs, processes
 from harness.servers import ServerError
 from harness.servers.local import LocalServer
@@ -72,28 +72,34 @@ def junit_cases(path: Path) -> dict[str, str]:
     return out
 
 
-def test_server_sigkilled_mid_cell_is_named_and_the_next_cells_run(tmp_path: Path, marker: str) -> None:
+def test_server_sigkilled_mid_case_errors_that_case_and_the_cell_goes_on(tmp_path: Path, marker: str) -> None:
+    """One crash costs one case: the case in flight is an error naming the signal, the server is
+    started again, the later cases of the cell pass, and the other cells run."""
     lib = write_case_library(tmp_path / "lib", '''
         import os
         import signal
+        import threading
 
         import numpy as np
         import pytest
 
-        pytestmark = pytest.mark.models("e2e_add_sub")
+        A = np.ones(4, dtype=np.float32)
 
+        @pytest.mark.models("e2e_add_sub")
         def test_1_serves(client):
-            a = np.ones(4, dtype=np.float32)
-            assert client.infer("e2e_add_sub", {"INPUT0": a, "INPUT1": a})["OUTPUT0"].tolist() == [2] * 4
+            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
 
-        def test_2_kill_server(triton, cell):
+        @pytest.mark.models("e2e_hang")
+        def test_2_server_killed_while_waiting(triton, http_client, cell):
             if cell.python == "3.11":
-                os.kill(triton.pid, signal.SIGKILL)
-                triton.proc.wait(10)
+                threading.Timer(1.0, os.kill, (triton.pid, signal.SIGKILL)).start()
+            http_client.infer("e2e_hang", {"INPUT0": A}) if cell.python == "3.11" else None
 
+        @pytest.mark.models("e2e_add_sub")
         def test_3_after(client):
-            assert client.is_model_ready("e2e_add_sub")
+            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
         ''')
+    add_hanging_model(lib)
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MATRIX.replace('python = ["3.11"]', 'python = ["3.11", "3.12"]'))
     reports = tmp_path / "reports"
@@ -102,16 +108,68 @@ def test_server_sigkilled_mid_cell_is_named_and_the_next_cells_run(tmp_path: Pat
          f"--cases={lib}", "--cell=*cpu*", "--jobs=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "TRITON_MATRIX_TEST": marker},
         check=False)
-    assert done.returncode != 0
+    assert done.returncode == 1, done.stdout[-3000:]
     data = json.loads((reports / "compat.json").read_text())
     cells = {c["id"]: c for c in data["cells"]}
     assert cells["24.10-python-cpu-py3.11"]["state"] == "error"
     assert cells["24.10-python-cpu-py3.12"]["state"] == "passed", "the remaining cell ran and passed"
     rows = {(r["case"], r["cell"]): r for r in data["results"]}
-    after = rows[("area/test_area.py::test_3_after[http]", "24.10-python-cpu-py3.11")]
-    assert after["state"] == "error"
-    assert "ended during the cell (killed by SIGKILL)" in after["message"]
+    killed = rows[("area/test_area.py::test_2_server_killed_while_waiting", "24.10-python-cpu-py3.11")]
+    assert killed["state"] == "error"
+    assert killed["message"].startswith("tritonserver ended during this case (killed by SIGKILL)"), killed
+    for protocol in ("http", "grpc"):
+        after = rows[(f"area/test_area.py::test_3_after[{protocol}]", "24.10-python-cpu-py3.11")]
+        assert after["state"] == "passed", after
     assert (reports / "compat.html").exists() and data["partial"] is False
+    assert not triton_processes(marker)
+
+
+def test_case_blocked_in_the_grpc_core_times_out_and_the_next_case_passes(tmp_path: Path, marker: str) -> None:
+    """A raw gRPC call without a client timeout to a model that never answers: pytest-timeout's alarm
+    cannot interrupt it; the watchdog ends the wait at the deadline and the cell goes on."""
+    lib = write_case_library(tmp_path / "lib", '''
+        import numpy as np
+        import pytest
+        import tritonclient.grpc as grpcclient
+
+        A = np.ones(4, dtype=np.float32)
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_1_serves(client):
+            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
+
+        @pytest.mark.models("e2e_hang")
+        def test_2_blocks_in_grpc_core(triton):
+            raw = grpcclient.InferenceServerClient(triton.grpc_url)
+            tensor = grpcclient.InferInput("INPUT0", [4], "FP32")
+            tensor.set_data_from_numpy(A)
+            try:
+                raw.infer("e2e_hang", [tensor])  # no client_timeout: only the watchdog ends this
+            except Exception:
+                pass  # a case that swallows the error is a timeout all the same
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_3_after(client):
+            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
+        ''')
+    add_hanging_model(lib)
+    matrix = tmp_path / "matrix.toml"
+    case_timeout = 6
+    matrix.write_text(MATRIX.replace("case_timeout = 60", f"case_timeout = {case_timeout}\nstop_timeout = 4"))
+    reports = tmp_path / "reports"
+    done = run_harness("cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+                       f"--reports={reports}", env={"TRITON_MATRIX_TEST": marker}, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    junit = ET.parse(reports / "junit" / "24.10-python-cpu-py3.11.xml").getroot()
+    times = {tc.get("name"): float(tc.get("time")) for tc in junit.iter("testcase")}
+    assert times["test_2_blocks_in_grpc_core"] < case_timeout + 10, times
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
+    data = json.loads((reports / "compat.json").read_text())
+    states = {r["case"]: (r["state"], r["message"]) for r in data["results"]}
+    state, message = states["area/test_area.py::test_2_blocks_in_grpc_core"]
+    assert state == "timeout" and message.startswith("Timeout: no answer within the case's 6 s deadline"), message
+    assert states["area/test_area.py::test_3_after[grpc]"][0] == "passed"
+    assert states["area/test_area.py::test_3_after[http]"][0] == "passed"
     assert not triton_processes(marker)
 
 
@@ -197,9 +255,12 @@ def test_port_already_taken_is_an_error_within_the_timeout(cell_env: envs.CellEn
     assert not processes.group_alive(server.pid)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupt_stops_everything_keeps_finished_cells_and_writes_a_partial_report(
-        tmp_path: Path, marker: str, signum: int) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
+def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_report(
+        tmp_path: Path, marker: str, how: str) -> None:
+    """Ctrl-C as a terminal sends it (SIGINT to the foreground process group), SIGTERM to the top
+    process alone (a CI job cancelled), SIGKILL to the top process alone (an OOM kill): every process
+    of the run is gone within 10 s (15 s for SIGKILL), finished cells keep their JUnit file."""
     lib = write_case_library(tmp_path / "lib", '''
         import numpy as np
         import pytest
@@ -221,16 +282,21 @@ def test_interrupt_stops_everything_keeps_finished_cells_and_writes_a_partial_re
         [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--matrix={matrix}", f"--reports={reports}",
          f"--cases={lib}", "--cell=*cpu*", "--jobs=1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
+        start_new_session=True,  # a terminal's foreground group of its own; SIGINT as a terminal has it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log312 = reports / "logs" / "24.10-python-cpu-py3.12.log"
     try:
         wait_for(lambda: log312.exists() and "successfully loaded 'e2e_hang'" in log312.read_text(), 240,
                  "the 3.12 cell to reach its hanging case")
         time.sleep(0.5)  # let the request reach the model
-        proc.send_signal(signum)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         started = time.monotonic()
         wait_for(lambda: not triton_processes(marker), 10, "every server and stub of the run to go")
         gone_after = time.monotonic() - started
+        wait_for(lambda: not run_processes(marker), 15, "every process of the run to go")
         proc.wait(60)
     finally:
         if proc.poll() is None:
@@ -240,11 +306,15 @@ def test_interrupt_stops_everything_keeps_finished_cells_and_writes_a_partial_re
     assert proc.returncode != 0, out[-2000:]
     first = junit_cases(reports / "junit" / "24.10-python-cpu-py3.11.xml")
     assert first == {"area/test_area.py::test_1_quick": "passed", "area/test_area.py::test_2_hangs_on_312": "passed"}
+    wait_for(lambda: (reports / "compat.json").exists(), 10, "the partial report")
     data = json.loads((reports / "compat.json").read_text())
     assert data["partial"] is True, "the report says it is partial"
     cells = {c["id"]: c for c in data["cells"]}
     assert cells["24.10-python-cpu-py3.11"]["state"] == "passed"
     assert cells["24.10-python-cpu-py3.12"]["interrupted"], cells["24.10-python-cpu-py3.12"]
+    rows = {(r["case"], r["cell"]): r for r in data["results"]}
+    in_flight = rows[("area/test_area.py::test_2_hangs_on_312", "24.10-python-cpu-py3.12")]
+    assert in_flight["state"] == "error" and in_flight["message"].startswith("interrupted"), in_flight
     assert "Partial report" in (reports / "compat.html").read_text()
 
 
