@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import nox
+import nox.command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not put the noxfile's folder there
 
@@ -52,8 +53,11 @@ for _cell in _CELLS:
 def matrix(session: nox.Session) -> None:
     """Run every selected cell, then write the report; fails on any failure (-- --help: options)."""
     session.install("-r", "harness/requirements-run.txt")
-    session.run("python", "-m", "harness", "run", *session.posargs,
-                interrupt_timeout=processes.NOX_STOP_GRACE, terminate_timeout=5)
+    try:
+        session.run("python", "-m", "harness", "run", *session.posargs,
+                    interrupt_timeout=processes.NOX_STOP_GRACE, terminate_timeout=5)
+    except nox.command.CommandFailed as exc:
+        raise SystemExit(exc.return_code or 1) from None  # 1: a failure; 2: bad input, said in one line
 
 
 @nox.session(reuse_venv=True)

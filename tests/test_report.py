@@ -15,6 +15,8 @@ from harness.errors import HarnessError
 from harness.report import build, markdown, model
 from harness.report.model import State
 
+pytestmark = pytest.mark.fast  # no server, no venv, no container
+
 JUNIT = FIXTURES / "junit"
 CPU311 = "24.10-python-cpu-py3.11"
 GPU311 = "24.10-python-gpu-py3.11"

@@ -50,6 +50,7 @@ def baseline_of(tmp_path: Path, files: dict[str, str]) -> Path:
     return reports / "compat.json"
 
 
+@pytest.mark.fast
 def test_a_real_rerun_is_written_as_an_empty_attempt_then_the_last_one() -> None:
     """What pytest-rerunfailures leaves in pytest's JUnit file: one testcase per attempt, the failed
     attempt's testcase without any failure element."""
@@ -60,6 +61,7 @@ def test_a_real_rerun_is_written_as_an_empty_attempt_then_the_last_one() -> None
     assert [tc.find("failure") is not None for tc in twice] == [False, True]
 
 
+@pytest.mark.fast
 def test_pass_after_fail_is_flaky(tmp_path: Path) -> None:
     results = model.read(reports_with(tmp_path / "r", {CELL: "run1-baseline.xml"}))
     state = {case: results.get(case, CELL).state for case in results.cases}
@@ -74,6 +76,7 @@ def test_pass_after_fail_is_flaky(tmp_path: Path) -> None:
     assert results.counts()["flaky"] == 1 and len(results.cases) == 8, "one result per case, not per attempt"
 
 
+@pytest.mark.fast
 def test_baseline_diff_lists_regressions_first_and_fails(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     baseline = baseline_of(tmp_path, {CELL: "run1-baseline.xml", GPU: "gpu-not-applicable.xml"})
@@ -115,6 +118,7 @@ def test_baseline_diff_lists_regressions_first_and_fails(tmp_path: Path,
     assert 'class="s failed chg-regression"' in page and 'class="s passed chg-fixed"' in page
 
 
+@pytest.mark.fast
 def test_no_regression_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     baseline = baseline_of(tmp_path, {CELL: "run2-broken.xml"})
     reports = reports_with(tmp_path / "now", {CELL: "run2-broken.xml"})
@@ -133,6 +137,7 @@ def test_no_regression_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ('{"cells": []}', "not a compatibility report (no 'results' list of case, cell and state)"),
     ('{"results": [{"case": "a", "cell": "b"}]}', "not a compatibility report"),
 ])
+@pytest.mark.fast
 def test_a_baseline_that_is_not_a_report_is_one_line(tmp_path: Path, content: str | None, problem: str) -> None:
     reports = reports_with(tmp_path / "now", {CELL: "run2-broken.xml"})
     bad = tmp_path / "previous.json"
@@ -146,6 +151,7 @@ def test_a_baseline_that_is_not_a_report_is_one_line(tmp_path: Path, content: st
     assert not (reports / "compat.json").exists(), "nothing is written before the baseline is read"
 
 
+@pytest.mark.fast
 def test_the_report_can_diff_against_the_compat_json_it_replaces(tmp_path: Path) -> None:
     reports = reports_with(tmp_path / "r", {CELL: "run1-baseline.xml"})
     build.main(reports=reports)
@@ -154,6 +160,7 @@ def test_the_report_can_diff_against_the_compat_json_it_replaces(tmp_path: Path)
     assert json.loads((reports / "compat.json").read_text())["baseline"]["counts"]["regression"] == 2
 
 
+@pytest.mark.fast
 def test_hostile_names_in_the_diff_are_escaped(tmp_path: Path) -> None:
     baseline = baseline_of(tmp_path, {CELL: "mixed.xml"})
     data = json.loads(baseline.read_text())
@@ -171,6 +178,7 @@ def test_hostile_names_in_the_diff_are_escaped(tmp_path: Path) -> None:
     assert rows and all("pipe&#124;and" in ln and ln.count(" | ") == 4 for ln in rows)
 
 
+@pytest.mark.fast
 def test_markdown_with_a_huge_diff_stays_under_one_mebibyte(tmp_path: Path) -> None:
     results = model.read(reports_with(tmp_path / "r", {CELL: "run2-broken.xml"}))
     base = results.get("area/test_area.py::test_add[http]", CELL)

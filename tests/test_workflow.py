@@ -18,6 +18,8 @@ import yaml
 
 from conftest import ROOT, require, run_harness
 
+pytestmark = pytest.mark.fast  # no server, no venv, no container
+
 WORKFLOW = ROOT / ".github" / "workflows" / "matrix.yml"
 
 

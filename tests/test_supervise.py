@@ -1,0 +1,64 @@
+"""The watchdog that keeps a case's deadline from outside the case's thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness import supervise
+
+pytestmark = pytest.mark.fast
+
+
+def test_fires_once_at_the_deadline_from_another_thread() -> None:
+    dog = supervise.Watchdog()
+    fired: list[int] = []
+    done = threading.Event()
+    dog.arm(0.2, lambda: (fired.append(threading.get_ident()), done.set()))
+    started = time.monotonic()
+    assert done.wait(5), "the deadline was not kept"
+    assert 0.15 < time.monotonic() - started < 2
+    assert fired and fired[0] != threading.get_ident(), "it runs outside the (blocked) case thread"
+    assert dog.disarm() is True
+    dog.close()
+
+
+def test_disarmed_in_time_never_fires() -> None:
+    dog = supervise.Watchdog()
+    fired = threading.Event()
+    dog.arm(0.3, fired.set)
+    assert dog.disarm() is False
+    assert not fired.wait(0.6)
+    dog.close()
+
+
+def test_rearmed_for_the_next_case_keeps_the_new_deadline() -> None:
+    dog = supervise.Watchdog()
+    first, second = threading.Event(), threading.Event()
+    dog.arm(0.2, first.set)
+    dog.disarm()
+    dog.arm(0.3, second.set)
+    assert second.wait(5) and not first.is_set()
+    dog.close()
+
+
+def test_stack_of_a_blocked_thread_names_where_it_waits() -> None:
+    release = threading.Event()
+
+    def blocked_in_a_named_place() -> None:
+        release.wait(10)
+
+    thread = threading.Thread(target=blocked_in_a_named_place)
+    thread.start()
+    time.sleep(0.1)
+    try:
+        assert "blocked_in_a_named_place" in supervise.stack_of(thread.ident or 0)
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_diagnosed_failures_are_not_rerun() -> None:
+    assert {kind.__name__ for kind in supervise.NOT_RERUN} == {"CaseTimeout", "ServerDied", "StubDied", "Interrupted"}
