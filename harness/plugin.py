@@ -391,11 +391,16 @@ def release(request: pytest.FixtureRequest) -> Release:
 def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
     """The cell's one server, started on first use (again after a crash) and stopped at the end."""
     plugin = plugin_of(request.config)
+    if plugin.gone:  # a re-run (pytest-rerunfailures clears cached fixture errors) does not start it again
+        raise ServerExited(plugin.gone)
     started = time.monotonic()
     try:
         server = plugin.start_cell_server()
     except NotApplicable as exc:
         pytest.skip(NOT_APPLICABLE_PREFIX + str(exc))
+    except ServerError as exc:
+        plugin.gone = str(exc)
+        raise
     plugin.suite_property(Prop.SERVER_START_S, f"{time.monotonic() - started:.3f}")
     yield server
     stopping = time.monotonic()

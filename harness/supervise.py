@@ -15,6 +15,8 @@ import time
 import traceback
 from collections.abc import Callable
 
+from harness import servers
+
 
 class CaseTimeout(Exception):
     """The case ran past its deadline; the watchdog ended what it waited on."""
@@ -32,8 +34,10 @@ class Interrupted(Exception):
     """The run was stopped (Ctrl-C, SIGTERM, the cell's deadline) while the case ran."""
 
 
-# pytest-rerunfailures --rerun-except: re-running these only costs their deadline again.
-NOT_RERUN = (CaseTimeout, ServerDied, StubDied, Interrupted)
+# pytest-rerunfailures --rerun-except (by name): re-running these only costs their deadline again, and
+# a server that cannot start or hangs will not do better the second time.
+NOT_RERUN: tuple[type[BaseException], ...] = (
+    CaseTimeout, ServerDied, StubDied, Interrupted, *servers.SERVER_ERRORS)
 
 
 def stack_of(thread_id: int) -> str:

@@ -70,6 +70,10 @@ class VersionMismatch(ServerError):
     """The live server is another version than the matrix says."""
 
 
+SERVER_ERRORS = (ServerError, ServerNotReady, PortTaken, ServerExited, LoadTimeout, StubCannotStart, UnloadTimeout,
+                 VersionMismatch)
+
+
 @dataclass(frozen=True, **KW_ONLY)
 class LoadResult:
     """What one model load said: ``error`` is the load response's message (None when it loaded)."""
