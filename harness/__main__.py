@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     cell.add_argument("--cases", action="append", default=[],
                       help="a case library folder (repeatable); 'builtin' is this repository's cases/")
     cell.add_argument("--reports", default="reports", help="reports folder")
+    cell.add_argument("--models", action="append", default=[],
+                      help="a Triton model repository to load, ask and compare (repeatable; default: matrix.toml's "
+                           "models); without --cases only these run")
     cell.epilog = "Arguments after -- go to pytest (e.g. -k, or case files to run only those)."
 
     report = sub.add_parser("report", help="merge the cells' JUnit files into the compatibility report")
@@ -70,11 +73,14 @@ def _cells(args: argparse.Namespace) -> int:
 
 def _cell(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
+    from harness.models import cli as models_cli
 
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)
-    roots = cell_mod.case_roots(args.cases)
-    return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args)
+    models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
+    roots = cell_mod.case_roots(args.cases) if args.cases or not models else []
+    return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args,
+                        models=models)
 
 
 def _report(args: argparse.Namespace) -> int:

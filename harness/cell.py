@@ -22,6 +22,7 @@ from pathlib import Path
 from harness import envs, interpreters, repository
 from harness.errors import HarnessError
 from harness.matrix import Cell, Matrix
+from harness.models import cli as models_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
@@ -101,7 +102,8 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
 
 
 def pytest_command(
-    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, extra: list[str]
+    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, extra: list[str],
+    models: list[Path] = (),
 ) -> list[str]:
     return [
         str(python), "-m", "pytest",
@@ -118,10 +120,11 @@ def pytest_command(
         "-o", "junit_log_passing_tests=false",
         f"--timeout={matrix.settings['case_timeout']:g}",
         "--reruns=1",
-        f"--rootdir={os.path.commonpath([str(r) for r in roots])}",
+        f"--rootdir={os.path.commonpath([str(r) for r in roots] or [str(ROOT)])}",
         "-q", "-rfEs",
         *extra,
         *([] if _names_paths(extra) else [str(r) for r in roots]),
+        *models_cli.pytest_args(list(models)),  # models mode: the team's repositories (harness/models/)
     ]
 
 
@@ -130,7 +133,8 @@ def _names_paths(args: list[str]) -> bool:
     return any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in args)
 
 
-def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = ()) -> int:
+def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = (),
+        models: list[Path] = ()) -> int:
     """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell)."""
     reports = reports.resolve()
     junit = junit_path(reports, cell)
@@ -157,7 +161,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     setup_s = time.monotonic() - setup_started
     if any(k.covers_cell(cell.id) for k in matrix.known_failures):
         extra = ["--reruns=0", *extra]  # a cell declared incompatible: re-running its failures only costs time
-    cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra))
+    cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra), list(models))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
