@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--plan", help="plan.json listing the cells of the run (default: reports/plan.json)")
     report.add_argument("--baseline", help="a previous compat.json to diff against")
     report.add_argument("--matrix", help="the matrix whose known incompatibilities apply (default: the one in use)")
+    report.add_argument("--reference", help="models mode: the cell every cell's answers are compared with "
+                                            "(default: the oldest release's cell of the same backend, kind, Python, env)")
     return parser
 
 
@@ -88,7 +90,7 @@ def _report(args: argparse.Namespace) -> int:
 
     return build.main(reports=Path(args.reports), plan=Path(args.plan) if args.plan else None,
                       baseline=Path(args.baseline) if args.baseline else None,
-                      matrix=Path(args.matrix) if args.matrix else None)
+                      matrix=Path(args.matrix) if args.matrix else None, reference=args.reference)
 
 
 if __name__ == "__main__":

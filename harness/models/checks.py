@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.models import REPEATS, SAMPLES_FILE, infer, repo, samples, tensors
+from harness.models import REPEATS, SAMPLES_FILE, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
 from harness.models.plugin import ModelsRun
 from harness.plugin import NOT_APPLICABLE, STATE
@@ -104,7 +104,7 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, triton: Serve
     module = _module(protocol)
     try:
         for i, (arrays, _) in enumerate(inputs):
-            digests = result.samples[i].digests.setdefault(protocol, [])
+            digests = result.samples[i].digests[protocol] = []  # afresh: a re-run does not add twice
             for attempt in range(1, REPEATS + 1):
                 offset = triton.log_offset()
                 try:
@@ -115,8 +115,12 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, triton: Serve
                 except Exception as exc:  # noqa: BLE001 - the server's message is the finding
                     message = _message(exc)
                     result.samples[i].error = result.samples[i].error or message
-                    pytest.fail(_explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
-                                         message, triton, offset), pytrace=False)
+                    text = _explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
+                                    message, triton, offset)
+                    first = models_run.first_failures.setdefault(f"{model}/{protocol}", text.splitlines()[0])
+                    if first != text.splitlines()[0]:  # a re-run: the first attempt is the finding
+                        text = f"{first} [re-run: {text}]"
+                    pytest.fail(text, pytrace=False)
                 if result.samples[i].answer is None:
                     result.samples[i].answer = answer
                 digests.append(infer.digest(answer))
@@ -159,7 +163,7 @@ def test_valid(model: str, models_run: ModelsRun) -> None:
                 continue
             want = tensors.expected_record(tensor, outputs.get(tensor.name), tensors.batched(config))
             got = last[tensor.name]
-            diff = tensors.difference({**got, "shape": got["shape"]}, want, tolerance, check_type=False)
+            diff = differ.difference(got, want, tolerance, check_type=False)
             if diff:
                 problems.append(f"sample {i} output {tensor.name}: {diff}")
     if problems:

@@ -31,6 +31,7 @@ class ModelsRun:
     models: dict[str, TeamModel]
     tolerance: dict[str, float]
     results: dict[str, ModelAnswers] = field(default_factory=dict)
+    first_failures: dict[str, str] = field(default_factory=dict)  # case id -> the first attempt's message
 
 
 RUN = pytest.StashKey[ModelsRun]()

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.models.differ import STORED_ELEMENTS
 from harness.models.samples import Sample, Tensor, TensorSpec, shape_of, specs
 
 NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
          "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
          "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_, "BF16": np.float32}
-STORED_ELEMENTS = 4096  # answers up to this size keep their values (to show a difference later)
 Arrays = dict[str, tuple[np.ndarray, str]]  # name -> (array, protocol datatype)
 
 
@@ -122,44 +122,3 @@ def expected_record(tensor: Tensor, spec: TensorSpec | None, batch: bool) -> dic
                                            else "FP64")
     array = _array(tensor, TensorSpec(name=tensor.name, datatype=datatype, dims=spec.dims if spec else ()), batch)
     return record(array, datatype)
-
-
-def difference(got: dict[str, Any], want: dict[str, Any], tolerance: float = 0.0, *,
-               check_type: bool = True) -> str | None:
-    """None when equal (within ``tolerance``, absolute), else what differs, in one line."""
-    if check_type and got["datatype"] != want["datatype"]:
-        return f"datatype changed: {want['datatype']} -> {got['datatype']}"
-    if got["shape"] != want["shape"]:
-        if "values" in got and "values" in want and len(got["values"]) == len(want["values"]) and not check_type:
-            pass  # validation_data may give a flat list for a shaped output
-        else:
-            return f"shape changed: {want['shape']} -> {got['shape']}"
-    if check_type and got["digest"] == want["digest"]:
-        return None
-    if "values" not in got or "values" not in want:
-        return f"digest differs ({want['digest']} -> {got['digest']}); the arrays are larger than " \
-               f"{STORED_ELEMENTS} elements and not stored"
-    a, b = got["values"], want["values"]
-    if len(a) != len(b):
-        return f"{len(b)} values expected, {len(a)} answered"
-    if got["datatype"] == "BYTES" or want["datatype"] == "BYTES":
-        for i, (x, y) in enumerate(zip(a, b)):
-            if x != y:
-                return (f"first differing index {i}: {base64.b64decode(y)!r} expected, "
-                        f"{base64.b64decode(x)!r} answered")
-        return None
-    x = np.array(a, dtype=np.float64)
-    y = np.array(b, dtype=np.float64)
-    both_nan = np.isnan(x) & np.isnan(y)
-    diff = np.where(both_nan, 0.0, np.abs(x - y))
-    bad = np.nonzero(~(diff <= tolerance))[0]
-    if not bad.size:
-        return None
-    first = int(bad[0])
-    rel = diff / np.maximum(np.abs(y), np.finfo(np.float64).tiny)
-    shape = got["shape"] or [len(a)]
-    index = tuple(int(i) for i in np.unravel_index(first, shape)) if math.prod(shape) == len(a) else (first,)
-    return (f"max absolute difference {float(np.nanmax(diff)):.3g}, max relative difference "
-            f"{float(np.nanmax(rel)):.3g}, {bad.size} of {len(a)} values differ"
-            + (f" beyond tolerance {tolerance:g}" if tolerance else "")
-            + f"; first differing index {list(index)}: {b[first]!r} expected, {a[first]!r} answered")
