@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # nox does not put the
 
 from harness import matrix as matrix_mod  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
+from harness.models import cli as models_cli  # noqa: E402
 
 nox.needs_version = ">=2026.8.17"  # --parallel
 nox.options.sessions = ["matrix"]
@@ -66,6 +67,9 @@ def _matrix_args(posargs: list[str]) -> argparse.Namespace:
     parser.add_argument("--matrix", help="another matrix file")
     parser.add_argument("--jobs", default=str(os.cpu_count() or 1), help="cells at once (default: CPUs)")
     parser.add_argument("--reports", default="reports")
+    parser.add_argument("--models", action="append", default=[],
+                        help="a Triton model repository to load, ask and compare on every cell (repeatable)")
+    parser.add_argument("--reference", help="models mode: the cell whose answers the others must match")
     return parser.parse_args(posargs)
 
 
@@ -80,15 +84,19 @@ def matrix(session: nox.Session) -> None:
         env[RUNNER_ENV] = args.runner
     try:
         chosen = matrix_mod.load(args.matrix).select(args.cell, runner=args.runner)
+        models = models_cli.repositories(args.models, matrix_mod.load(args.matrix))  # models mode, checked now
+        if args.reference:
+            matrix_mod.load(args.matrix).cell(args.reference)
     except HarnessError as exc:  # bad input: one line, exit code 2, nothing started or written
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     reports = Path(args.reports).resolve()
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "plan.json").write_text(json.dumps({"cells": [c.as_dict() for c in chosen]}, indent=1))
-    cell_args = [f"--reports={reports}", *[f"--cases={c}" for c in args.cases]]
+    cell_args = [f"--reports={reports}", *[f"--cases={c}" for c in args.cases], *[f"--models={m}" for m in models]]
     session.log(f"{len(chosen)} cells, {args.jobs} at a time: {' '.join(c.id for c in chosen)}")
-    report_args = [f"--reports={reports}", *([f"--matrix={Path(args.matrix).resolve()}"] if args.matrix else [])]
+    report_args = [f"--reports={reports}", *([f"--matrix={Path(args.matrix).resolve()}"] if args.matrix else []),
+                   *([f"--reference={args.reference}"] if args.reference else [])]
     nox_cmd = [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py")]
     try:
         code = _run_forwarding_signals(

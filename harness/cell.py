@@ -22,6 +22,7 @@ from pathlib import Path
 from harness import envs, interpreters, repository
 from harness.errors import HarnessError
 from harness.matrix import Cell, Matrix
+from harness.models import answers as models_answers
 from harness.models import cli as models_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +142,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     repository.check(roots, cell)  # a broken case library fails here, before anything starts or goes
     junit.unlink(missing_ok=True)
     log_path(reports, cell).unlink(missing_ok=True)
+    models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
         write_status(reports, cell, "not-applicable", reason)

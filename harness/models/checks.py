@@ -9,6 +9,7 @@ on the cell is not applicable in every check.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -37,6 +38,9 @@ def _log_errors(server: Server, offset: int, limit: int = 12) -> list[str]:
 
 def _explain(what: str, message: str, server: Server, offset: int) -> str:
     """A failure message: what failed, the server's message, a dead stub named, the log's error lines."""
+    deadline = time.monotonic() + 1.5  # a stub's death can take the server down a moment later (24.03)
+    while server.exit_status() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     errors = _log_errors(server, offset)
     dead = next((ln for ln in [message, *errors] if DEAD_STUB.search(ln)), None)
     head = f"dead stub: {what}: {message}" if dead else f"{what}: {message}"
@@ -45,23 +49,23 @@ def _explain(what: str, message: str, server: Server, offset: int) -> str:
     try:
         server.check_alive()
     except Exception as exc:  # noqa: BLE001 - a server that died during the check: say so
-        head += f"; the server ended: {str(exc).splitlines()[0]}"
+        head += f"; the server ended: {str(exc).splitlines()[0].split('; log ')[0]}"
     return head + ("\nserver log errors during the check:\n" + "\n".join(errors) if errors else "")
 
 
-def test_loads(model: str, models_run: ModelsRun, triton: Server, cell: Any) -> None:
+def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> None:
     """The model loads on the cell (its instance kind the cell's); the server's config is kept."""
     team = models_run.models[model]
     result = models_run.results[model]
     result.not_applicable = repo.not_applicable(team, cell)
     _skip_unless_applicable(models_run, model)
     config, result.note = repo.override(team, cell)
-    offset = triton.log_offset()
-    loaded = triton.load(model, config=config)
+    offset = server.log_offset()
+    loaded = server.load(model, config=config)
     if loaded.error is not None:
         result.load_error = loaded.error
-        pytest.fail(_explain(f"{model!r} did not load", loaded.error, triton, offset), pytrace=False)
-    client = triton.http_client()
+        pytest.fail(_explain(f"{model!r} did not load", loaded.error, server, offset), pytrace=False)
+    client = server.http_client()
     try:
         result.config = client.get_model_config(model)
     finally:
@@ -82,7 +86,7 @@ def _decoupled(config: dict[str, Any]) -> bool:
     return bool((config.get("model_transaction_policy") or {}).get("decoupled"))
 
 
-def test_answers(model: str, protocol: str, models_run: ModelsRun, triton: Server, request: Any) -> None:
+def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Server, request: Any) -> None:
     """Each sample, sent three times, gets an answer (a decoupled model: every response to the final)."""
     result = _skip_unless_applicable(models_run, model)
     if not result.loaded:
@@ -99,24 +103,27 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, triton: Serve
         result.samples = [SampleAnswers() for _ in inputs]
     timeout = min(30.0, float(request.config.stash[STATE].matrix.settings["case_timeout"]))
     grpc = protocol == "grpc"
-    client = triton.grpc_client() if grpc else triton.http_client(network_timeout=timeout,
+    client = server.grpc_client() if grpc else server.http_client(network_timeout=timeout,
                                                                    connection_timeout=timeout)
     module = _module(protocol)
     try:
         for i, (arrays, _) in enumerate(inputs):
             digests = result.samples[i].digests[protocol] = []  # afresh: a re-run does not add twice
             for attempt in range(1, REPEATS + 1):
-                offset = triton.log_offset()
+                offset = server.log_offset()
                 try:
                     if decoupled:
                         answer = infer.stream(client, module, model, arrays, timeout)
                     else:
                         answer = infer.unary(client, module, model, arrays, timeout, grpc)
                 except Exception as exc:  # noqa: BLE001 - the server's message is the finding
-                    message = _message(exc)
-                    result.samples[i].error = result.samples[i].error or message
+                    failed = _message(exc)
+                else:
+                    failed = None
+                if failed is not None:
+                    result.samples[i].error = result.samples[i].error or failed
                     text = _explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
-                                    message, triton, offset)
+                                    failed, server, offset)
                     first = models_run.first_failures.setdefault(f"{model}/{protocol}", text.splitlines()[0])
                     if first != text.splitlines()[0]:  # a re-run: the first attempt is the finding
                         text = f"{first} [re-run: {text}]"

@@ -8,6 +8,7 @@ of ``checks.py`` are parametrized with one item per model (and protocol), each i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from harness.errors import HarnessError
 from harness.models import MODELS_DIR_OPTION, answers, case_id, repo
 from harness.models.answers import ModelAnswers
 from harness.models.repo import TeamModel
+from harness.servers import Server
 
 CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"
 PROTOCOL_CHECKS = ("answers",)
@@ -100,6 +102,56 @@ def models_run(request: pytest.FixtureRequest) -> ModelsRun:
     if run is None:
         raise pytest.UsageError(f"models mode needs {MODELS_DIR_OPTION}")
     return run
+
+
+class ServerKeeper:
+    """The cell's server for the checks; one that a model killed is replaced by a fresh one.
+
+    A model whose stub takes the server down (24.03 segfaults when a stub dies mid-request) must not
+    turn every later model red: the check that killed it fails naming it, and the next check gets a
+    new server (log ``reports/logs/<cell>.<n>.log``) with the models that had loaded loaded again.
+    """
+
+    def __init__(self, state: cell_plugin.CellState, first: Server, run: ModelsRun) -> None:
+        self.state, self.server, self.run = state, first, run
+        self.started: list[Server] = []
+
+    def dead(self) -> bool:
+        return bool(self.server.broken) or self.server.exit_status() is not None
+
+    def recover(self) -> None:
+        if not self.dead():
+            return
+        self.state.extra_servers += 1
+        n = self.state.extra_servers
+        workdir = self.state.workdir / f"models-{n}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        server = cell_plugin.make_server(self.state, workdir=workdir,
+                                         log_path=self.state.reports / "logs" / f"{self.state.cell.id}.{n}.log")
+        self.started.append(server)
+        server.start_and_wait()
+        self.server = self.state.server = server
+        for name, result in sorted(self.run.results.items()):
+            if result.loaded:
+                server.load(name, config=repo.override(self.run.models[name], self.state.cell)[0])
+
+    def stop(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def models_keeper(request: pytest.FixtureRequest, triton: Server, models_run: ModelsRun) -> Iterator[ServerKeeper]:
+    keeper = ServerKeeper(request.config.stash[cell_plugin.STATE], triton, models_run)
+    yield keeper
+    keeper.stop()
+
+
+@pytest.fixture
+def server(models_keeper: ServerKeeper) -> Iterator[Server]:
+    """The live server for one check; after a check that killed it, a fresh one for the next."""
+    yield models_keeper.server
+    models_keeper.recover()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
