@@ -135,7 +135,12 @@ def config_drift(ref: dict[str, Any], mine: dict[str, Any]) -> list[str]:
     """Fields of the server-held config that differ: ``path: reference -> here``."""
     a, b = _flatten(ref), _flatten(mine)
     return [f"{key}: {_shown(a.get(key))} -> {_shown(b.get(key))}" for key in sorted(set(a) | set(b))
-            if a.get(key) != b.get(key) and key.split(".")[0] not in IGNORED_CONFIG]
+            if _value(a.get(key)) != _value(b.get(key)) and key.split(".")[0] not in IGNORED_CONFIG]
+
+
+def _value(value: Any) -> Any:
+    """A field a release leaves out and one that writes its default (false, "", 0) are the same config."""
+    return None if value in (None, "", False, 0, [], {}) else value
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
