@@ -266,3 +266,49 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     stored = json.loads((reports / "answers" / f"{CELL}.json").read_text())
     assert stored["models"]["scorer"]["note"].startswith("instance_group kind KIND_GPU overridden to KIND_CPU")
     assert stored["models"]["scorer"]["config"]["instance_group"][0]["kind"] == "KIND_CPU"
+
+
+ENV_MODEL_CONFIG = """backend: "python"
+max_batch_size: 0
+input [ { name: "X", data_type: TYPE_FP32, dims: [ 1 ] } ]
+output [ { name: "WHERE", data_type: TYPE_STRING, dims: [ 1 ] } ]
+parameters { key: "EXECUTION_ENV_PATH", value: { string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }
+"""
+ENV_MODEL = """import numpy as np
+import teamlib
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = np.array([teamlib.GREETING.encode()], dtype=np.object_)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("WHERE", out)]) for _ in requests]
+"""
+
+
+def test_a_python_model_with_its_own_environment(tmp_path: Path, cell_env) -> None:
+    """EXECUTION_ENV_PATH with $$TRITON_MODEL_DIRECTORY, packed as the README says (a venv of the cell's
+    Python with a relocatable activate); numpy comes through a .pth to keep the test's archive small."""
+    build = tmp_path / "build" / "env"
+    subprocess.run([str(cell_env.interpreter.executable), "-m", "venv", "--without-pip", str(build)], check=True)
+    site = build / "lib" / f"python{cell_env.interpreter.version}" / "site-packages"
+    (site / "teamlib.py").write_text('GREETING = "from the model environment"\n')
+    cell_site = next(cell_env.path.glob("lib/python*/site-packages"))
+    (site / "cell-numpy.pth").write_text(f"{cell_site}\n")
+    activate = build / "bin" / "activate"
+    activate.write_text("\n".join('VIRTUAL_ENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"'
+                                  if line.startswith("VIRTUAL_ENV=") else line
+                                  for line in activate.read_text().splitlines()) + "\n")
+    model = tmp_path / "repo" / "envmodel"
+    (model / "1").mkdir(parents=True)
+    subprocess.run(["tar", "-C", str(build), "-czf", str(model / "env.tar.gz"), "."], check=True)
+    shutil.rmtree(tmp_path / "build")  # the archive must not lean on where it was built
+    (model / "config.pbtxt").write_text(ENV_MODEL_CONFIG)
+    (model / "1" / "model.py").write_text(ENV_MODEL)
+    (model / "samples.json").write_text(json.dumps({"data": [{"X": [1.0]}],
+                                                    "validation_data": [{"WHERE": ["from the model environment"]}]}))
+    reports = tmp_path / "reports"
+    done = run_harness("cell", CELL, "--reports", str(reports), "--models", str(tmp_path / "repo"),
+                       env={"TRITON_MATRIX_TEST": "models-mode"})
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "5 passed" in done.stdout
