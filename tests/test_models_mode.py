@@ -153,6 +153,44 @@ def test_bad_models_input_is_one_line_and_exit_2(tmp_path: Path, make, fragment:
     assert not (tmp_path / "reports" / "junit").exists()  # nothing started
 
 
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--models=/nowhere/repo"], "/nowhere/repo: not a folder"),
+    ([f"--models={EXAMPLES}", "--reference=25.01-python-cpu-py3.11"], "no cell '25.01-python-cpu-py3.11'"),
+], ids=["not-a-repository", "unknown-reference"])
+def test_nox_matrix_refuses_bad_models_options(tmp_path: Path, args: list[str], fragment: str) -> None:
+    from test_bad_input import nox_matrix, one_line_error
+
+    one_line_error(nox_matrix(*args, f"--reports={tmp_path / 'r'}"), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("toml", "fragment"), [
+    ('models = "repo"', "models: expected a list"),
+    ("[tolerance]\nscorer = -1", "tolerance.scorer: expected a non-negative number"),
+    ('[tolerance]\nscorer = "small"', "tolerance.scorer: expected a non-negative number"),
+])
+def test_matrix_models_keys_are_checked(tmp_path: Path, toml: str, fragment: str) -> None:
+    from conftest import TEST_MATRIX
+    from harness import matrix as matrix_mod
+
+    path = tmp_path / "matrix.toml"
+    path.write_text(toml + "\n" + TEST_MATRIX.read_text())
+    with pytest.raises(HarnessError, match=fragment.replace("[", r"\[")):
+        matrix_mod.load(path)
+
+
+@pytest.mark.fast
+def test_matrix_models_are_relative_to_the_matrix_file(tmp_path: Path) -> None:
+    from conftest import TEST_MATRIX
+    from harness import matrix as matrix_mod
+
+    path = tmp_path / "matrix.toml"
+    path.write_text('models = ["team/repo"]\n' + TEST_MATRIX.read_text() + "\n[tolerance]\nscorer = 1e-3\n")
+    loaded = matrix_mod.load(path)
+    assert loaded.models == (tmp_path / "team" / "repo",) and loaded.tolerance == {"scorer": 1e-3}
+
+
 @pytest.mark.fast
 def test_config_pbtxt_is_read_with_repeated_and_map_fields() -> None:
     config = pbtxt.parse((EXAMPLES / "scorer" / "config.pbtxt").read_text())
