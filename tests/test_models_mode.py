@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_harness
+
 from harness.errors import HarnessError
 from harness.models import answers, compare, differ, pbtxt, repo, samples
 
@@ -172,6 +172,7 @@ def test_nox_matrix_refuses_bad_models_options(tmp_path: Path, args: list[str], 
 ])
 def test_matrix_models_keys_are_checked(tmp_path: Path, toml: str, fragment: str) -> None:
     from conftest import TEST_MATRIX
+
     from harness import matrix as matrix_mod
 
     path = tmp_path / "matrix.toml"
@@ -183,6 +184,7 @@ def test_matrix_models_keys_are_checked(tmp_path: Path, toml: str, fragment: str
 @pytest.mark.fast
 def test_matrix_models_are_relative_to_the_matrix_file(tmp_path: Path) -> None:
     from conftest import TEST_MATRIX
+
     from harness import matrix as matrix_mod
 
     path = tmp_path / "matrix.toml"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,16 +37,38 @@ def _log_errors(server: Server, offset: int, limit: int = 12) -> list[str]:
     return [ln for ln in lines if ERROR_LINE.search(ln) and not NOISE.search(ln)][-limit:]
 
 
-def _explain(what: str, message: str, server: Server, offset: int) -> str:
+def _model_stubs(server: Server, model: str) -> list[int] | None:
+    """The model's python stub processes under a local server (None where they cannot be seen)."""
+    pid = getattr(server, "pid", None)
+    if not isinstance(pid, int) or not Path("/proc").is_dir():
+        return None
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and f"/{model}/".encode() in args[1]
+                and str(pid).encode() in args):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _explain(what: str, message: str, server: Server, offset: int, model: str) -> str:
     """A failure message: what failed, the server's message, a dead stub named, the log's error lines."""
     deadline = time.monotonic() + 1.5  # a stub's death can take the server down a moment later (24.03)
     while server.exit_status() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     errors = _log_errors(server, offset)
     dead = next((ln for ln in [message, *errors] if DEAD_STUB.search(ln)), None)
-    head = f"dead stub: {what}: {message}" if dead else f"{what}: {message}"
+    seen = None
+    if dead is None and _model_stubs(server, model) == []:  # 24.07 logs nothing and lets the request hang
+        seen = f"no stub process of model {model!r} runs under the server (pid {getattr(server, 'pid', '?')})"
+    head = f"dead stub: {what}: {message}" if dead or seen else f"{what}: {message}"
     if dead and dead != message:
         head += f" (server log: {dead.strip()})"
+    if seen:
+        head += f" ({seen})"
     try:
         server.check_alive()
     except Exception as exc:  # noqa: BLE001 - a server that died during the check: say so
@@ -64,7 +87,7 @@ def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> 
     loaded = server.load(model, config=config)
     if loaded.error is not None:
         result.load_error = loaded.error
-        pytest.fail(_explain(f"{model!r} did not load", loaded.error, server, offset), pytrace=False)
+        pytest.fail(_explain(f"{model!r} did not load", loaded.error, server, offset, model), pytrace=False)
     client = server.http_client()
     try:
         result.config = client.get_model_config(model)
@@ -123,7 +146,7 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Serve
                 if failed is not None:
                     result.samples[i].error = result.samples[i].error or failed
                     text = _explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
-                                    failed, server, offset)
+                                    failed, server, offset, model)
                     first = models_run.first_failures.setdefault(f"{model}/{protocol}", text.splitlines()[0])
                     if first != text.splitlines()[0]:  # a re-run: the first attempt is the finding
                         text = f"{first} [re-run: {text}]"

@@ -18,7 +18,7 @@ _TOKEN = re.compile(r"""\s+|\#[^\n]*|("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|([{}\
 REPEATED = {"input", "output", "instance_group", "dims", "reshape", "gpus", "step", "preferred_batch_size",
             "batch_input", "batch_output", "source_input", "control_input", "control", "state",
             "initial_state", "profile", "secondary_devices", "model_warmup", "priority_levels",
-            "allowed_input", "fp32_false_true", "int32_false_true", "fp32_false_true", "labels", "cuda_graph_spec",
+            "allowed_input", "fp32_false_true", "int32_false_true", "labels", "cuda_graph_spec",
             "gpu_execution_accelerator", "cpu_execution_accelerator", "graph_spec", "model_version"}
 MAPS = {"parameters", "input_map", "output_map", "cc_model_filenames", "metric_tags", "model_operations",
         "priority_queue_policy"}
