@@ -20,6 +20,10 @@ from harness.errors import HarnessError
 
 CASES_HELP = "a case library folder (repeatable); 'builtin' is this repository's cases/"
 MATRIX_HELP = "matrix file (default: $TRITON_MATRIX or ./matrix.toml)"
+MODELS_HELP = ("a Triton model repository to load, ask and compare on every cell (repeatable; default: "
+               "matrix.toml's models); without --cases only these run")
+REFERENCE_HELP = ("models mode: the cell every cell's answers are compared with (default: the oldest release's "
+                  "cell of the same backend, kind, Python and env)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,12 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="reports folder")
     run.add_argument("--baseline", help="a previous compat.json to diff the report against")
     run.add_argument("-v", "--verbose", action="store_true", help="also a line for each not-applicable cell")
+    run.add_argument("--models", action="append", default=[], help=MODELS_HELP)
+    run.add_argument("--reference", help=REFERENCE_HELP)
 
     cell = sub.add_parser("cell", help="run one cell and write its JUnit file")
     cell.add_argument("id", help="the cell id, e.g. 24.10-python-cpu-py3.11")
     cell.add_argument("--matrix", help=MATRIX_HELP)
     cell.add_argument("--cases", action="append", default=[], help=CASES_HELP)
     cell.add_argument("--reports", default="reports", help="reports folder")
+    cell.add_argument("--models", action="append", default=[], help=MODELS_HELP)
     cell.epilog = "Arguments after -- go to pytest (e.g. -k, or case files to run only those)."
 
     report = sub.add_parser("report", help="merge the cells' JUnit files into the compatibility report")
@@ -55,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--plan", help="plan.json listing the cells of the run (default: reports/plan.json)")
     report.add_argument("--baseline", help="a previous compat.json to diff against")
     report.add_argument("--matrix", help="the matrix whose known incompatibilities apply (default: the one in use)")
+    report.add_argument("--reference", help=REFERENCE_HELP)
     return parser
 
 
@@ -91,26 +99,36 @@ def _run(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
     from harness import run
 
+    from harness.models import cli as models_cli
+
     processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it
     matrix_path = Path(args.matrix).resolve() if args.matrix else None
-    cells = matrix_mod.load(matrix_path).select(args.cell, runner=args.runner)
-    cell_mod.case_roots(args.cases)  # a missing case library: one line, exit 2, before anything starts
+    loaded = matrix_mod.load(matrix_path)
+    cells = loaded.select(args.cell, runner=args.runner)
+    # Bad input: one line, exit 2, before anything starts.
+    cell_mod.case_roots(args.cases)
+    models = models_cli.repositories(args.models, loaded)
+    if args.reference:
+        loaded.cell(args.reference)
     cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
     options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=args.jobs or run.default_jobs(),
-                             cases=cases, matrix=matrix_path,
+                             cases=cases, models=tuple(models), reference=args.reference, matrix=matrix_path,
                              verbose=args.verbose, baseline=Path(args.baseline) if args.baseline else None)
     return run.main(cells, options)
 
 
 def _cell(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
+    from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())
 
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)
-    roots = cell_mod.case_roots(args.cases)
-    return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args)
+    models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
+    roots = cell_mod.case_roots(args.cases) if args.cases or not models else []
+    return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args,
+                        models=models)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -118,7 +136,7 @@ def _report(args: argparse.Namespace) -> int:
 
     return build.main(reports=Path(args.reports), plan=Path(args.plan) if args.plan else None,
                       baseline=Path(args.baseline) if args.baseline else None,
-                      matrix=Path(args.matrix) if args.matrix else None)
+                      matrix=Path(args.matrix) if args.matrix else None, reference=args.reference)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from harness.errors import HarnessError
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
 from harness.matrix import Cell, Matrix
 from harness.supervise import NOT_RERUN
+from harness.models import answers as models_answers
+from harness.models import cli as models_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
@@ -101,7 +103,8 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
 
 
 def pytest_command(
-    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, extra: list[str]
+    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, extra: list[str],
+    models: list[Path] = (),
 ) -> list[str]:
     return [
         str(python), "-m", "pytest",
@@ -120,10 +123,11 @@ def pytest_command(
         # fallback for a case blocked in plain Python. Re-running a timeout or a crash only costs time.
         "--reruns=1",
         f"--rerun-except=^({'|'.join(kind.__name__ for kind in NOT_RERUN)}):",
-        f"--rootdir={os.path.commonpath([str(r) for r in roots])}",
+        f"--rootdir={os.path.commonpath([str(r) for r in roots] or [str(ROOT)])}",
         "-q", "-rfEs",
         *extra,
         *([] if _names_paths(extra) else [str(r) for r in roots]),
+        *models_cli.pytest_args(list(models)),  # models mode: the team's repositories (harness/models/)
     ]
 
 
@@ -132,13 +136,15 @@ def _names_paths(args: list[str]) -> bool:
     return any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in args)
 
 
-def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = ()) -> int:
+def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = (),
+        models: list[Path] = ()) -> int:
     """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell)."""
     reports = reports.resolve()
     junit = junit_path(reports, cell)
     repository.check(roots, cell)  # a broken case library fails here, before anything starts or goes
     junit.unlink(missing_ok=True)
     log_path(reports, cell).unlink(missing_ok=True)
+    models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
         write_status(reports, cell, "not-applicable", reason)
@@ -159,7 +165,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     setup_s = time.monotonic() - setup_started
     if any(k.covers_cell(cell.id) for k in matrix.known_failures):
         extra = ["--reruns=0", *extra]  # a cell declared incompatible: re-running its failures only costs time
-    cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra))
+    cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra), list(models))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
     proc = processes.spawn(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

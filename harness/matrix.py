@@ -28,7 +28,7 @@ BACKENDS = ("python", "onnxruntime", "pytorch", "tensorrt", "custom")
 INSTANCE_KINDS = ("cpu", "gpu")
 RUNNERS = ("local", "docker")
 TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures",
-                  "docker")
+                  "docker", "models", "tolerance")
 RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_python": str, "pythons": list}
 DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
@@ -139,6 +139,8 @@ class Matrix:
     settings: Settings = field(default_factory=Settings)
     known_failures: tuple[KnownFailure, ...] = ()
     docker: DockerSettings = field(default_factory=DockerSettings)
+    models: tuple[Path, ...] = ()  # team model repositories (relative paths: to the matrix file's folder)
+    tolerance: dict[str, float] = field(default_factory=dict)  # model name -> allowed absolute difference
 
     def cells(self, *, runner: str | None = None) -> list[Cell]:
         """Expand the axes, drop excluded combinations, then apply includes (GitHub Actions order)."""
@@ -273,8 +275,12 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         _parse_known_failure(v, entry, f"known_failures[{i}]")
         for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
     )
+    models = tuple((path.parent / m) for m in v.strings(data.get("models", []), "models"))
+    tolerance = _parse_tolerance(v, data.get("tolerance", {}))
     matrix = Matrix(
         path=path,
+        models=models,
+        tolerance=tolerance,
         axes=axes,
         releases=releases,
         envs=envs,
@@ -405,6 +411,15 @@ def _parse_rule(
             v.fail(f"{key}.{axis}", f"{value!r} is not a value of axis {axis}", f"use one of: {shown}")
         rule[axis] = value
     return rule
+
+
+def _parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:
+    """``[tolerance]``: model name -> the absolute difference its answers may have (models mode)."""
+    v.type(raw, dict, "tolerance")
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            v.fail(f"tolerance.{name}", f"expected a non-negative number, got {value!r}", "write e.g. 1e-3")
+    return {name: float(value) for name, value in raw.items()}
 
 
 def _parse_known_failure(v: Validator, entry: dict[str, Any], key: str) -> KnownFailure:

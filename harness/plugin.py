@@ -222,8 +222,10 @@ class CellPlugin:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         default = self.matrix.settings.case_timeout
         for item in items:
-            case = item.stash[_CASE] = applicability.case_id(item, self.case_roots)
-            item.user_properties.append((Prop.CASE, case))
+            given = next((value for name, value in item.user_properties if name == Prop.CASE), None)
+            case = item.stash[_CASE] = given or applicability.case_id(item, self.case_roots)
+            if given is None:  # models mode names its checks itself (models/<model>::<check>)
+                item.user_properties.append((Prop.CASE, case))
             self.collected.append(case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]

@@ -36,6 +36,8 @@ class RunOptions:
     reports: Path
     jobs: int
     cases: tuple[str, ...] = ()
+    models: tuple[Path, ...] = ()  # models mode: team model repositories
+    reference: str | None = None  # models mode: the cell the others' answers must match
     matrix: Path | None = None
     verbose: bool = False
     baseline: Path | None = None
@@ -57,7 +59,7 @@ def default_jobs() -> int:
 def cell_command(cell: Cell, options: RunOptions) -> list[str]:
     return [sys.executable, "-m", "harness", "cell", cell.id, f"--reports={options.reports}",
             *([f"--matrix={options.matrix}"] if options.matrix else []),
-            *[f"--cases={c}" for c in options.cases]]
+            *[f"--cases={c}" for c in options.cases], *[f"--models={m}" for m in options.models]]
 
 
 def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:
@@ -148,5 +150,6 @@ def main(cells: list[Cell], options: RunOptions) -> int:
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
                   jobs=options.jobs) as progress:
         code = run_cells(cells, options, progress)
-    report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix)
+    report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix,
+                             reference=options.reference)
     return code or report_code

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import matrix as matrix_mod
+from harness.models import compare as models_compare
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
 
 Writer = Callable[[model.Results, Path, "diff.Diff | None"], None]
@@ -34,15 +35,17 @@ def write_all(results: model.Results, reports: Path, changes: diff.Diff | None =
 
 
 def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = None,
-         matrix: Path | None = None) -> int:
+         matrix: Path | None = None, reference: str | None = None) -> int:
     """0 when no case failed or errored (so none regressed), 1 otherwise; a HarnessError (exit 2) when
     nothing can be read or the baseline is not a report.
 
     ``matrix``: where the declared known incompatibilities come from (default: the matrix in use).
     ``baseline``: a previous compat.json (read before anything is written: it may be reports/compat.json).
     """
-    known = matrix_mod.load(matrix).known_failures
+    loaded = matrix_mod.load(matrix)
+    known = loaded.known_failures
     base = diff.load(baseline) if baseline is not None else None
+    models_compare.write(reports, reference=reference, tolerance=loaded.tolerance)  # models mode: vs reference
     results = model.read(reports, plan, known)
     changes = diff.compare(base, results) if base is not None else None
     for problem in results.problems:

@@ -16,6 +16,7 @@ import html
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import Result, Results, State, by_release, failures
 
@@ -256,6 +257,7 @@ def render(results: Results, changes: Diff | None = None) -> str:
         out += _changes(changes, anchors)
     out += _releases(results)
     out += _grid(results, changes, anchors)
+    out += models_section.html_section(results, _chip)  # models mode
     out += _failures(results, bad, anchors)
     out += _cells(results)
     out.append("</body></html>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from harness.models import section as models_section
 from harness.report import SYMBOLS
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import Results, State, by_release, failures
@@ -19,7 +20,7 @@ LIMIT = 1024 * 1024 - 4096  # GitHub's job summary takes at most 1 MiB
 DETAIL_LINES = 40
 CHANGE_ROWS = 100  # per kind of change; compat.json and compat.html have them all
 TEXT = 300  # characters of a name or message in a table row
-DROP_ORDER = ("grid", "cells", "other changes", "releases")  # what goes first when too big
+DROP_ORDER = ("grid", "your models", "cells", "other changes", "releases")  # what goes first when too big
 
 
 def cell_text(text: str) -> str:
@@ -107,6 +108,7 @@ def render(results: Results, changes: Diff | None = None) -> str:
                      f"| {_short(info.packages)} |")
     sections.append(("cells", [*cells, "", "</details>", ""]))
     sections.append(("grid", _grid(results, changes)))
+    sections.append(("your models", models_section.markdown(results, SYMBOLS, cell_text)))  # models mode
 
     texts = {name: "\n".join(lines) + "\n" for name, lines in sections}
     for name in DROP_ORDER:  # a huge matrix: keep the verdict, point to the HTML for the rest

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.compat import KW_ONLY
 
@@ -24,12 +25,13 @@ DISCOVER_EVERY = 10  # polls between scans of /proc for new stubs
 @dataclass(frozen=True, **KW_ONLY)
 class StubEnd:
     pid: int
+    model: str
     instance: str
     status: int | None  # the wait status from /proc, None when the server reaped it first
     at: float
 
     def sentence(self) -> str:
-        model = self.instance.rsplit("_", 2)[0] if self.instance.count("_") >= 2 else self.instance
+        model = self.model
         if self.status is None:
             how = "ended (reaped by the server before its status could be read)"
         elif self.status & 0x7F:
@@ -57,13 +59,15 @@ def _stat_fields(pid: int) -> list[str] | None:
     return [comm, *text[text.rfind(")") + 2:].split()]
 
 
-def _instance(pid: int) -> str:
+def _identity(pid: int) -> tuple[str, str]:
+    """(model, instance) of a stub, from its command line: ``<repo>/<model>/<version>/model.py ... <instance>``."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
+            argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0")]
     except OSError:
-        return f"pid {pid}"
-    return argv[8].decode("utf-8", "replace") if len(argv) > 8 else f"pid {pid}"
+        return "?", f"pid {pid}"
+    model = Path(argv[1]).parent.parent.name if len(argv) > 1 else "?"
+    return model, (argv[8] if len(argv) > 8 else f"pid {pid}")
 
 
 class StubMonitor:
@@ -71,7 +75,7 @@ class StubMonitor:
 
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
-        self._known: dict[int, str] = {}
+        self._known: dict[int, tuple[str, str]] = {}
         self._ended: list[StubEnd] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -95,13 +99,14 @@ class StubMonitor:
             if polls % DISCOVER_EVERY == 0:
                 self._discover()
             polls += 1
-            for pid, instance in list(self._known.items()):
+            for pid, (model, instance) in list(self._known.items()):
                 fields = _stat_fields(pid)
                 if fields is not None and fields[1] != "Z" and fields[2] == str(self.server_pid):
                     continue
                 status = int(fields[50]) if fields is not None and len(fields) > 50 else None
                 with self._lock:
-                    self._ended.append(StubEnd(pid=pid, instance=instance, status=status, at=time.monotonic()))
+                    self._ended.append(StubEnd(pid=pid, model=model, instance=instance, status=status,
+                                               at=time.monotonic()))
                 del self._known[pid]
 
     def _discover(self) -> None:
@@ -114,4 +119,4 @@ class StubMonitor:
                 continue
             fields = _stat_fields(int(name))
             if fields and fields[0] == STUB_COMM and fields[2] == str(self.server_pid) and fields[1] != "Z":
-                self._known[int(name)] = _instance(int(name))
+                self._known[int(name)] = _identity(int(name))

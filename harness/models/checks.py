@@ -1,0 +1,224 @@
+"""The checks of models mode, run in the cell for each of the team's models (``plugin`` parametrizes them).
+
+They run in order on one server: ``loads`` (with the cell's instance kind), ``answers`` over HTTP then
+gRPC (each sample three times; a decoupled model over the gRPC stream), ``repeatable`` and ``valid``.
+A later check of a model that did not load or answer is skipped, saying why; a model that cannot run
+on the cell is not applicable in every check.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.models import REPEATS, SAMPLES_FILE, differ, infer, repo, samples, tensors
+from harness.models.answers import ModelAnswers, SampleAnswers
+from harness.models.plugin import ModelsRun
+from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
+from harness.plugin import plugin_of
+from harness.servers import ERROR_LINE, NOISE, Server
+
+DEAD_STUB = re.compile(r"stub[^\n]*(not healthy|unhealthy|died|exited|terminated|crashed|killed|restart)"
+                       r"|(not healthy|unhealthy)[^\n]*stub", re.IGNORECASE)
+
+
+def _skip_unless_applicable(run: ModelsRun, model: str) -> ModelAnswers:
+    result = run.results[model]
+    if result.not_applicable:
+        pytest.skip(NOT_APPLICABLE + result.not_applicable)
+    return result
+
+
+def _log_errors(server: Server, offset: int, limit: int = 12) -> list[str]:
+    lines = server.log_since(offset).splitlines()
+    return [ln for ln in lines if ERROR_LINE.search(ln) and not NOISE.search(ln)][-limit:]
+
+
+def _model_stubs(server: Server, model: str) -> list[int] | None:
+    """The model's python stub processes under a local server (None where they cannot be seen)."""
+    pid = getattr(server, "pid", None)
+    if not isinstance(pid, int) or not Path("/proc").is_dir():
+        return None
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and f"/{model}/".encode() in args[1]
+                and str(pid).encode() in args):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _explain(what: str, message: str, server: Server, offset: int, model: str) -> str:
+    """A failure message: what failed, the server's message, a dead stub named, the log's error lines."""
+    deadline = time.monotonic() + 1.5  # a stub's death can take the server down a moment later (24.03)
+    while server.exit_status() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    errors = _log_errors(server, offset)
+    dead = next((ln for ln in [message, *errors] if DEAD_STUB.search(ln)), None)
+    seen = None
+    if dead is None and _model_stubs(server, model) == []:  # 24.07 logs nothing and lets the request hang
+        seen = f"no stub process of model {model!r} runs under the server (pid {getattr(server, 'pid', '?')})"
+    head = f"dead stub: {what}: {message}" if dead or seen else f"{what}: {message}"
+    if dead and dead != message:
+        head += f" (server log: {dead.strip()})"
+    if seen:
+        head += f" ({seen})"
+    try:
+        server.check_alive()
+    except Exception as exc:  # noqa: BLE001 - a server that died during the check: say so
+        head += f"; the server ended: {str(exc).splitlines()[0].split('; log ')[0]}"
+    return head + ("\nserver log errors during the check:\n" + "\n".join(errors) if errors else "")
+
+
+def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> None:
+    """The model loads on the cell (its instance kind the cell's); the server's config is kept."""
+    team = models_run.models[model]
+    result = models_run.results[model]
+    result.not_applicable = repo.not_applicable(team, cell)
+    _skip_unless_applicable(models_run, model)
+    config, result.note = repo.override(team, cell)
+    offset = server.log_offset()
+    loaded = server.load(model, config=config)
+    if loaded.error is not None:
+        result.load_error = loaded.error
+        pytest.fail(_explain(f"{model!r} did not load", loaded.error, server, offset, model), pytrace=False)
+    client = server.http_client()
+    try:
+        result.config = client.get_model_config(model)
+    finally:
+        client.close()
+    result.inputs = SAMPLES_FILE if team.samples_path.is_file() else "generated"
+
+
+def _inputs(models_run: ModelsRun, model: str) -> list[tuple[tensors.Arrays, Any]]:
+    """(arrays, validation_data tensors or None) per sample."""
+    team = models_run.models[model]
+    config = models_run.results[model].config or {}
+    if not team.samples_path.is_file():
+        return [(tensors.generate(model, config), None)]
+    return [(tensors.sample_arrays(s, config), s.expected) for s in samples.load(team.samples_path)]
+
+
+def _decoupled(config: dict[str, Any]) -> bool:
+    return bool((config.get("model_transaction_policy") or {}).get("decoupled"))
+
+
+def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Server, request: Any) -> None:
+    """Each sample, sent three times, gets an answer (a decoupled model: every response to the final)."""
+    result = _skip_unless_applicable(models_run, model)
+    if not result.loaded:
+        pytest.skip("the model did not load (see its loads check)")
+    config = result.config or {}
+    decoupled = _decoupled(config)
+    if decoupled and protocol == "http":
+        pytest.skip(NOT_APPLICABLE + "a decoupled model answers over the gRPC stream, not HTTP")
+    try:
+        inputs = _inputs(models_run, model)
+    except tensors.InputMismatch as exc:
+        pytest.fail(f"{model}: {exc}", pytrace=False)
+    if not result.samples:
+        result.samples = [SampleAnswers() for _ in inputs]
+    timeout = min(30.0, plugin_of(request.config).matrix.settings.case_timeout)
+    grpc = protocol == "grpc"
+    client = server.grpc_client() if grpc else server.http_client(network_timeout=timeout,
+                                                                   connection_timeout=timeout)
+    module = _module(protocol)
+    try:
+        for i, (arrays, _) in enumerate(inputs):
+            digests = result.samples[i].digests[protocol] = []  # afresh: a re-run does not add twice
+            for attempt in range(1, REPEATS + 1):
+                offset = server.log_offset()
+                try:
+                    if decoupled:
+                        answer = infer.stream(client, module, model, arrays, timeout)
+                    else:
+                        answer = infer.unary(client, module, model, arrays, timeout, grpc)
+                except Exception as exc:  # noqa: BLE001 - the server's message is the finding
+                    failed = _message(exc)
+                else:
+                    failed = None
+                if failed is not None:
+                    result.samples[i].error = result.samples[i].error or failed
+                    text = _explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
+                                    failed, server, offset, model)
+                    first = models_run.first_failures.setdefault(f"{model}/{protocol}", text.splitlines()[0])
+                    if first != text.splitlines()[0]:  # a re-run: the first attempt is the finding
+                        text = f"{first} [re-run: {text}]"
+                    pytest.fail(text, pytrace=False)
+                if result.samples[i].answer is None:
+                    result.samples[i].answer = answer
+                digests.append(infer.digest(answer))
+    finally:
+        client.close()
+
+
+def test_repeatable(model: str, models_run: ModelsRun) -> None:
+    """Every answer to a sample is the same: each repeat, over each protocol."""
+    result = _answered(models_run, model)
+    for i, sample in enumerate(result.samples):
+        seen = {(p, n): d for p, ds in sample.digests.items() for n, d in enumerate(ds, 1)}
+        if len(set(seen.values())) > 1:
+            first = next(iter(seen.values()))
+            other = next(k for k, d in seen.items() if d != first)
+            pytest.fail(f"{model}: sample {i} answered differently: {other[0]} request {other[1]} differs from "
+                        f"the first answer (digests {sorted(set(seen.values()))})", pytrace=False)
+
+
+def test_valid(model: str, models_run: ModelsRun) -> None:
+    """Answers equal samples.json's validation_data (exact, or within matrix.toml's tolerance)."""
+    result = _answered(models_run, model)
+    team = models_run.models[model]
+    if not team.samples_path.is_file():
+        pytest.skip(NOT_APPLICABLE + f"no {SAMPLES_FILE} with validation_data (inputs were generated)")
+    loaded = samples.load(team.samples_path)
+    if all(s.expected is None for s in loaded):
+        pytest.skip(NOT_APPLICABLE + f"{SAMPLES_FILE} has no validation_data")
+    tolerance = models_run.tolerance.get(model, 0.0)
+    config = result.config or {}
+    outputs = {s.name: s for s in samples.specs(config, "output")}
+    problems = []
+    for i, (sample, answered) in enumerate(zip(loaded, result.samples)):
+        if sample.expected is None or not answered.answer:
+            continue
+        last = answered.answer[-1]  # a decoupled model: the last response that carried outputs
+        for tensor in sample.expected:
+            if tensor.name not in last:
+                problems.append(f"sample {i}: no output {tensor.name!r} in the answer (it has {', '.join(last)})")
+                continue
+            want = tensors.expected_record(tensor, outputs.get(tensor.name), tensors.batched(config))
+            got = last[tensor.name]
+            diff = differ.difference(got, want, tolerance, check_type=False)
+            if diff:
+                problems.append(f"sample {i} output {tensor.name}: {diff}")
+    if problems:
+        pytest.fail(f"{model}: not equal to validation_data: " + "; ".join(problems[:5]), pytrace=False)
+
+
+def _answered(models_run: ModelsRun, model: str) -> ModelAnswers:
+    result = _skip_unless_applicable(models_run, model)
+    if not result.loaded:
+        pytest.skip("the model did not load (see its loads check)")
+    if not result.samples or any(s.error or s.answer is None for s in result.samples):
+        pytest.skip("the model did not answer every sample (see its answers checks)")
+    return result
+
+
+def _module(protocol: str) -> Any:
+    if protocol == "grpc":
+        import tritonclient.grpc as module
+    else:
+        import tritonclient.http as module
+    return module
+
+
+def _message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    text = message() if callable(message) else str(exc)
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__

@@ -1,0 +1,31 @@
+"""Models mode on the command line: which repositories, checked up front, and the cell's pytest arguments.
+
+Standard library only (``python -m harness cell`` and ``nox -s matrix`` run it): a repository that is
+not one, a broken samples.json or samples that do not fit the config stop the run with one line and
+exit code 2 before any cell starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.matrix import Matrix
+from harness.models import MODELS_DIR_OPTION, repo
+
+CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"
+PLUGIN = "harness.models.plugin"
+
+
+def repositories(given: list[str], matrix: Matrix) -> list[Path]:
+    """``--models`` folders, else matrix.toml's ``models``; each checked (a HarnessError names the problem)."""
+    dirs = [Path(d).resolve() for d in given] or [Path(d).resolve() for d in matrix.models]
+    if dirs:
+        repo.discover(dirs)
+    return dirs
+
+
+def pytest_args(dirs: list[Path]) -> list[str]:
+    """What the cell's pytest needs for models mode (nothing without repositories)."""
+    if not dirs:
+        return []
+    return ["-p", PLUGIN, *[f"{MODELS_DIR_OPTION}={d}" for d in dirs], str(CHECKS_MODULE)]
