@@ -22,9 +22,9 @@ from harness import envs, interpreters, layout, processes, repository
 from harness.errors import HarnessError
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
 from harness.matrix import Cell, Matrix
-from harness.supervise import NOT_RERUN
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
+from harness.supervise import NOT_RERUN
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"

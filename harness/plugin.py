@@ -11,6 +11,7 @@ The fixtures below ask the plugin.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib.metadata
 import shutil
@@ -31,11 +32,11 @@ from harness.errors import HarnessError, NotApplicable
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, extra_log_path, log_path, progress_path
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
-from harness.servers import Server, ServerError, ServerExited, VersionMismatch
+from harness.servers import Server, ServerError
+from harness.servers.cellserver import CellServer
 from harness.servers.factory import CellServers
 
 PLUGIN_NAME = "triton-matrix-cell"
-RESTART_TRIES = 3  # failed restarts in a row before the remaining cases are errors
 PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
 VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdict.SERVER_DIED,
             supervise.StubDied: Verdict.STUB_DIED, supervise.Interrupted: Verdict.INTERRUPTED}
@@ -92,11 +93,9 @@ class CellPlugin:
         self.reports = reports
         self.case_roots = roots
         self.workdir = Path(tempfile.mkdtemp(prefix="triton-matrix-"))
-        self._servers: CellServers | None = None
-        self.server: Server | None = None
-        self.gone: str | None = None  # why the server cannot be started again
-        self.failed_restarts = 0
-        self.restarts = 0
+        self.cell_server = CellServer(
+            cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
+            log_path=log_path(reports, cell.id), workdir=self.workdir, request_timeout=matrix.settings.case_timeout)
         self.module_models: dict[str, set[str]] = {}
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
@@ -107,75 +106,17 @@ class CellPlugin:
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
-        self._clients: dict[str, tuple[int, Client]] = {}
 
-    # -- servers -----------------------------------------------------------------------------------
+    @property
+    def server(self) -> Server | None:
+        return self.cell_server.server
+
     @property
     def servers(self) -> CellServers:
-        if self._servers is None:
-            try:
-                self._servers = CellServers.prepare(self.matrix, self.cell, self.case_roots, self.workdir)
-            except HarnessError as exc:
-                raise ServerError(str(exc)) from None
-        return self._servers
-
-    def start_cell_server(self) -> Server:
-        """Start the cell's one server; a server that cannot serve this cell is not applicable."""
-        server = self.servers.create(log_path=log_path(self.reports, self.cell.id), workdir=self.workdir)
-        self.server = server
-        try:
-            server.start_and_wait()
-            available = server.backends()
-            self.suite_property(Prop.SERVER_VERSION, server.version)
-            self.suite_property(Prop.SERVER_BACKENDS, " ".join(available))
-            if self.cell.backend not in ("custom", *available):
-                raise NotApplicable(f"the server has no {self.cell.backend} backend (its backend directory "
-                                    f"holds: {', '.join(available) or 'nothing'})")
-            if server.version != self.release.server_version:
-                reason = (f"server reports version {server.version} but matrix.toml says "
-                          f"{self.release.server_version} for {self.cell.triton}")
-                raise VersionMismatch(reason, fix="correct the release table in matrix.toml")
-        except BaseException:
-            server.stop()
-            self.server = None
-            raise
-        return server
-
-    def ensure_server(self) -> None:
-        """Start the server again if it died: one crash costs one case, not the cell."""
-        if self.gone:
-            raise ServerExited(self.gone)
-        server = self.server
-        if server is None or server.alive:
-            return
-        try:
-            server.restart()
-        except ServerError as exc:
-            self.failed_restarts += 1
-            if self.failed_restarts >= RESTART_TRIES:
-                self.gone = f"the server could not be started again ({RESTART_TRIES} tries in a row): {exc}"
-            raise
-        self.failed_restarts = 0
-        self.restarts += 1
-        self.module_models.clear()  # a new server has nothing loaded
+        return self.cell_server.servers
 
     def client(self, protocol: str) -> Client:
-        """A client of the cell's server, made anew after a restart (new ports)."""
-        server = self.server
-        if server is None:
-            raise ServerExited("the cell's server is not running")
-        cached = self._clients.get(protocol)
-        if cached is not None and cached[0] == server.generation:
-            return cached[1]
-        if cached is not None:
-            with contextlib.suppress(Exception):
-                cached[1].close()
-        timeout = self.matrix.settings.case_timeout
-        raw = (server.http_client(network_timeout=timeout, connection_timeout=timeout) if protocol == "http"
-               else server.grpc_client())
-        made = Client(protocol, raw, timeout=timeout)
-        self._clients[protocol] = (server.generation, made)
-        return made
+        return self.cell_server.client(protocol)
 
     # -- session -----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -238,25 +179,22 @@ class CellPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
-        self.suite_property(Prop.SERVER_RESTARTS, self.restarts)
+        self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.suite_property(Prop.INTERRUPTED, self.interrupted or "interrupted by Ctrl-C")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.watchdog.close()
-        for _, made in self._clients.values():
-            with contextlib.suppress(Exception):
-                made.close()
-        if self.server is not None:
-            self.server.stop()
+        self.cell_server.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- cases -------------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """Remember where the log stands; a server that died earlier is started again first."""
-        if self.server is not None and "triton" in getattr(item, "fixturenames", ()):
-            self.ensure_server()
+        if self.server is not None and "triton" in getattr(item, "fixturenames", ()) \
+                and self.cell_server.ensure_alive():
+            self.module_models.clear()  # a server started again has nothing loaded
         item.stash[_LOG_OFFSET] = self.server.log_offset() if self.server else 0
 
     @pytest.hookimpl(wrapper=True)
@@ -273,7 +211,8 @@ class CellPlugin:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
-            diagnosis = self._diagnose(item, started, generation, self.watchdog.disarm(), exc)
+            self.watchdog.disarm()
+            diagnosis = self._diagnose(item, exc, deadline, started, generation)
             if diagnosis is None:
                 raise
             raise diagnosis from exc
@@ -282,63 +221,38 @@ class CellPlugin:
             self.in_flight = None
             self.case_servers = []
         if item.nodeid in self.expired:  # the case swallowed the error its deadline caused
-            raise self._diagnose(item, started, generation, True, None) or supervise.CaseTimeout("timeout")
+            raise self._diagnose(item, None, deadline, started, generation) or supervise.CaseTimeout(deadline)
         return outcome
 
+    def _diagnose(self, item: pytest.Item, exc: BaseException | None, deadline: float, started: float,
+                  generation: int | None) -> Exception | None:
+        return supervise.diagnose(exc, expired=self.expired.get(item.nodeid), deadline=deadline,
+                                  interrupted=self.interrupted, server=self.server, generation=generation,
+                                  servers=[s for s in (self.server, *self.case_servers) if s], started=started)
+
     def _load_models(self, item: pytest.Item) -> None:
-        names = [n for mark in item.iter_markers("models") for n in mark.args]
-        if self.server is None or not names:
-            return
+        """Load the case's models that its module has not loaded yet, all at once (Triton loads them
+        in parallel; a python model's stub takes about a second to start)."""
         loaded = self.module_models.setdefault(_module_nodeid(item), set())
-        for name in names:
-            if name in loaded:
-                continue
-            result = self.server.load(name)
-            if result.error is not None:
-                pytest.fail(f"model {name!r} failed to load: {result.error}", pytrace=False)
-            loaded.add(name)
+        names = [n for mark in item.iter_markers("models") for n in mark.args if n not in loaded]
+        server = self.server
+        if server is None or not names:
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+            results = list(pool.map(server.load, dict.fromkeys(names)))
+        for result in results:
+            if result.error is None:
+                loaded.add(result.model)
+        failed = [r for r in results if r.error is not None]
+        if failed:
+            pytest.fail("; ".join(f"model {r.model!r} failed to load: {r.error}" for r in failed), pytrace=False)
 
     def _expire(self, item: pytest.Item, deadline: float, started: float) -> None:
         """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""
-        side = self._server_side(started)
+        side = supervise.server_side([s for s in (self.server, *self.case_servers) if s], started)
         stack = supervise.stack_of(self.main_thread)
         self.expired[item.nodeid] = (side, stack)
         self._end_servers(f"case {item.nodeid} ran past its {deadline:g} s deadline")
-
-    def _server_side(self, started: float) -> list[str]:
-        """What the servers saw since ``started``: stubs that ended, a server that ended."""
-        seen: list[str] = []
-        for server in (self.server, *self.case_servers):
-            if server is None:
-                continue
-            seen += server.ended_stubs(started)
-            ended = server.exit_status()
-            if ended is not None and not server.broken:
-                seen.append(f"{server.name} ended ({ended})")
-        return seen
-
-    def _diagnose(self, item: pytest.Item, started: float, generation: int | None, fired: bool,
-                  exc: BaseException | None) -> Exception | None:
-        """The harness's own verdict on a failed case, or None when the case's own error stands."""
-        original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
-        if fired or item.nodeid in self.expired:
-            deadline = applicability.case_timeout(item, self.matrix.settings.case_timeout)
-            side = self.expired.get(item.nodeid, ([], ""))[0]
-            said = f" Seen meanwhile: {'; '.join(side)}." if side else ""
-            return supervise.CaseTimeout(
-                f"Timeout: no answer within the case's {deadline:g} s deadline; the server was killed to end "
-                f"the wait and is started again for the next case.{said} The case then saw: {original}")
-        if self.interrupted:
-            return supervise.Interrupted(f"{self.interrupted} while this case ran: {original}")
-        server = self.server
-        if server is not None and server.generation == generation and server.exit_status() is not None \
-                and not server.broken:
-            return supervise.ServerDied(
-                f"{server.name} ended during this case ({server.exit_status()}): {original}{server.tail_note()}")
-        stubs = self._server_side(started)
-        if stubs:
-            return supervise.StubDied(f"{'; '.join(stubs)} during this case: {original}")
-        return None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
@@ -391,24 +305,20 @@ def release(request: pytest.FixtureRequest) -> Release:
 
 @pytest.fixture(scope="session")
 def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """The cell's one server, started on first use (again after a crash) and stopped at the end."""
+    """The cell's one server, started on first use (again after a crash) and killed at the end."""
     plugin = plugin_of(request.config)
-    if plugin.gone:  # a re-run (pytest-rerunfailures clears cached fixture errors) does not start it again
-        raise ServerExited(plugin.gone)
     started = time.monotonic()
     try:
-        server = plugin.start_cell_server()
+        server = plugin.cell_server.start()
     except NotApplicable as exc:
         pytest.skip(NOT_APPLICABLE_PREFIX + str(exc))
-    except ServerError as exc:
-        plugin.gone = str(exc)
-        raise
     plugin.suite_property(Prop.SERVER_START_S, f"{time.monotonic() - started:.3f}")
+    plugin.suite_property(Prop.SERVER_VERSION, server.version)
+    plugin.suite_property(Prop.SERVER_BACKENDS, " ".join(server.backends()))
     yield server
     stopping = time.monotonic()
-    server.stop()
+    plugin.cell_server.close()
     plugin.suite_property(Prop.SERVER_STOP_S, f"{time.monotonic() - stopping:.3f}")
-    plugin.server = None
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from harness import servers
 
@@ -42,7 +43,7 @@ NOT_RERUN: tuple[type[BaseException], ...] = (
 
 def stack_of(thread_id: int) -> str:
     """Where a thread is now (the case's stack at its deadline)."""
-    frame = sys._current_frames().get(thread_id)  # noqa: SLF001 - the documented way to see another thread
+    frame = sys._current_frames().get(thread_id)
     return "".join(traceback.format_stack(frame)) if frame is not None else "(thread gone)"
 
 
@@ -93,3 +94,40 @@ class Watchdog:
                 self._fired = True
             if callback is not None:
                 callback()
+
+
+def server_side(servers: list[Any], since: float) -> list[str]:
+    """What the servers saw since ``since`` (monotonic): stubs that ended badly, a server that ended."""
+    seen: list[str] = []
+    for server in servers:
+        seen += server.ended_stubs(since)
+        ended = server.exit_status()
+        if ended is not None and not server.broken:
+            seen.append(f"{server.name} ended ({ended})")
+    return seen
+
+
+def diagnose(exc: BaseException | None, *, expired: tuple[list[str], str] | None, deadline: float,
+             interrupted: str | None, server: Any, generation: int | None, servers: list[Any],
+             started: float) -> Exception | None:
+    """The harness's own verdict on a failed case, from evidence; None when the case's own error stands.
+
+    ``expired``: what the watchdog saw at the deadline (None when the deadline was kept); ``server``:
+    the cell's server, ``generation`` the one the case began with; ``servers``: every server of the case.
+    """
+    original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
+    if expired is not None:
+        said = f" Seen meanwhile: {'; '.join(expired[0])}." if expired[0] else ""
+        return CaseTimeout(f"Timeout: no answer within the case's {deadline:g} s deadline; the server was killed "
+                           f"to end the wait and is started again for the next case.{said} The case then saw: "
+                           f"{original}")
+    if interrupted:
+        return Interrupted(f"{interrupted} while this case ran: {original}")
+    if server is not None and server.generation == generation and server.exit_status() is not None \
+            and not server.broken:
+        return ServerDied(f"{server.name} ended during this case ({server.exit_status()}): {original}"
+                          f"{server.tail_note()}")
+    stubs = server_side(servers, started)
+    if stubs:
+        return StubDied(f"{'; '.join(stubs)} during this case: {original}")
+    return None

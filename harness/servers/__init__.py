@@ -21,8 +21,20 @@ from harness.compat import KW_ONLY
 from harness.errors import HarnessError, NotApplicable
 from harness.servers.options import Ports
 
-__all__ = ["LoadResult", "LoadTimeout", "NotApplicable", "Ports", "PortTaken", "Server", "ServerError",
-           "ServerExited", "ServerNotReady", "StubCannotStart", "UnloadTimeout", "VersionMismatch"]
+__all__ = [
+    "LoadResult",
+    "LoadTimeout",
+    "NotApplicable",
+    "PortTaken",
+    "Ports",
+    "Server",
+    "ServerError",
+    "ServerExited",
+    "ServerNotReady",
+    "StubCannotStart",
+    "UnloadTimeout",
+    "VersionMismatch",
+]
 
 # Log lines that mean a load will never finish, with the reason the user should read.
 FATAL_LOG_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -172,7 +184,7 @@ class Server:
                     if client.is_server_ready():
                         self.metadata = client.get_server_metadata()
                         return self.metadata
-                except Exception:  # noqa: BLE001 - connection refused while starting
+                except Exception:
                     pass
                 if clock() >= deadline:
                     raise ServerNotReady(f"{self.name} not ready within {timeout:g} s{self.tail_note()}")
@@ -239,7 +251,7 @@ class Server:
             try:
                 client.load_model(model, config=config, files=files)
                 result["error"] = None
-            except Exception as exc:  # noqa: BLE001 - the load response's message is the result
+            except Exception as exc:
                 result["error"] = _message(exc)
             finally:
                 client.close()
@@ -267,7 +279,7 @@ class Server:
         client = self.http_client(network_timeout=timeout, connection_timeout=timeout)
         try:
             client.unload_model(model, unload_dependents=False)
-        except Exception as exc:  # noqa: BLE001 - a timeout names the model that would not go
+        except Exception as exc:
             raise UnloadTimeout(f"unloading {model!r} did not finish within {timeout:g} s ({_message(exc)})") from None
         finally:
             client.close()

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import images
-from harness.matrix import Cell, Release
 from harness.errors import NotApplicable
+from harness.matrix import Cell, Release
 from harness.servers import Ports, Server, ServerError
 from harness.servers.options import ServerOptions
 
@@ -111,7 +111,7 @@ class DockerServer(Server):
 
     def command(self) -> list[str]:
         options = ServerOptions(repository="/models", backend_directory="/opt/tritonserver/backends",
-                                ports=CONTAINER_PORTS, address="0.0.0.0",  # noqa: S104 - published on loopback
+                                ports=CONTAINER_PORTS, address="0.0.0.0",
                                 stop_timeout=self.stop_timeout, extra_args=self.extra_args)
         return ["tritonserver", *options.to_args()]
 
@@ -182,7 +182,7 @@ class DockerServer(Server):
             return "removed"
         try:
             self.container.reload()
-        except Exception:  # noqa: BLE001 - gone from the engine
+        except Exception:
             return "container gone"
         state = self.container.attrs.get("State", {})
         if state.get("Running"):
