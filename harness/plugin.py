@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from harness import known_issues
 from harness import matrix as matrix_mod
 from harness import repository
 from harness.client import PROTOCOLS, Client
@@ -59,6 +60,7 @@ class CellState:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="triton-matrix-")))
     server: Server | None = None
     module_models: dict[str, set[str]] = field(default_factory=dict)
+    known_issues: tuple[known_issues.KnownIssue, ...] = ()
     custom_backends: dict[str, Path] = field(default_factory=dict)
     extra_servers: int = 0
     interrupted: str | None = None
@@ -101,6 +103,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = CellState(
         matrix=matrix, cell=cell, reports=Path(config.getoption("--reports")).resolve(), case_roots=roots
     )
+    try:
+        config.stash[STATE].known_issues = known_issues.load_all(roots, matrix.known_failures)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
     # SIGTERM (CI cancelling a job, nox stopping a parallel worker) and Ctrl-C kill the server group
     # at once (whoever sent them will not wait long), then end the session: fixtures tear down and
     # the JUnit file of what ran is written.
@@ -132,6 +138,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             _suite_property(session.config, "cell" if key == "id" else key, "" if value is None else value)
     _suite_property(session.config, "expected_server_version", state.release.server_version)
     _suite_property(session.config, "packages", _packages_line())
+    for name, value in known_issues.suite_properties(state.known_issues, state.cell):
+        _suite_property(session.config, name, value)
 
 
 def _suite_property(config: pytest.Config, name: str, value: object) -> None:
@@ -211,6 +219,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         item.user_properties.append(("case", case_id(item, state.case_roots)))
+        known_issues.prepare(item, state.known_issues, state.cell, case_id(item, state.case_roots))
         if item.get_closest_marker("models") and "triton" not in item.fixturenames:
             item.fixturenames.append("triton")  # type: ignore[attr-defined]
         reason = not_applicable_reason(item, state.cell)
@@ -462,4 +471,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         else:
             report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
                                     server.log_tail(30)))
+    if state is not None:
+        known_issues.classify(item, call, report, state.known_issues, state.cell, case_id(item, state.case_roots))
     return report

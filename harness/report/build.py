@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import known_issues
 from harness import matrix as matrix_mod
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
 
@@ -41,7 +42,7 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     ``matrix``: where the declared known incompatibilities come from (default: the matrix in use).
     ``baseline``: a previous compat.json (read before anything is written: it may be reports/compat.json).
     """
-    known = matrix_mod.load(matrix).known_failures
+    known = known_issues.from_matrix(matrix_mod.load(matrix).known_failures)
     base = diff.load(baseline) if baseline is not None else None
     results = model.read(reports, plan, known)
     changes = diff.compare(base, results) if base is not None else None
