@@ -119,7 +119,9 @@ class KnownIssue:
         return not self.cells or any(fnmatch.fnmatchcase(cell.id, p) for p in self.cells)
 
     def names(self, case_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(case_id, p) for p in self.cases)
+        """Whether a case glob names the case (``*`` and ``?`` are wildcards; ``[`` is literal, since
+        case ids carry their parameters in brackets)."""
+        return any(fnmatch.fnmatchcase(case_id, p.replace("[", "[[]")) for p in self.cases)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "cases": list(self.cases),
