@@ -121,11 +121,16 @@ class KnownIssue:
     def names(self, case_id: str) -> bool:
         """Whether a case glob names the case (``*`` and ``?`` are wildcards; ``[`` is literal, since
         case ids carry their parameters in brackets)."""
-        return any(fnmatch.fnmatchcase(case_id, p.replace("[", "[[]")) for p in self.cases)
+        return case_matches(self.cases, case_id)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "cases": list(self.cases),
                 "outcome": self.outcome, "messages": list(self.messages), "source": self.source}
+
+
+def case_matches(patterns: Iterable[str], case_id: str) -> bool:
+    """Whether one of the case globs names the case (brackets are literal)."""
+    return any(fnmatch.fnmatchcase(case_id, p.replace("[", "[[]")) for p in patterns)
 
 
 def declared(issues: Iterable[KnownIssue], cell: CellLike, case_id: str) -> tuple[KnownIssue, ...]:

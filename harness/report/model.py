@@ -400,7 +400,8 @@ def summarize_issues(table: dict[tuple[str, str], Result], cells: list[CellInfo]
         seen = {r.cell for r in summary.occurred}
         for cell in summary.declared_cells:
             info = by_id.get(cell)
-            ran = [r for (_, c), r in table.items() if c == cell and r.state != State.NOT_APPLICABLE]
+            ran = [r for (case, c), r in table.items() if c == cell and ki.case_matches(summary.cases, case)
+                   and r.state not in (State.NOT_APPLICABLE, State.MISSING, State.SKIPPED)]
             if cell not in seen and info is not None and info.problem is None and ran:
                 summary.quiet_cells.append(cell)
         summaries.append(summary)
