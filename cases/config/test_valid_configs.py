@@ -22,6 +22,14 @@ FOLDERS = sorted(p for p in (HERE / "valid" / "models").iterdir() if p.is_dir() 
 
 pytestmark = pytest.mark.backend("python")
 
+# The versions each version_policy must serve, from the folders' version directories (the default
+# policy is latest { num_versions: 1 }, and every other folder has only version 1).
+READY_VERSIONS = {
+    "cfg_valid_version_policy_all": {"1", "2"},  # all {}: versions 1 and 2
+    "cfg_valid_version_policy_latest": {"2", "3"},  # latest { num_versions: 2 } of 1, 2, 3
+    "cfg_valid_version_policy_specific": {"1"},  # specific { versions: [1] } of 1, 2
+}
+
 
 @pytest.fixture(scope="module")
 def loaded(triton: Any) -> Iterator[dict[str, Any]]:
@@ -43,7 +51,8 @@ def test_config_round_trips(folder: Path, loaded: dict[str, Any], client: Any, c
     problems = config_differences(written, served)
     assert not problems, f"{name}: the config the server returns differs from config.pbtxt:\n" + "\n".join(problems)
     ready = {v for v, (state, _) in index_states(client, name).items() if state == "READY"}
-    assert ready, f"{name} has no READY version in the repository index"
+    want = READY_VERSIONS.get(name, {"1"})
+    assert ready == want, f"{name}: READY versions {sorted(ready)}, but its version_policy serves {sorted(want)}"
 
 
 def test_duplicate_tensor_names_are_refused(triton: Any, http_client: Any) -> None:

@@ -158,11 +158,20 @@ def test_stub_sigkill_readiness(own_server, cell):
     assert ready == (False, False), f"model with a dead stub reported ready (http, grpc) = {ready}"
 
 
-def _answer_within(bounded, seconds, what):
+def _answer_within(server, protocol, seconds, what):
     """The request's outcome (an output or the exception it raised); a request that gets no answer
-    within ``seconds`` fails the case as a hang (the request is left to die with its server)."""
+    within ``seconds`` fails the case as a hang (the request is left to die with its server). Each
+    request has a client of its own thread (tritonclient's HTTP client stays on its thread)."""
     answers: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: answers.put(_outcome(bounded, MODEL, ONE)), daemon=True).start()
+
+    def send():
+        bounded = bounded_client_for(server, protocol)
+        try:
+            answers.put(_outcome(bounded, MODEL, ONE))
+        finally:
+            bounded.close()
+
+    threading.Thread(target=send, daemon=True).start()
     try:
         return answers.get(timeout=seconds)
     except queue.Empty:
@@ -179,22 +188,18 @@ def test_stub_sigkill_requests_fail_fast(own_server, cell, client):
     server, loader = own_server
     load_lifecycle(loader, cell, 1)
     killed = _kill_stub(server)
-    bounded = bounded_client_for(server, client.protocol)
-    try:
-        first = _answer_within(bounded, FAIL_FAST_S, "a request to a model whose stub was SIGKILLed")
-        assert isinstance(first, InferenceServerException), f"the dead stub answered {first!r}"
-        assert DEAD_STUB in first.message(), first.message()
-        for _ in range(2):
-            later = _answer_within(bounded, FAIL_FAST_S, "a request after the dead stub's failure")
-            if isinstance(later, InferenceServerException):
-                assert DEAD_STUB in later.message(), later.message()
-                continue
-            assert not isinstance(later, Exception), later
-            pid = int(later["PID"][0])
-            assert pid != killed.pid, "served by the killed stub's pid"
-            assert later["INIT_TOKEN"][0].decode() == f"init:{MODEL}_0_0:{pid}"
-    finally:
-        bounded.close()
+    first = _answer_within(server, client.protocol, FAIL_FAST_S, "a request to a model whose stub was SIGKILLed")
+    assert isinstance(first, InferenceServerException), f"the dead stub answered {first!r}"
+    assert DEAD_STUB in first.message(), first.message()
+    for _ in range(2):
+        later = _answer_within(server, client.protocol, FAIL_FAST_S, "a request after the dead stub's failure")
+        if isinstance(later, InferenceServerException):
+            assert DEAD_STUB in later.message(), later.message()
+            continue
+        assert not isinstance(later, Exception), later
+        pid = int(later["PID"][0])
+        assert pid != killed.pid, "served by the killed stub's pid"
+        assert later["INIT_TOKEN"][0].decode() == f"init:{MODEL}_0_0:{pid}"
 
 
 def test_stub_sigkill_then_reload_serves(own_server, cell):
