@@ -30,9 +30,8 @@ from typing import Any
 
 import pytest
 
-from harness import known_issues
+from harness import known_issues, repository
 from harness import matrix as matrix_mod
-from harness import repository
 from harness.client import PROTOCOLS, Client
 from harness.errors import HarnessError
 from harness.matrix import BACKENDS, INSTANCE_KINDS, RELEASE_RE, RUNNERS, Cell, Matrix, Release

@@ -58,6 +58,8 @@ def test_inputs_arrive_in_the_memory_type_asked_for(client):
     np.testing.assert_array_equal(out["OUTPUT0"], a)
 
 
+# The client's regions are in the host's /dev/shm; a docker cell's server has /dev/shm of its own.
+@pytest.mark.runner("local")
 def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
     """An input in the client's system shared memory reaches the backend as CPU memory, exactly, and
     the output the backend writes lands in the client's output region."""
@@ -80,7 +82,8 @@ def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
         in1.set_data_from_numpy(b)
         out0 = m.InferRequestedOutput("OUTPUT0")
         out0.set_shared_memory(f"{key}_out", size)
-        result = client.raw.infer("cb_identity", [in0, in1], outputs=[out0, m.InferRequestedOutput("INFO")])
+        result = client.raw.infer("cb_identity", [in0, in1], outputs=[out0, m.InferRequestedOutput("INFO")],
+                                  **client.bounded())
         written = np.ndarray(a.shape, np.float32, buffer=regions["out"].buf).copy()
         np.testing.assert_array_equal(written.view(np.uint32), a.view(np.uint32))
         got = info(result.as_numpy("INFO")[0])

@@ -211,7 +211,7 @@ def test_stub_sigkill_then_reload_serves(own_server, cell):
     try:
         loader.unload(MODEL)
         result = loader.load(MODEL, config=lifecycle_config(cell, 1))
-    except Exception as exc:  # noqa: BLE001 - what the server did is the result
+    except Exception as exc:
         _fail_if_server_ended(server, f"unload + load of the model: {exc}")
         raise
     if result.error is not None:

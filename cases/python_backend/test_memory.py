@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from pb_helpers import LOCAL, bounded_client_for, is_running, shm_regions, stub_region, stubs, wait_until
+from pb_helpers import LOCAL, bounded_client_for, is_running, shm_regions, stub_region, stubs
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.backend("python")
@@ -85,7 +85,8 @@ def _bf16_values():
 def _bf16_infer(client, values):
     tensor = client.module.InferInput("IN", list(values.shape), "BF16")
     tensor.set_data_from_numpy(values)
-    result = client.raw.infer("pb_bf16", [tensor], outputs=[client.module.InferRequestedOutput("OUT")])
+    result = client.raw.infer("pb_bf16", [tensor], outputs=[client.module.InferRequestedOutput("OUT")],
+                              **client.bounded())
     return result.as_numpy("OUT")
 
 
@@ -179,6 +180,8 @@ def test_request_beyond_the_pool_fails_cleanly(triton, client):
 
 
 # -- client-side shared memory ---------------------------------------------------------------------------
+# The client's regions are in the host's /dev/shm; a docker cell's server has /dev/shm of its own.
+@pytest.mark.runner("local")
 @pytest.mark.models("pb_identity")
 def test_client_system_shared_memory(client, triton):
     """Inputs and outputs in system shared memory regions the client registered: exact result, and
@@ -200,7 +203,7 @@ def test_client_system_shared_memory(client, triton):
         tensor.set_shared_memory(f"{tag}_in", nbytes)
         output = client.module.InferRequestedOutput("OUT_FP32")
         output.set_shared_memory(f"{tag}_out", nbytes)
-        client.raw.infer("pb_identity", [tensor], outputs=[output])
+        client.raw.infer("pb_identity", [tensor], outputs=[output], **client.bounded())
         got = shm.get_contents_as_numpy(handles["out"], np.float32, list(sent.shape))
         assert got.tobytes() == sent.tobytes()
         status = client.raw.get_system_shared_memory_status()
@@ -238,7 +241,7 @@ def test_client_cuda_shared_memory(client):
         tensor.set_shared_memory(f"{tag}_in", nbytes)
         output = client.module.InferRequestedOutput("OUT_FP32")
         output.set_shared_memory(f"{tag}_out", nbytes)
-        client.raw.infer("pb_identity", [tensor], outputs=[output])
+        client.raw.infer("pb_identity", [tensor], outputs=[output], **client.bounded())
         got = cudashm.get_contents_as_numpy(handles["out"], np.float32, list(sent.shape))
         assert got.tobytes() == sent.tobytes()
     finally:

@@ -88,9 +88,9 @@ def _known_issues(results: Results) -> list[str]:
     lines = ["## Known issues", ""]
     for issue in results.known_issues:
         link = f" ([upstream]({cell_text(issue.link)}))" if issue.link else ""
-        lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", "",
-                  f"<details><summary>occurred in {len(issue.occurred)} results, did not occur in "
-                  f"{len(issue.absent) + len(issue.quiet_cells)}</summary>", "",
+        absent = len(issue.absent) + len(issue.quiet_cells)
+        summary = f"<details><summary>occurred in {len(issue.occurred)} results, did not occur in {absent}</summary>"
+        lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", "", summary, "",
                   "| where | cell | case | observed |", "|---|---|---|---|"]
         lines += [f"| {SYMBOLS[State.KNOWN_INCOMPATIBLE.value]} occurred | `{cell_text(r.cell)}` | {_short(r.case)} "
                   f"| {_short(r.first_line)} |" for r in issue.occurred]
