@@ -120,8 +120,8 @@ def test_failure_counter_and_error_responses_in_a_batch(triton):
     wait_until(lambda: metric_total(triton, "nv_inference_request_success", "pb_batch_errors")
                + metric_total(triton, "nv_inference_request_failure", "pb_batch_errors") >= success0 + failure0 + 4,
                5, "the counters to count the 4 requests")
-    counted = (metric_total(triton, "nv_inference_request_failure", "pb_batch_errors") - failure0,
-               metric_total(triton, "nv_inference_request_success", "pb_batch_errors") - success0)
+    counted = (int(metric_total(triton, "nv_inference_request_failure", "pb_batch_errors") - failure0),
+               int(metric_total(triton, "nv_inference_request_success", "pb_batch_errors") - success0))
     assert counted == (1, 3), f"(failure, success) grew by {counted}"
 
 
