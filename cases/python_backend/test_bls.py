@@ -49,9 +49,16 @@ def test_bls_async_error_reaches_the_caller(client):
     assert "pb_bls_async: pb_fail said: pb_fail: rejected input starting with 9" in failed.value.message()
 
 
-@pytest.mark.parametrize("values", [[], [5], [5, 6, 7, 8, 9, 10, 11]], ids=["0", "1", "7"])
+def test_bls_to_decoupled_model_with_no_response(client):
+    """exec(decoupled=True) to pb_repeat with nothing to repeat: the caller gets no response, and
+    only the final flag. (Its own case, before the ones with responses: where a response crashes the
+    callee, this one still shows that the stream itself works.)"""
+    assert bls(client, "decoupled", np.array([], dtype=np.int32)).tolist() == []
+
+
+@pytest.mark.parametrize("values", [[5], [5, 6, 7, 8, 9, 10, 11]], ids=["1", "7"])
 def test_bls_to_decoupled_model_yields_every_response(client, values):
-    """exec(decoupled=True) to pb_repeat: the caller gets all of its 0, 1 or N responses, in order."""
+    """exec(decoupled=True) to pb_repeat: the caller gets all of its 1 or N responses, in order."""
     out = bls(client, "decoupled", np.array(values, dtype=np.int32))
     assert out.tolist() == values
 
