@@ -156,3 +156,22 @@ def test_bad_input_names_the_file_and_the_key(tmp_path: Path, text: str, where: 
     assert f"{ki.FILENAME}: {where}" in message if where else True
     assert says in message, message
     assert "\n" not in message
+
+
+def test_a_broken_file_stops_the_cell_before_anything_starts(tmp_path: Path) -> None:
+    """python -m harness cell with a library whose known_issues.toml is broken: exit 2, one line naming
+    the file and the key, no JUnit file and no server."""
+    import subprocess
+    import sys
+
+    lib = tmp_path / "lib"
+    (lib / "area").mkdir(parents=True)
+    (lib / "area" / "test_a.py").write_text("def test_a():\n    pass\n")
+    write(lib, "[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'slow'\n")
+    done = subprocess.run([sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11", f"--cases={lib}",
+                           f"--reports={tmp_path / 'reports'}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"{lib / ki.FILENAME}: issue[0].outcome: unknown outcome 'slow'" in line, line
+    assert not (tmp_path / "reports" / "junit").exists() or not any((tmp_path / "reports" / "junit").iterdir())
