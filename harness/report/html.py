@@ -243,7 +243,7 @@ def _known_issues(results: Results, anchors: dict[tuple[str, str], str]) -> Iter
             anchor = anchors.get((r.case, r.cell))
             case = f'<a href="#{anchor}">{e(r.case)}</a>' if anchor else e(r.case)
             yield (f'<tr><td class="known-incompatible">occurred</td><td><code>{e(r.cell)}</code></td>'
-                   f"<td>{case}</td><td>{e(r.first_line)}</td></tr>")
+                   f"<td>{case}</td><td>{e(r.observed)}</td></tr>")
         for r in issue.absent:
             yield (f'<tr><td class="unexpectedly-passing">did not occur (passed)</td><td><code>{e(r.cell)}</code>'
                    f"</td><td>{e(r.case)}</td><td></td></tr>")

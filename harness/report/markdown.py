@@ -93,7 +93,7 @@ def _known_issues(results: Results) -> list[str]:
         lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", "", summary, "",
                   "| where | cell | case | observed |", "|---|---|---|---|"]
         lines += [f"| {SYMBOLS[State.KNOWN_INCOMPATIBLE.value]} occurred | `{cell_text(r.cell)}` | {_short(r.case)} "
-                  f"| {_short(r.first_line)} |" for r in issue.occurred]
+                  f"| {_short(r.observed)} |" for r in issue.occurred]
         lines += [f"| {SYMBOLS[State.UNEXPECTEDLY_PASSING.value]} did not occur | `{cell_text(r.cell)}` "
                   f"| {_short(r.case)} | passed |" for r in issue.absent]
         lines += [f"| {SYMBOLS[State.UNEXPECTEDLY_PASSING.value]} did not occur | `{cell_text(c)}` | (no case) | |"

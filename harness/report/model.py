@@ -85,6 +85,7 @@ class Result:
     details: str = ""  # the full failure text and the server log of the case
     time: float = 0.0
     issue: str | None = None  # the id of the known issue that explains this result (or did not occur)
+    observed: str = ""  # what was seen, where a known issue explains the result
 
     @property
     def first_line(self) -> str:
@@ -150,7 +151,7 @@ class IssueSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "cases": self.cases,
-                "occurred": [{"cell": r.cell, "case": r.case, "message": r.message} for r in self.occurred],
+                "occurred": [{"cell": r.cell, "case": r.case, "message": r.observed} for r in self.occurred],
                 "did_not_occur": [{"cell": r.cell, "case": r.case} for r in self.absent],
                 "declared_cells": self.declared_cells, "cells_where_it_did_not_occur": self.quiet_cells}
 
@@ -246,7 +247,7 @@ def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
         elif result.state == State.PASSED:
             absent = next((e.id for e in entries if e.flag_absent), None)
     if issue_id is not None and result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
-        result.state, result.issue = State.KNOWN_INCOMPATIBLE, issue_id
+        result.state, result.issue, result.observed = State.KNOWN_INCOMPATIBLE, issue_id, result.first_line
         result.message = f"{result.first_line} — known issue {issue_id}: {reason}"
     elif absent is not None and result.state in (State.PASSED, State.FLAKY):
         result.state, result.issue = State.UNEXPECTEDLY_PASSING, absent
