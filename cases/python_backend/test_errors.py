@@ -103,8 +103,9 @@ def test_failure_counter_counts_failed_requests(triton, http_client):
             http_client.infer("pb_raise", {"X": np.array([x], dtype=np.int32)})
         except InferenceServerException:
             assert x < 0
-    wait_until(lambda: metric_total(triton, "nv_inference_request_failure", "pb_raise") >= failure0 + 3, 5,
-               "the failure counter to count 3 failures")
+    wait_until(lambda: metric_total(triton, "nv_inference_request_failure", "pb_raise") >= failure0 + 3
+               and metric_total(triton, "nv_inference_request_success", "pb_raise") >= success0 + 2, 5,
+               "the counters to count 3 failures and 2 successes")
     assert metric_total(triton, "nv_inference_request_failure", "pb_raise") == failure0 + 3
     assert metric_total(triton, "nv_inference_request_success", "pb_raise") == success0 + 2
 
