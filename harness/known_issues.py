@@ -244,6 +244,35 @@ def suite_properties(issues: Iterable[KnownIssue], cell: CellLike) -> list[tuple
     return [(PROP_DECLARED, json.dumps(i.as_dict(), sort_keys=True)) for i in issues if i.applies_to(cell)]
 
 
+@dataclass
+class Tally:
+    """Failures of the cell's session that a declared issue explained (the rest are real failures)."""
+
+    explained: int = 0
+
+
+_TALLY_KEY: Any = None
+
+
+def _tally(config: Any) -> Tally:
+    global _TALLY_KEY
+    import pytest
+
+    if _TALLY_KEY is None:
+        _TALLY_KEY = pytest.StashKey[Tally]()
+    if _TALLY_KEY not in config.stash:
+        config.stash[_TALLY_KEY] = Tally()
+    return config.stash[_TALLY_KEY]
+
+
+def exit_status(session: Any, exitstatus: int) -> int:
+    """A cell whose every failure is a declared issue exits 0 (its CI job is not red for amber
+    results); any other failure, error or collection error keeps pytest's code."""
+    if int(exitstatus) == 1 and session.testsfailed and session.testsfailed == _tally(session.config).explained:
+        return 0
+    return int(exitstatus)
+
+
 def prepare(item: Any, issues: Iterable[KnownIssue], cell: CellLike, case_id: str) -> None:
     """A case with a declared issue is not re-run: its failure is expected, a re-run only costs time."""
     if declared(issues, cell, case_id):
@@ -272,6 +301,7 @@ def classify(item: Any, call: Any, report: Any, issues: Iterable[KnownIssue], ce
         return
     issue = first_explaining(declared(issues, cell, case_id), observed_text(report))
     if issue is not None and (PROP_ISSUE, issue.id) not in item.user_properties:
+        _tally(item.config).explained += 1
         item.user_properties.extend([(PROP_ISSUE, issue.id), (PROP_REASON, issue.reason)])
         if issue.link:
             item.user_properties.append((PROP_LINK, issue.link))
@@ -292,6 +322,27 @@ def _is_not_applicable(report: Any) -> bool:
     return "not-applicable:" in _skip_reason(report)
 
 
-__all__ = ["FILENAME", "KnownIssue", "KnownIssuesError", "OUTCOMES", "PROP_ABSENT", "PROP_DECLARED",
-           "PROP_ISSUE", "PROP_LINK", "PROP_REASON", "PROP_SKIP_ERROR", "classify", "declared", "explains",
-           "first_explaining", "from_matrix", "load", "load_all", "prepare", "suite_properties"]
+__all__ = [
+    "FILENAME",
+    "OUTCOMES",
+    "PROP_ABSENT",
+    "PROP_DECLARED",
+    "PROP_ISSUE",
+    "PROP_LINK",
+    "PROP_REASON",
+    "PROP_SKIP_ERROR",
+    "KnownIssue",
+    "KnownIssuesError",
+    "Tally",
+    "case_matches",
+    "classify",
+    "declared",
+    "exit_status",
+    "explains",
+    "first_explaining",
+    "from_matrix",
+    "load",
+    "load_all",
+    "prepare",
+    "suite_properties",
+]

@@ -154,6 +154,8 @@ def _suite_property(config: pytest.Config, name: str, value: object) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
     state = session.config.stash.get(STATE, None)
+    if state is not None:
+        session.exitstatus = known_issues.exit_status(session, exitstatus)
     if state is None or exitstatus != pytest.ExitCode.INTERRUPTED:
         return
     _suite_property(session.config, "interrupted", state.interrupted or "interrupted by Ctrl-C")
