@@ -163,8 +163,6 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         print(f"{cell.id}: error: {exc}", file=sys.stderr)
         return 1
     setup_s = time.monotonic() - setup_started
-    if any(k.covers_cell(cell.id) for k in matrix.known_failures):
-        extra = ["--reruns=0", *extra]  # a cell declared incompatible: re-running its failures only costs time
     cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra), list(models))
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")

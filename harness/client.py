@@ -44,9 +44,7 @@ class Client:
     ) -> dict[str, np.ndarray]:
         """Run one request; returns every output (or the ``outputs`` asked for) as numpy arrays."""
         requested = [self.module.InferRequestedOutput(o) for o in outputs] if outputs else None
-        if self.protocol == "grpc" and self.timeout:
-            kwargs.setdefault("client_timeout", self.timeout)
-        result = self.raw.infer(model, self.inputs(arrays), outputs=requested, **kwargs)
+        result = self.raw.infer(model, self.inputs(arrays), outputs=requested, **self.bounded(kwargs))
         response = result.get_response()
         names = outputs or [o["name"] if isinstance(o, dict) else o.name for o in _outputs(response)]
         arrays_out = {}
@@ -60,6 +58,14 @@ class Client:
                     f"the server answered {model!r} with output {name!r} of shape {shape} but data that does "
                     f"not fill it ({exc})") from None
         return arrays_out
+
+    def bounded(self, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``kwargs`` for a ``raw`` infer call, with the gRPC client's request timeout added (the HTTP
+        client has its timeout from its creation): ``client.raw.infer(m, inputs, **client.bounded())``."""
+        kwargs = dict(kwargs or {})
+        if self.protocol == "grpc" and self.timeout:
+            kwargs.setdefault("client_timeout", self.timeout)
+        return kwargs
 
     def is_model_ready(self, model: str) -> bool:
         return bool(self.raw.is_model_ready(model))

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness import applicability, supervise
+from harness import applicability, known_issues, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS, Client
 from harness.errors import HarnessError, NotApplicable
@@ -64,7 +64,11 @@ def pytest_configure(config: pytest.Config) -> None:
     roots = [Path(r).resolve() for r in config.getoption("--case-root")] or [
         Path(a).resolve() for a in config.args if Path(a).is_dir()]
     reports = Path(config.getoption("--reports")).resolve()
-    plugin = CellPlugin(config, matrix, cell, reports, roots)
+    try:
+        issues = known_issues.load_all(roots, matrix.known_failures)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    plugin = CellPlugin(config, matrix, cell, reports, roots, issues)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id)), "triton-matrix-progress")
     plugin.install_signal_handlers()
@@ -85,8 +89,10 @@ def plugin_of(config: pytest.Config) -> CellPlugin:
 class CellPlugin:
     """Everything the plugin knows about the cell it runs; its methods are pytest hooks."""
 
-    def __init__(self, config: pytest.Config, matrix: Matrix, cell: Cell, reports: Path, roots: list[Path]) -> None:
+    def __init__(self, config: pytest.Config, matrix: Matrix, cell: Cell, reports: Path, roots: list[Path],
+                 issues: tuple[known_issues.KnownIssue, ...] = ()) -> None:
         self.config = config
+        self.known_issues = issues
         self.matrix = matrix
         self.cell = cell
         self.release: Release = matrix.release(cell.triton)
@@ -159,6 +165,8 @@ class CellPlugin:
                 self.suite_property(Prop.CELL if key == "id" else key, value)
         self.suite_property(Prop.EXPECTED_SERVER_VERSION, self.release.server_version)
         self.suite_property(Prop.PACKAGES, _packages_line())
+        for name, value in known_issues.suite_properties(self.known_issues, self.cell):
+            self.suite_property(name, value)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         default = self.matrix.settings.case_timeout
@@ -167,6 +175,7 @@ class CellPlugin:
             case = item.stash[_CASE] = given or applicability.case_id(item, self.case_roots)
             if given is None:  # models mode names its checks itself (models/<model>::<check>)
                 item.user_properties.append((Prop.CASE, case))
+            known_issues.prepare(item, self.known_issues, self.cell, case)
             self.collected.append(case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]
@@ -180,6 +189,7 @@ class CellPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
+        session.exitstatus = known_issues.exit_status(session, exitstatus)
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.suite_property(Prop.INTERRUPTED, self.interrupted or "interrupted by Ctrl-C")
 
@@ -201,7 +211,8 @@ class CellPlugin:
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
         """Load the models a case names, then run it under its deadline and judge how it ended."""
         self._load_models(item)
-        deadline = applicability.case_timeout(item, self.matrix.settings.case_timeout)
+        deadline = known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
+                                         applicability.case_timeout(item, self.matrix.settings.case_timeout))
         started = time.monotonic()
         generation = self.server.generation if self.server else None
         self.in_flight = item
@@ -272,6 +283,7 @@ class CellPlugin:
             else:
                 report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
                                         self.server.log_tail(30)))
+        known_issues.classify(item, call, report, self.known_issues, self.cell, item.stash[_CASE])
         return report
 
 

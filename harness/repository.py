@@ -16,6 +16,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import known_issues
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.matrix import Cell
@@ -115,7 +116,10 @@ def render_config(path: Path, cell: Cell) -> str:
 
 
 def check(case_roots: list[Path], cell: Cell) -> dict[str, Model]:
-    """Discover and render every template in memory: a broken library fails before anything starts."""
+    """Discover and render every template in memory, and read each known_issues.toml: a broken
+    library fails before anything starts."""
+    for root in case_roots:
+        known_issues.load(root)
     models = discover(case_roots)
     for model in models.values():
         render_config(model.source / CONFIG, cell)

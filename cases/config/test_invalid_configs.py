@@ -8,10 +8,7 @@ must contain::
     where = "response"                        # the load response (default), or "log": the server log
                                               # lines written during the load, for messages the
                                               # server only logs (text-format parse errors answer
-                                              # "failed to poll from model repository"), or "hang":
-                                              # the load never answers and the message is only in
-                                              # the log (tried on a spare server that already serves
-                                              # the healthy model; the spare is killed)
+                                              # "failed to poll from model repository")
     fragment = "must specify 'dims'"          # a piece of the server's message, matched verbatim
 
 ``where`` and ``fragment`` may instead be tables keyed by Triton release where the server changed::
@@ -20,6 +17,9 @@ must contain::
     default = "model input must specify 'dims'"          # releases older than every key below
     "24.07" = "model input 'INPUT0' must specify 'dims'"   # this release and newer ones
 
+Optional: ``spare = true``: the load is tried on a spare server that already serves the healthy
+model, bounded by SPARE_LOAD_TIMEOUT (for configs a release may never answer the load of: a load that
+never answers fails the case as a hang, and cases/known_issues.toml says where that is known).
 Optional: ``instance_kind = "cpu"``, ``min_triton = "24.03"``, ``max_triton = "24.07"`` (the case is
 not applicable elsewhere, with that reason). The case fails when the model loads, or when the load
 fails without the fragment; the failure names the expected fragment, the response and the log.
@@ -34,14 +34,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.client import Client
 from harness.servers import ServerError
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "invalid" / "models"
 CONTROL = "cfg_echo"  # a healthy model that must keep serving after every refused load
-KEYS = {"why", "where", "fragment", "instance_kind", "min_triton", "max_triton"}
-WHERE = ("response", "log", "hang")
-HANG_TIMEOUT = 8.0  # seconds a "hang" load is given on the spare server before it counts as hung
+KEYS = {"why", "where", "fragment", "instance_kind", "min_triton", "max_triton", "spare"}
+WHERE = ("response", "log")
+SPARE_LOAD_TIMEOUT = 8.0  # seconds a load on the spare server is given before it counts as never answered
 RELEASE = re.compile(r"^\d{2}\.\d{2}$")
 
 pytestmark = [pytest.mark.backend("python"), pytest.mark.models(CONTROL)]
@@ -61,7 +62,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 def _parse_simple_toml(text: str, path: Path) -> dict[str, Any]:
-    """``key = "string"`` lines and ``[table]`` headers; enough for expect.toml without tomllib."""
+    """``key = "string"`` / ``key = true`` lines and ``[table]`` headers; enough for expect.toml without tomllib."""
     data: dict[str, Any] = {}
     table = data
     for n, raw in enumerate(text.splitlines(), 1):
@@ -72,10 +73,13 @@ def _parse_simple_toml(text: str, path: Path) -> dict[str, Any]:
         if header:
             table = data.setdefault(header.group(1), {})
             continue
-        pair = re.match(r"""^("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*')\s*(#.*)?$""", line)
+        pair = re.match(r"""^("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|true|false)\s*(#.*)?$""", line)
         if not pair:
             raise ValueError(f"{path}:{n}: cannot read {raw!r} (write key = \"string\" or [table])")
         key, value = pair.group(1).strip("\"'"), pair.group(2)
+        if value in ("true", "false"):
+            table[key] = value == "true"
+            continue
         table[key] = value[1:-1] if value.startswith("'") else bytes(value[1:-1], "utf-8").decode("unicode_escape")
     return data
 
@@ -149,31 +153,50 @@ def test_broken_config_is_refused(folder: Path, expect: dict[str, Any], triton: 
     if where not in WHERE:
         pytest.fail(f"{folder / 'expect.toml'}: where = {where!r}; use one of {WHERE}", pytrace=False)
     why = expect.get("why", "")
-    if where == "hang":
-        _expect_hang(name, fragment, why, release.name, triton_factory)
-        _assert_still_serving(http_client)
+    if expect.get("spare"):
+        with triton_factory() as spare:
+            control = spare.load(CONTROL)
+            assert control.error is None, f"the healthy model {CONTROL} does not load on the spare server: {control.error}"
+            own = Client("http", spare.http_client(network_timeout=SPARE_LOAD_TIMEOUT))
+            try:
+                _check_refused(spare, own, name, fragment, where, why, release.name, timeout=SPARE_LOAD_TIMEOUT)
+            finally:
+                own.close()
         return
     try:
-        result = triton.load(name)
-        if result.error is None:
-            config = http_client.model_config(name)
-            pytest.fail(
-                f"{name} LOADED, but expect.toml expects the load to fail ({why}) with {fragment!r} in the "
-                f"{where} on Triton {release.name}; the server accepted the config as: {config}",
-                pytrace=False,
-            )
-        text = result.error if where == "response" else result.log
-        if fragment not in text:
-            pytest.fail(
-                f"{name} failed to load, but the expected fragment {fragment!r} is not in the {where} "
-                f"(Triton {release.name}, {why}).\nload response: {result.error}\n"
-                f"server log lines written during the load:\n{_error_lines(result.log)}",
-                pytrace=False,
-            )
-        assert not http_client.is_model_ready(name), f"{name} is READY although its load failed"
-        _assert_still_serving(http_client)
+        _check_refused(triton, http_client, name, fragment, where, why, release.name)
     finally:
         triton.unload(name)
+
+
+def _check_refused(server: Any, http_client: Any, name: str, fragment: str, where: str, why: str, release: str,
+                   timeout: float | None = None) -> None:
+    offset = server.log_offset()
+    try:
+        result = server.load(name, timeout=timeout)
+    except ServerError as exc:
+        if "did not finish within" not in str(exc):
+            raise
+        logged = "is" if fragment in server.log_since(offset) else "is not"
+        pytest.fail(f"{name}: the load never answered within {timeout:g} s (Triton {release}, {why}); the "
+                    f"expected fragment {fragment!r} {logged} in the server log", pytrace=False)
+    if result.error is None:
+        config = http_client.model_config(name)
+        pytest.fail(
+            f"{name} LOADED, but expect.toml expects the load to fail ({why}) with {fragment!r} in the "
+            f"{where} on Triton {release}; the server accepted the config as: {config}",
+            pytrace=False,
+        )
+    text = result.error if where == "response" else result.log
+    if fragment not in text:
+        pytest.fail(
+            f"{name} failed to load, but the expected fragment {fragment!r} is not in the {where} "
+            f"(Triton {release}, {why}).\nload response: {result.error}\n"
+            f"server log lines written during the load:\n{_error_lines(result.log)}",
+            pytrace=False,
+        )
+    assert not http_client.is_model_ready(name), f"{name} is READY although its load failed"
+    _assert_still_serving(http_client)
 
 
 def _assert_still_serving(http_client: Any) -> None:
@@ -182,27 +205,3 @@ def _assert_still_serving(http_client: Any) -> None:
     data = np.arange(4, dtype=np.float32)
     out = http_client.infer(CONTROL, {"INPUT0": data})
     np.testing.assert_array_equal(out["OUTPUT0"], data)
-
-
-def _expect_hang(name: str, fragment: str, why: str, release: str, triton_factory: Any) -> None:
-    """On a spare server serving the healthy model: the load must not answer within HANG_TIMEOUT and
-    must log the fragment (the main server would be lost with it)."""
-    with triton_factory() as spare:
-        control = spare.load(CONTROL)
-        assert control.error is None, f"the healthy model {CONTROL} does not load on the spare server: {control.error}"
-        offset = spare.log_offset()
-        try:
-            result = spare.load(name, timeout=HANG_TIMEOUT)
-        except ServerError as exc:
-            if "did not finish within" not in str(exc):
-                raise
-        else:
-            pytest.fail(
-                f"{name}: expect.toml says the load hangs on Triton {release} ({why}), but it answered "
-                f"(error: {result.error!r}); update expect.toml for this release", pytrace=False)
-        log = spare.log_since(offset)
-        if fragment not in log:
-            pytest.fail(
-                f"{name} hung as expected on Triton {release}, but the expected fragment {fragment!r} is not in "
-                f"the log ({why}).\nserver log lines written during the load:\n{_error_lines(log)}",
-                pytrace=False)

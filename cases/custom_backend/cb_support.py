@@ -133,16 +133,13 @@ def release_key(release: str) -> tuple[int, int]:
     return int(year), int(month)
 
 
-def http_status_of_internal_error(release: str) -> str:
-    """The HTTP status a TRITONSERVER_ERROR_INTERNAL response gets: 400 up to 23.12, 500 from 24.03.
-
-    (gRPC says INTERNAL on every release; the older HTTP frontends answered 400 for it.)
-    """
-    return "400" if release_key(release) < (24, 3) else "500"
-
-
-def execute_error_counts_as_failure(release: str) -> bool:
-    """Whether requests failed by an error *returned* from ModelInstanceExecute are counted in the
-    model statistics' ``fail`` count: only from 24.07 on (before, only failures the backend reported
-    with TRITONBACKEND_ModelInstanceReportStatistics were)."""
-    return release_key(release) >= (24, 7)
+def stats_when(read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool], timeout: float = 10.0,
+               what: str = "the statistics") -> dict[str, Any]:
+    """Statistics are updated after the response is sent: poll until ``ready`` holds (bounded); the last
+    read is returned either way, so the case asserts on what the server really counted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = read()
+        if ready(stats) or time.monotonic() >= deadline:
+            return stats
+        time.sleep(0.05)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from cb_support import events, info, model_config, new_tag
+from cb_support import events, info, model_config, new_tag, stats_when
 
 pytestmark = pytest.mark.backend("custom")
 
@@ -43,7 +43,8 @@ def test_batches_arrive_as_configured(triton, triton_log, loaded, kind, max_batc
             tensor.set_data_from_numpy(x)
             sent.append((x, client.async_infer(MODEL, [tensor])))
         results = [(x, handle.get_result(block=True, timeout=DEADLINE_S)) for x, handle in sent]
-        stats = client.get_inference_statistics(MODEL)["model_stats"][0]
+        stats = stats_when(lambda: client.get_inference_statistics(MODEL)["model_stats"][0],
+                           lambda s: s["execution_count"] >= len(calls) and s["inference_count"] >= requests * rows)
     finally:
         client.close()
 

@@ -45,17 +45,20 @@ def test_autocomplete_fills_the_config_from_the_model(client):
     inputs = {i["name"]: i for i in config["input"]}
     outputs = {o["name"]: o for o in config["output"]}
     assert set(inputs) == {"INPUT0", "INPUT1"} and set(outputs) == {"OUTPUT0", "OUTPUT1"}
-    assert all(i["data_type"] == "TYPE_FP32" for i in config["input"])
-    # The graph's first dimension is symbolic: the backend makes it the batch dimension.
-    assert int(config["max_batch_size"]) > 0
-    assert [int(d) for d in inputs["INPUT0"]["dims"]] == [4]
+    assert all(t["data_type"] == "TYPE_FP32" for t in (*config["input"], *config["output"]))
+    # The graph's first dimension is symbolic: the backend makes it the batch dimension, with the
+    # server's default-max-batch-size (4 unless --backend-config says otherwise, as documented).
+    assert int(config["max_batch_size"]) == 4, config["max_batch_size"]
+    for tensor in (*inputs.values(), *outputs.values()):
+        assert [int(d) for d in tensor["dims"]] == [4], (tensor["name"], tensor["dims"])
 
 
 @pytest.mark.models("onnx_autocomplete")
 def test_autocompleted_model_answers(client):
     inputs = {"INPUT0": BATCH, "INPUT1": BATCH}
     out = client.infer("onnx_autocomplete", inputs)
-    np.testing.assert_array_equal(out["OUTPUT0"], expected("add", inputs)["OUTPUT0"])
+    for name, want in expected("add", inputs).items():
+        np.testing.assert_array_equal(out[name], want)
 
 
 def test_execution_accelerators_are_accepted_and_returned(triton, http_client):

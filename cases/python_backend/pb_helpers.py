@@ -210,7 +210,7 @@ def bounded_client_for(server: Any, protocol: str) -> BoundedClient:
     if protocol == "http":
         return BoundedClient("http", server.http_client(network_timeout=CASE_TIMEOUT_S,
                                                         connection_timeout=CASE_TIMEOUT_S))
-    return BoundedClient("grpc", server.grpc_client())
+    return BoundedClient("grpc", server.grpc_client(), timeout=CASE_TIMEOUT_S)
 
 
 class Models:

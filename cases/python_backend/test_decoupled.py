@@ -13,9 +13,6 @@ from pb_helpers import CASE_TIMEOUT_S, strings, wait_until
 
 pytestmark = pytest.mark.backend("python")
 
-# async def execute of a *decoupled* model arrived after 24.03 (with requests overlapping on one
-# instance); before, the coroutine is not run and each request fails with this message.
-ASYNC_DECOUPLED_UNSUPPORTED = {"23.10", "23.12", "24.03"}
 DECOUPLED_MUST_RETURN_NONE = "is using the decoupled mode and the execute function must return None"
 
 
@@ -144,19 +141,24 @@ def _overlap(stream, triton, model, timeout, decoupled):
     return waited.as_numpy("OK").tolist(), result.as_numpy("OK").tolist()
 
 
+@pytest.mark.min_triton("24.07")  # async def execute of a decoupled model arrived in 24.07
 @pytest.mark.models("pb_async_overlap")
-def test_async_execute_overlaps_requests_on_one_instance(stream, triton, release):
+def test_async_execute_overlaps_requests_on_one_instance(stream, triton):
     """Decoupled model, async def execute, one instance: a second request runs while the first
-    awaits (it releases the first). Per release: up to 24.03 a decoupled execute may not be a
-    coroutine; the request fails with the backend's message, quickly."""
-    if release.name in ASYNC_DECOUPLED_UNSUPPORTED:
-        s = stream()
-        s.send("pb_async_overlap", {"ROLE": strings("wait"), "TIMEOUT": np.array([1.0], dtype=np.float32)})
-        _result, error = s.events.get(timeout=CASE_TIMEOUT_S)
-        assert error is not None, "the async decoupled execute answered"
-        assert DECOUPLED_MUST_RETURN_NONE in error.message(), error.message()
-    else:
-        assert _overlap(stream, triton, "pb_async_overlap", 10.0, decoupled=True) == ([True], [True])
+    awaits (it releases the first)."""
+    assert _overlap(stream, triton, "pb_async_overlap", 10.0, decoupled=True) == ([True], [True])
+
+
+@pytest.mark.max_triton("24.03")
+@pytest.mark.models("pb_async_overlap")
+def test_async_decoupled_execute_refused_before_support(stream):
+    """Before 24.07 a decoupled execute may not be a coroutine: the request fails with the
+    backend's message, quickly (the documented limit of those releases, not a hang)."""
+    s = stream()
+    s.send("pb_async_overlap", {"ROLE": strings("wait"), "TIMEOUT": np.array([1.0], dtype=np.float32)})
+    _result, error = s.events.get(timeout=CASE_TIMEOUT_S)
+    assert error is not None, "the async decoupled execute answered"
+    assert DECOUPLED_MUST_RETURN_NONE in error.message(), error.message()
 
 
 @pytest.mark.models("pb_async_default")

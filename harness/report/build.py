@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import known_issues
 from harness import matrix as matrix_mod
 from harness.models import compare as models_compare
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
@@ -43,7 +44,7 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     ``baseline``: a previous compat.json (read before anything is written: it may be reports/compat.json).
     """
     loaded = matrix_mod.load(matrix)
-    known = loaded.known_failures
+    known = known_issues.from_matrix(loaded.known_failures)
     base = diff.load(baseline) if baseline is not None else None
     models_compare.write(reports, reference=reference, tolerance=loaded.tolerance)  # models mode: vs reference
     results = model.read(reports, plan, known)

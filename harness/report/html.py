@@ -229,6 +229,31 @@ def _failures(results: Results, bad: list[Result], anchors: dict[tuple[str, str]
             yield f"<details><summary>details and server log</summary><pre>{e(r.details)}</pre></details>"
 
 
+def _known_issues(results: Results, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+    """Each declared known issue: why, its link, where it occurred (what was seen), where it did not."""
+    if not results.known_issues:
+        return
+    yield '<h2 id="known-issues">Known issues</h2>'
+    for issue in results.known_issues:
+        link = f' · <a href="{e(issue.link)}">upstream</a>' if issue.link else ""
+        yield (f'<h3 id="issue-{e(issue.id)}"><code>{e(issue.id)}</code></h3>'
+               f"<p>{e(issue.reason)}{link}<br><small>cases: {e(', '.join(issue.cases))}</small></p>")
+        yield (f"<p>occurred in {len(issue.occurred)} results; declared in {len(issue.declared_cells)} cells</p>"
+               "<table><tr><th>where</th><th>cell</th><th>case</th><th>observed</th></tr>")
+        for r in issue.occurred:
+            anchor = anchors.get((r.case, r.cell))
+            case = f'<a href="#{anchor}">{e(r.case)}</a>' if anchor else e(r.case)
+            yield (f'<tr><td class="known-incompatible">occurred</td><td><code>{e(r.cell)}</code></td>'
+                   f"<td>{case}</td><td>{e(r.observed)}</td></tr>")
+        for r in issue.absent:
+            yield (f'<tr><td class="unexpectedly-passing">did not occur (passed)</td><td><code>{e(r.cell)}</code>'
+                   f"</td><td>{e(r.case)}</td><td></td></tr>")
+        for cell in issue.quiet_cells:
+            yield (f'<tr><td class="unexpectedly-passing">did not occur in this cell</td><td><code>{e(cell)}'
+                   "</code></td><td></td><td></td></tr>")
+        yield "</table>"
+
+
 def _cells(results: Results) -> Iterable[str]:
     yield '<h2 id="cells">Cells</h2>'
     yield ("<table><tr><th>cell</th><th>state</th><th>server (live)</th><th>expected</th><th>backend</th>"
@@ -259,6 +284,7 @@ def render(results: Results, changes: Diff | None = None) -> str:
     out += _grid(results, changes, anchors)
     out += models_section.html_section(results, _chip)  # models mode
     out += _failures(results, bad, anchors)
+    out += _known_issues(results, anchors)
     out += _cells(results)
     out.append("</body></html>")
     return "\n".join(out) + "\n"

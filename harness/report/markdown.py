@@ -20,7 +20,7 @@ LIMIT = 1024 * 1024 - 4096  # GitHub's job summary takes at most 1 MiB
 DETAIL_LINES = 40
 CHANGE_ROWS = 100  # per kind of change; compat.json and compat.html have them all
 TEXT = 300  # characters of a name or message in a table row
-DROP_ORDER = ("grid", "your models", "cells", "other changes", "releases")  # what goes first when too big
+DROP_ORDER = ("grid", "your models", "cells", "known issues", "other changes", "releases")  # first to go
 
 
 def cell_text(text: str) -> str:
@@ -82,6 +82,27 @@ def _grid(results: Results, changes: Diff | None) -> list[str]:
             "</details>", ""]
 
 
+def _known_issues(results: Results) -> list[str]:
+    """Each declared known issue, where it occurred (what was seen) and where it did not."""
+    if not results.known_issues:
+        return []
+    lines = ["## Known issues", ""]
+    for issue in results.known_issues:
+        link = f" ([upstream]({cell_text(issue.link)}))" if issue.link else ""
+        absent = len(issue.absent) + len(issue.quiet_cells)
+        summary = f"<details><summary>occurred in {len(issue.occurred)} results, did not occur in {absent}</summary>"
+        lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", "", summary, "",
+                  "| where | cell | case | observed |", "|---|---|---|---|"]
+        lines += [f"| {SYMBOLS[State.KNOWN_INCOMPATIBLE.value]} occurred | `{cell_text(r.cell)}` | {_short(r.case)} "
+                  f"| {_short(r.observed)} |" for r in issue.occurred]
+        lines += [f"| {SYMBOLS[State.UNEXPECTEDLY_PASSING.value]} did not occur | `{cell_text(r.cell)}` "
+                  f"| {_short(r.case)} | passed |" for r in issue.absent]
+        lines += [f"| {SYMBOLS[State.UNEXPECTEDLY_PASSING.value]} did not occur | `{cell_text(c)}` | (no case) | |"
+                  for c in issue.quiet_cells]
+        lines += ["", "</details>", ""]
+    return lines
+
+
 def render(results: Results, changes: Diff | None = None) -> str:
     sections: list[tuple[str, list[str]]] = []
     top = ["# Triton compatibility report", ""]
@@ -109,6 +130,7 @@ def render(results: Results, changes: Diff | None = None) -> str:
     sections.append(("cells", [*cells, "", "</details>", ""]))
     sections.append(("grid", _grid(results, changes)))
     sections.append(("your models", models_section.markdown(results, SYMBOLS, cell_text)))  # models mode
+    sections.append(("known issues", _known_issues(results)))
 
     texts = {name: "\n".join(lines) + "\n" for name, lines in sections}
     for name in DROP_ORDER:  # a huge matrix: keep the verdict, point to the HTML for the rest

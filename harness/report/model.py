@@ -21,9 +21,10 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
 
+from harness import known_issues as ki
 from harness.errors import HarnessError
+from harness.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict
-from harness.matrix import KnownFailure
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
 VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.STUB_DIED: "error",
@@ -84,6 +85,8 @@ class Result:
     message: str = ""
     details: str = ""  # the full failure text and the server log of the case
     time: float = 0.0
+    issue: str | None = None  # the id of the known issue that explains this result (or did not occur)
+    observed: str = ""  # what was seen, where a known issue explains the result
 
     @property
     def first_line(self) -> str:
@@ -100,6 +103,7 @@ class Results:
     partial: bool = False
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    known_issues: list[IssueSummary] = field(default_factory=list)
 
     @property
     def cases(self) -> list[str]:
@@ -129,7 +133,28 @@ class Results:
             "results": [self.results[k].as_dict() for k in sorted(self.results)],
             "counts": self.counts(),
             "notes": self.notes,
+            "known_issues": [i.as_dict() for i in self.known_issues],
         }
+
+
+@dataclass
+class IssueSummary:
+    """One declared known issue across the run: where it occurred (with what was seen), where not."""
+
+    id: str
+    reason: str
+    link: str | None = None
+    cases: list[str] = field(default_factory=list)
+    occurred: list[Result] = field(default_factory=list)
+    absent: list[Result] = field(default_factory=list)  # cases that passed where it is declared
+    declared_cells: list[str] = field(default_factory=list)
+    quiet_cells: list[str] = field(default_factory=list)  # declared, ran, never occurred
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "link": self.link, "cases": self.cases,
+                "occurred": [{"cell": r.cell, "case": r.case, "message": r.observed} for r in self.occurred],
+                "did_not_occur": [{"cell": r.cell, "case": r.case} for r in self.absent],
+                "declared_cells": self.declared_cells, "cells_where_it_did_not_occur": self.quiet_cells}
 
 
 HOME = str(Path.home())
@@ -156,13 +181,8 @@ def state_of(case: TestCase) -> tuple[State, str, str]:
     return State.PASSED, "", ""
 
 
-def _case_props(case: TestCase) -> dict[str, str]:
-    props = case.child(Properties)
-    return {prop.name: prop.value for prop in props} if props is not None else {}
-
-
 def _case_id(case: TestCase) -> str:
-    found = _case_props(case).get(Prop.CASE)
+    found = dict(_props(case)).get(Prop.CASE)
     return found or (f"{case.classname}::{case.name}" if case.classname else case.name)
 
 
@@ -205,33 +225,65 @@ def load_plan(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
-def apply_known(result: Result, known: tuple[KnownFailure, ...]) -> Result:
-    """Classify a result against the declared incompatibilities (like pytest's xfail, non-strict)."""
-    entries = [e for e in known if e.matches(result.cell, result.case)]
-    if not entries:
+def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
+                known: tuple[KnownIssue, ...] = ()) -> Result:
+    """Classify a result by what its cell wrote (harness.known_issues), else by issues given to the
+    report (a matrix's known_failures applied to cells that ran without them)."""
+    values = dict(props)
+    if ki.PROP_SKIP_ERROR in values:
+        result.state = State.ERROR
         return result
-    if result.state == State.FAILED:
-        text = f"{result.message}\n{result.details}"
-        entry = next((e for e in entries if e.explains(text)), None)
-        if entry is None:
-            shown = " or ".join(repr(m) for e in entries for m in e.messages)
-            result.message += (f" [known incompatibilities are declared here ({entries[0].reason}), "
-                               f"but none of their messages ({shown}) is in this failure]")
-        else:
-            result.state = State.KNOWN_INCOMPATIBLE
-            result.message = f"{entry.reason}: {result.first_line}"
-    elif result.state == State.PASSED:
-        entry = next((e for e in entries if e.names_cases), None)
-        if entry is not None:
-            result.state = State.UNEXPECTEDLY_PASSING
-            result.message = f"declared known-incompatible ({entry.reason}) but passed"
+    issue_id, reason = values.get(ki.PROP_ISSUE), values.get(ki.PROP_REASON, "")
+    absent = values.get(ki.PROP_ABSENT)
+    if issue_id is None and absent is None and known and cell is not None:
+        entries = ki.declared(known, cell, result.case)
+        if result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
+            found = ki.first_explaining(entries, f"{result.message}\n{result.details}", values.get(Prop.VERDICT))
+            if found is not None:
+                issue_id, reason = found.id, found.reason
+        elif result.state == State.PASSED:
+            absent = next((e.id for e in entries if e.flag_absent), None)
+    if issue_id is not None and result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
+        result.state, result.issue, result.observed = State.KNOWN_INCOMPATIBLE, issue_id, result.first_line
+        result.message = f"{result.first_line} — known issue {issue_id}: {reason}"
+    elif absent is not None and result.state in (State.PASSED, State.FLAKY):
+        result.state, result.issue = State.UNEXPECTEDLY_PASSING, absent
+        result.message = f"declared known issue {absent} did not occur: the case passed"
     return result
 
 
-def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...] = ()) -> Results:
+def _props(case: TestCase) -> list[tuple[str, str]]:
+    props = case.child(Properties)
+    return [(p.name, p.value) for p in props] if props is not None else []
+
+
+@dataclass(frozen=True)
+class _CellFacts:
+    """A cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
+
+    id: str
+    triton: str
+    backend: str
+    instance_kind: str
+    python: str
+    env: str | None
+    runner: str
+
+
+def _facts(info: CellInfo) -> _CellFacts | None:
+    axes = info.axes
+    if not all(axes.get(k) for k in ("triton", "backend", "instance_kind", "python")):
+        return None
+    return _CellFacts(id=info.id, triton=str(axes["triton"]), backend=str(axes["backend"]),
+                      instance_kind=str(axes["instance_kind"]), python=str(axes["python"]),
+                      env=axes.get("env") or None, runner=str(axes.get("runner") or "local"))
+
+
+def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] = ()) -> Results:
     """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`.
 
-    ``known``: the matrix's declared incompatibilities, applied to every case result.
+    Cells classify their results against the declared known issues themselves (testcase properties of
+    harness.known_issues); ``known`` are issues applied here to results a cell left unclassified.
     """
     junit_dir = reports / "junit"
     files = sorted(junit_dir.glob("*.xml")) if junit_dir.is_dir() else []
@@ -243,6 +295,8 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
     cells: dict[str, CellInfo] = {}
     per_cell: dict[str, dict[str, Result]] = {}
     cell_level: dict[str, Result] = {}
+    declared: dict[str, dict[str, Any]] = {}  # issue id -> as the cells declared it
+    declared_in: dict[str, list[str]] = {}  # issue id -> cells
     problems: list[str] = []
     for entry in planned:
         cells[entry["id"]] = CellInfo(id=entry["id"], axes={k: entry.get(k) for k in CELL_KEYS})
@@ -267,6 +321,11 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             if props.get(Prop.INTERRUPTED):
                 info.interrupted = props[Prop.INTERRUPTED]
             collected = [c for c in props.get(Prop.COLLECTED, "").splitlines() if c]
+            for prop in suite.properties():
+                if prop.name == ki.PROP_DECLARED:
+                    entry = json.loads(prop.value)
+                    declared.setdefault(entry["id"], entry)
+                    declared_in.setdefault(entry["id"], []).append(cell_id)
             log = reports / "logs" / f"{cell_id}.log"
             info.log = log.relative_to(reports).as_posix() if log.exists() else None
             results = per_cell.setdefault(cell_id, {})
@@ -276,11 +335,16 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
                     cell_level[cell_id] = _result(case, _case_id(case), cell_id)
                 else:
                     attempts.setdefault(_case_id(case), []).append(case)
+            facts = _facts(info)
+            for issue in known:
+                if facts is not None and issue.applies_to(facts) and issue.id not in declared_in.get(issue.id, ()):
+                    declared.setdefault(issue.id, issue.as_dict())
+                    declared_in.setdefault(issue.id, []).append(cell_id)
             for case_id, tries in attempts.items():
                 result = _result(tries[-1], case_id, cell_id)
                 if result.state == State.PASSED and any(not t.result for t in tries[:-1]):
                     result.state, result.message = State.FLAKY, FLAKY_MESSAGE
-                results[case_id] = apply_known(result, known)
+                results[case_id] = apply_known(result, _props(tries[-1]), facts, known)
             for case_id in collected:  # the plan of the cell: what did not run is said, never dropped
                 if case_id not in results:
                     results[case_id] = _unfinished(case_id, cell_id, props)
@@ -315,30 +379,41 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownFailure, ...
             states.append(level.state)
         info.state = _worst(states)
     ordered = sorted(cells.values(), key=_cell_order)
-    notes = unseen_incompatibilities(table, ordered, known)
-    return Results(cells=ordered, results=table, partial=partial, problems=problems, notes=notes)
+    summaries = summarize_issues(table, ordered, declared, declared_in)
+    notes = [f"{cell}: the declared known issue {s.id} ({s.reason}) did not occur; remove it (or narrow "
+             f"where it applies) if the release fixed it" for s in summaries for cell in s.quiet_cells]
+    return Results(cells=ordered, results=table, partial=partial, problems=problems, notes=notes,
+                   known_issues=summaries)
 
 
-def unseen_incompatibilities(table: dict[tuple[str, str], Result], cells: list[CellInfo],
-                             known: tuple[KnownFailure, ...]) -> list[str]:
-    """Declared incompatibilities that did not show in a cell that ran: perhaps fixed, say so."""
-    notes = []
-    for entry in known:
-        for info in cells:
-            if not entry.covers_cell(info.id):
+def summarize_issues(table: dict[tuple[str, str], Result], cells: list[CellInfo],
+                     declared: dict[str, dict[str, Any]], declared_in: dict[str, list[str]]) -> list[IssueSummary]:
+    """Each declared issue: the results it explains, the cases that passed instead, and the cells
+    where it is declared, ran, and never occurred (perhaps fixed: the report says so)."""
+    by_id = {c.id: c for c in cells}
+    summaries = []
+    for issue_id, entry in sorted(declared.items()):
+        summary = IssueSummary(id=issue_id, reason=entry.get("reason", ""), link=entry.get("link"),
+                               cases=list(entry.get("cases", [])), declared_cells=sorted(set(declared_in[issue_id])))
+        for (_, cell), result in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if result.issue != issue_id:
                 continue
-            ran = [r for (_, cell), r in table.items() if cell == info.id and r.state != State.NOT_APPLICABLE]
-            if ran and info.problem is None and not any(
-                    r.state == State.KNOWN_INCOMPATIBLE and r.message.startswith(entry.reason) for r in ran):
-                notes.append(f"{info.id}: the declared incompatibility '{entry.reason}' did not occur; "
-                             "remove it from matrix.toml if the release fixed it")
-    return notes
+            (summary.occurred if result.state == State.KNOWN_INCOMPATIBLE else summary.absent).append(result)
+        seen = {r.cell for r in summary.occurred}
+        for cell in summary.declared_cells:
+            info = by_id.get(cell)
+            ran = [r for (case, c), r in table.items() if c == cell and ki.case_matches(summary.cases, case)
+                   and r.state not in (State.NOT_APPLICABLE, State.MISSING, State.SKIPPED)]
+            if cell not in seen and info is not None and info.problem is None and ran:
+                summary.quiet_cells.append(cell)
+        summaries.append(summary)
+    return summaries
 
 
 def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
     """One testcase element as a result (the last one of a case that was re-run)."""
     state, message, details = state_of(case)
-    verdict = _case_props(case).get(Prop.VERDICT)
+    verdict = dict(_props(case)).get(Prop.VERDICT)
     if verdict in VERDICT_STATES and state in (State.FAILED, State.ERROR, State.TIMEOUT):
         state, message = State(VERDICT_STATES[verdict]), DIAGNOSED.sub("", message)
     captured = _captured(case)
