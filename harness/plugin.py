@@ -284,6 +284,7 @@ class CellPlugin:
                 report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
                                         self.server.log_tail(30)))
         known_issues.classify(item, call, report, self.known_issues, self.cell, item.stash[_CASE])
+        report.user_properties = list(item.user_properties)  # the verdict and the issue, for the recorder
         return report
 
 

@@ -88,7 +88,7 @@ def test_planned_cell_without_junit_makes_a_partial_report(tmp_path: Path) -> No
     results = model.read(reports)
     assert results.partial
     missing = {c.id: c for c in results.cells}[CPU312]
-    assert missing.state == State.ERROR and f"no JUnit file junit/{CPU312}.xml" in missing.problem
+    assert missing.state == State.MISSING and f"no JUnit file junit/{CPU312}.xml" in missing.problem
     data = json.loads(json.dumps(results.as_dict()))
     assert data["partial"] is True
 

@@ -361,8 +361,9 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
     table: dict[tuple[str, str], Result] = {}
     for info in cells.values():
         level = cell_level.get(info.id)
-        if info.problem:
-            level = Result(case=CELL_CASE, cell=info.id, state=State.ERROR, message=info.problem)
+        if info.problem:  # a cell without a JUnit file did not run (missing); an unreadable one is an error
+            level = Result(case=CELL_CASE, cell=info.id, state=State.MISSING if info.junit is None else State.ERROR,
+                           message=info.problem)
         own = per_cell.get(info.id, {})
         for case in all_cases:
             if case in own:
