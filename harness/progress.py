@@ -21,26 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from harness.layout import NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict, progress_path
+from harness.states import State
 
 __all__ = ["ProgressRecorder", "progress_path"]
 
 DURATIONS_FILE = "durations.json"  # under the reports folder: cell id -> seconds of its last finished run
 KNOWN_ISSUE_PROPERTY = "known_issue"  # a JUnit property: the failure is a declared known incompatibility
 
-PASSED = "passed"
-FAILED = "failed"
-ERROR = "error"
-TIMEOUT = "timeout"
-KNOWN = "known"
-FLAKY = "flaky"
-SKIPPED = "skipped"
-NOT_APPLICABLE = "not-applicable"
+PASSED = State.PASSED.value
+FAILED = State.FAILED.value
+ERROR = State.ERROR.value
+TIMEOUT = State.TIMEOUT.value
+KNOWN = State.KNOWN_INCOMPATIBLE.value
+FLAKY = State.FLAKY.value
+SKIPPED = State.SKIPPED.value
+NOT_APPLICABLE = State.NOT_APPLICABLE.value
 # Worst first: a case whose phases disagree (a failed call, then a failed teardown) counts as the worst.
-SEVERITY = (ERROR, TIMEOUT, FAILED, KNOWN, FLAKY, PASSED, SKIPPED, NOT_APPLICABLE)
-BAD = (FAILED, ERROR, TIMEOUT)  # what makes a cell red
+SEVERITY = tuple(s.value for s in State if s.value in (ERROR, TIMEOUT, FAILED, KNOWN, FLAKY, PASSED, SKIPPED,
+                                                        NOT_APPLICABLE))
+BAD = tuple(s for s in SEVERITY if State(s).bad)  # what makes a cell red
 # The order of a cell's counts on its line, and their labels.
 SHOWN = (PASSED, FAILED, ERROR, TIMEOUT, NOT_APPLICABLE, KNOWN, FLAKY, SKIPPED)
-LABELS = {NOT_APPLICABLE: "n/a"}
+LABELS = {NOT_APPLICABLE: "n/a", KNOWN: "known"}
 _RERUN = "rerun"  # pytest-rerunfailures' outcome of an attempt that is run again: not counted
 
 

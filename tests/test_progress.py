@@ -93,7 +93,7 @@ def test_recorder_counts_each_case_once_by_its_final_state(pytester: pytest.Pyte
     assert written["cell"] == "24.10-python-cpu-py3.11"
     assert (written["total"], written["done"], written["current"], written["finished"]) == (11, 11, None, True)
     assert written["counts"] == {"passed": 4, "failed": 1, "not-applicable": 1, "skipped": 1, "flaky": 1,
-                                 "known": 1, "timeout": 1, "error": 1}
+                                 "known-incompatible": 1, "timeout": 1, "error": 1}
     assert isinstance(written["started"], float)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
 
@@ -162,7 +162,7 @@ def run_view(reports: Path, *, verbose: bool = False, jobs: int = 2) -> tuple[st
         view.started(cells[1])
         clock.now += 29
         view.poll()
-        write_progress(reports, cells[0], {"passed": 212, "not-applicable": 50, "known": 3})
+        write_progress(reports, cells[0], {"passed": 212, "not-applicable": 50, "known-incompatible": 3})
         write_progress(reports, cells[1], {"passed": 10, "failed": 2, "error": 1, "not-applicable": 4})
         clock.now += 1
         view.poll()
@@ -307,5 +307,5 @@ def test_without_rich_the_view_falls_back_to_plain_lines(tmp_path: Path, monkeyp
 
 
 def test_counts_are_shown_in_a_fixed_order() -> None:
-    assert format_counts({"known": 3, "not-applicable": 50, "passed": 212, "failed": 0}) == \
+    assert format_counts({"known-incompatible": 3, "not-applicable": 50, "passed": 212, "failed": 0}) == \
         "212 passed · 50 n/a · 3 known"

@@ -4,19 +4,10 @@
 compat.json (``--baseline``); ``jsonfile``, ``markdown``, ``html`` and ``junit`` write compat.json,
 compat.md, compat.html and the merged junit.xml; ``build`` runs them.
 
-``SYMBOLS`` are the Markdown's (and the console's) state symbols; the HTML has its own glyphs that need
-no emoji font (``html.GLYPHS``).
+``SYMBOLS`` are the Markdown's (and the console's) state symbols, by state name; each state's symbol,
+HTML glyph, colour and severity are defined once, in ``harness.states``.
 """
 
-SYMBOLS = {
-    "passed": "✅",
-    "failed": "❌",
-    "error": "💥",
-    "skipped": "⏭️",
-    "not-applicable": "➖",
-    "missing": "❓",
-    "timeout": "⏱️",
-    "known-incompatible": "🔶",
-    "unexpectedly-passing": "❗",
-    "flaky": "🔁",
-}
+from harness.states import State
+
+SYMBOLS = {state.value: state.symbol for state in State}

@@ -20,31 +20,8 @@ from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import Result, Results, State, by_release, failures
 
-GLYPHS = {
-    "passed": "✓",
-    "failed": "✗",
-    "error": "‼",
-    "skipped": "↷",
-    "not-applicable": "–",
-    "missing": "?",
-    "timeout": "◷",
-    "known-incompatible": "⊘",
-    "unexpectedly-passing": "✓!",
-    "flaky": "↻",
-}
-
-COLOURS = {
-    "passed": "#c9f0d3",
-    "failed": "#ffc2c2",
-    "error": "#ff9c9c",
-    "skipped": "#e4e4e4",
-    "not-applicable": "#f4f4f4",
-    "missing": "#fff0a0",
-    "timeout": "#ffc48f",
-    "known-incompatible": "#ffe2b0",
-    "unexpectedly-passing": "#dccbff",
-    "flaky": "#c6e0ff",
-}
+GLYPHS = {state.value: state.glyph for state in State}
+COLOURS = {state.value: state.colour for state in State}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,DejaVu Sans,sans-serif;margin:1.2em 1.5em;color:#1f2328}

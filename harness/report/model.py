@@ -12,7 +12,6 @@ after such an empty one is ``flaky``.
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from harness import known_issues as ki
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict
+from harness.states import State, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
 VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.STUB_DIED: "error",
@@ -33,27 +33,6 @@ DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module 
 CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
 
-class State(str, enum.Enum):
-    PASSED = "passed"
-    FAILED = "failed"
-    ERROR = "error"
-    SKIPPED = "skipped"
-    NOT_APPLICABLE = "not-applicable"
-    MISSING = "missing"
-    TIMEOUT = "timeout"
-    KNOWN_INCOMPATIBLE = "known-incompatible"
-    UNEXPECTEDLY_PASSING = "unexpectedly-passing"
-    FLAKY = "flaky"
-
-    @property
-    def bad(self) -> bool:
-        """Whether this state fails the run."""
-        return self in (State.FAILED, State.ERROR, State.MISSING, State.TIMEOUT)
-
-
-# Worst first: a cell's state is the worst of its cases'.
-SEVERITY = (State.ERROR, State.TIMEOUT, State.FAILED, State.MISSING, State.UNEXPECTEDLY_PASSING,
-            State.FLAKY, State.KNOWN_INCOMPATIBLE, State.PASSED, State.SKIPPED, State.NOT_APPLICABLE)
 FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
                  "(pytest-rerunfailures keeps no text of the failed attempt)")
 
@@ -437,7 +416,7 @@ def _worst(states: list[State]) -> State:
         return State.MISSING
     if all(s == State.NOT_APPLICABLE for s in states):
         return State.NOT_APPLICABLE
-    return min(states, key=SEVERITY.index)
+    return worst(states)
 
 
 def _cell_order(info: CellInfo) -> tuple[Any, ...]:
@@ -462,4 +441,4 @@ def failures(results: Results) -> list[Result]:
     """The results a reader must see (failed, errored, missing, timed out, known-incompatible,
     unexpectedly passing, flaky), worst first, in a stable order."""
     bad = [r for r in results.results.values() if r.state.bad or r.state in NOTABLE]
-    return sorted(bad, key=lambda r: (SEVERITY.index(r.state), r.cell, r.case))
+    return sorted(bad, key=lambda r: (r.state.rank, r.cell, r.case))
