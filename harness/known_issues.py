@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 from harness.layout import Prop, Verdict
+from harness.settings import Validator
 
 FILENAME = "known_issues.toml"
 
@@ -73,6 +74,30 @@ DECLARED_HANG_DEADLINE_S = 10.0
 WHERE_LISTS = ("pythons", "envs", "runners", "instance_kinds", "backends", "cells")
 KEYS = ("id", "cases", "reason", "link", "outcome", "message", "min_triton", "max_triton", *WHERE_LISTS)
 RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class KnownFailure:
+    """A matrix.toml ``[[known_failures]]`` entry as written; :func:`from_matrix` makes it a KnownIssue."""
+
+    cells: tuple[str, ...]  # globs over cell ids
+    reason: str
+    cases: tuple[str, ...] = ("*",)  # globs over case ids
+    messages: tuple[str, ...] = ()  # fragments; the failure must contain one to count
+
+
+def parse_known_failure(v: Validator, entry: dict[str, Any], key: str) -> KnownFailure:
+    v.keys(entry, ("cells", "cases", "reason", "message"), key)
+    for k in ("cells", "reason"):
+        if k not in entry:
+            v.fail(key, f"missing {k}", "give cells (globs), reason, and optionally cases (globs) and message")
+    lists = {}
+    for k, default in (("cells", "*"), ("cases", "*"), ("message", [])):
+        value = entry.get(k, default)
+        lists[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
+    v.type(entry["reason"], str, f"{key}.reason")
+    return KnownFailure(cells=lists["cells"], cases=lists["cases"], reason=entry["reason"],
+                        messages=lists["message"])
 
 
 class KnownIssuesError(HarnessError):

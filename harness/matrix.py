@@ -20,7 +20,16 @@ from typing import Any
 
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
-from harness.settings import DockerSettings, Settings, Validator, parse_docker, parse_settings, shown_path
+from harness.known_issues import KnownFailure, parse_known_failure
+from harness.settings import (
+    DockerSettings,
+    Settings,
+    Validator,
+    parse_docker,
+    parse_settings,
+    parse_tolerance,
+    shown_path,
+)
 
 AXES = ("triton", "backend", "instance_kind", "python", "env")
 REQUIRED_AXES = ("triton", "backend", "instance_kind", "python")
@@ -62,30 +71,6 @@ class ModelEnv:
 
     name: str
     packages: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, **KW_ONLY)
-class KnownFailure:
-    """A declared incompatibility (like pytest's xfail): which cells, which cases, why, what message."""
-
-    cells: tuple[str, ...]  # globs over cell ids
-    reason: str
-    cases: tuple[str, ...] = ("*",)  # globs over case ids
-    messages: tuple[str, ...] = ()  # fragments; the failure must contain one to count as this incompatibility
-
-    def explains(self, text: str) -> bool:
-        return not self.messages or any(m in text for m in self.messages)
-
-    @property
-    def names_cases(self) -> bool:
-        """Whether the entry names its cases (then each one that passes is flagged)."""
-        return self.cases != ("*",)
-
-    def matches(self, cell_id: str, case_id: str) -> bool:
-        return self.covers_cell(cell_id) and any(fnmatch.fnmatchcase(case_id, p) for p in self.cases)
-
-    def covers_cell(self, cell_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(cell_id, p) for p in self.cells)
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -272,11 +257,11 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     settings = parse_settings(v, data.get("settings", {}))
     docker = parse_docker(v, data.get("docker", {}))
     known_failures = tuple(
-        _parse_known_failure(v, entry, f"known_failures[{i}]")
+        parse_known_failure(v, entry, f"known_failures[{i}]")
         for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
     )
     models = tuple((path.parent / m) for m in v.strings(data.get("models", []), "models"))
-    tolerance = _parse_tolerance(v, data.get("tolerance", {}))
+    tolerance = parse_tolerance(v, data.get("tolerance", {}))
     matrix = Matrix(
         path=path,
         models=models,
@@ -411,26 +396,3 @@ def _parse_rule(
             v.fail(f"{key}.{axis}", f"{value!r} is not a value of axis {axis}", f"use one of: {shown}")
         rule[axis] = value
     return rule
-
-
-def _parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:
-    """``[tolerance]``: model name -> the absolute difference its answers may have (models mode)."""
-    v.type(raw, dict, "tolerance")
-    for name, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            v.fail(f"tolerance.{name}", f"expected a non-negative number, got {value!r}", "write e.g. 1e-3")
-    return {name: float(value) for name, value in raw.items()}
-
-
-def _parse_known_failure(v: Validator, entry: dict[str, Any], key: str) -> KnownFailure:
-    v.keys(entry, ("cells", "cases", "reason", "message"), key)
-    for k in ("cells", "reason"):
-        if k not in entry:
-            v.fail(key, f"missing {k}", "give cells (globs), reason, and optionally cases (globs) and message")
-    lists = {}
-    for k, default in (("cells", "*"), ("cases", "*"), ("message", [])):
-        value = entry.get(k, default)
-        lists[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
-    v.type(entry["reason"], str, f"{key}.reason")
-    return KnownFailure(cells=lists["cells"], cases=lists["cases"], reason=entry["reason"],
-                        messages=lists["message"])

@@ -47,6 +47,15 @@ def parse_settings(v: Validator, raw: Any) -> Settings:
     return Settings(**{k: float(value) for k, value in raw.items()})
 
 
+def parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:
+    """``[tolerance]``: model name -> the absolute difference its answers may have (models mode)."""
+    v.type(raw, dict, "tolerance")
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            v.fail(f"tolerance.{name}", f"expected a non-negative number, got {value!r}", "write e.g. 1e-3")
+    return {name: float(value) for name, value in raw.items()}
+
+
 def parse_docker(v: Validator, raw: Any) -> DockerSettings:
     v.type(raw, dict, "docker")
     v.keys(raw, ("image", "shm_size"), "docker")

@@ -24,6 +24,8 @@ from harness import known_issues as ki
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict
+from harness.report import issues
+from harness.report.issues import IssueSummary
 from harness.states import State, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
@@ -116,26 +118,6 @@ class Results:
         }
 
 
-@dataclass
-class IssueSummary:
-    """One declared known issue across the run: where it occurred (with what was seen), where not."""
-
-    id: str
-    reason: str
-    link: str | None = None
-    cases: list[str] = field(default_factory=list)
-    occurred: list[Result] = field(default_factory=list)
-    absent: list[Result] = field(default_factory=list)  # cases that passed where it is declared
-    declared_cells: list[str] = field(default_factory=list)
-    quiet_cells: list[str] = field(default_factory=list)  # declared, ran, never occurred
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason, "link": self.link, "cases": self.cases,
-                "occurred": [{"cell": r.cell, "case": r.case, "message": r.observed} for r in self.occurred],
-                "did_not_occur": [{"cell": r.cell, "case": r.case} for r in self.absent],
-                "declared_cells": self.declared_cells, "cells_where_it_did_not_occur": self.quiet_cells}
-
-
 HOME = str(Path.home())
 
 
@@ -204,58 +186,9 @@ def load_plan(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
-def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
-                known: tuple[KnownIssue, ...] = ()) -> Result:
-    """Classify a result by what its cell wrote (harness.known_issues), else by issues given to the
-    report (a matrix's known_failures applied to cells that ran without them)."""
-    values = dict(props)
-    if ki.PROP_SKIP_ERROR in values:
-        result.state = State.ERROR
-        return result
-    issue_id, reason = values.get(ki.PROP_ISSUE), values.get(ki.PROP_REASON, "")
-    absent = values.get(ki.PROP_ABSENT)
-    if issue_id is None and absent is None and known and cell is not None:
-        entries = ki.declared(known, cell, result.case)
-        if result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
-            found = ki.first_explaining(entries, f"{result.message}\n{result.details}", values.get(Prop.VERDICT))
-            if found is not None:
-                issue_id, reason = found.id, found.reason
-        elif result.state == State.PASSED:
-            absent = next((e.id for e in entries if e.flag_absent), None)
-    if issue_id is not None and result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
-        result.state, result.issue, result.observed = State.KNOWN_INCOMPATIBLE, issue_id, result.first_line
-        result.message = f"{result.first_line} — known issue {issue_id}: {reason}"
-    elif absent is not None and result.state in (State.PASSED, State.FLAKY):
-        result.state, result.issue = State.UNEXPECTEDLY_PASSING, absent
-        result.message = f"declared known issue {absent} did not occur: the case passed"
-    return result
-
-
 def _props(case: TestCase) -> list[tuple[str, str]]:
     props = case.child(Properties)
     return [(p.name, p.value) for p in props] if props is not None else []
-
-
-@dataclass(frozen=True)
-class _CellFacts:
-    """A cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
-
-    id: str
-    triton: str
-    backend: str
-    instance_kind: str
-    python: str
-    env: str | None
-    runner: str
-
-
-def _facts(info: CellInfo) -> _CellFacts | None:
-    axes = info.axes
-    if not all(axes.get(k) for k in ("triton", "backend", "instance_kind", "python")):
-        return None
-    return _CellFacts(id=info.id, triton=str(axes["triton"]), backend=str(axes["backend"]),
-                      instance_kind=str(axes["instance_kind"]), python=str(axes["python"]),
-                      env=axes.get("env") or None, runner=str(axes.get("runner") or "local"))
 
 
 def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] = ()) -> Results:
@@ -314,7 +247,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                     cell_level[cell_id] = _result(case, _case_id(case), cell_id)
                 else:
                     attempts.setdefault(_case_id(case), []).append(case)
-            facts = _facts(info)
+            facts = issues.facts_of(info)
             for issue in known:
                 if facts is not None and issue.applies_to(facts) and issue.id not in declared_in.get(issue.id, ()):
                     declared.setdefault(issue.id, issue.as_dict())
@@ -323,7 +256,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                 result = _result(tries[-1], case_id, cell_id)
                 if result.state == State.PASSED and any(not t.result for t in tries[:-1]):
                     result.state, result.message = State.FLAKY, FLAKY_MESSAGE
-                results[case_id] = apply_known(result, _props(tries[-1]), facts, known)
+                results[case_id] = issues.apply_known(result, _props(tries[-1]), facts, known)
             for case_id in collected:  # the plan of the cell: what did not run is said, never dropped
                 if case_id not in results:
                     results[case_id] = _unfinished(case_id, cell_id, props)
@@ -359,35 +292,11 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             states.append(level.state)
         info.state = _worst(states)
     ordered = sorted(cells.values(), key=_cell_order)
-    summaries = summarize_issues(table, ordered, declared, declared_in)
+    summaries = issues.summarize(table, ordered, declared, declared_in)
     notes = [f"{cell}: the declared known issue {s.id} ({s.reason}) did not occur; remove it (or narrow "
              f"where it applies) if the release fixed it" for s in summaries for cell in s.quiet_cells]
     return Results(cells=ordered, results=table, partial=partial, problems=problems, notes=notes,
                    known_issues=summaries)
-
-
-def summarize_issues(table: dict[tuple[str, str], Result], cells: list[CellInfo],
-                     declared: dict[str, dict[str, Any]], declared_in: dict[str, list[str]]) -> list[IssueSummary]:
-    """Each declared issue: the results it explains, the cases that passed instead, and the cells
-    where it is declared, ran, and never occurred (perhaps fixed: the report says so)."""
-    by_id = {c.id: c for c in cells}
-    summaries = []
-    for issue_id, entry in sorted(declared.items()):
-        summary = IssueSummary(id=issue_id, reason=entry.get("reason", ""), link=entry.get("link"),
-                               cases=list(entry.get("cases", [])), declared_cells=sorted(set(declared_in[issue_id])))
-        for (_, cell), result in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            if result.issue != issue_id:
-                continue
-            (summary.occurred if result.state == State.KNOWN_INCOMPATIBLE else summary.absent).append(result)
-        seen = {r.cell for r in summary.occurred}
-        for cell in summary.declared_cells:
-            info = by_id.get(cell)
-            ran = [r for (case, c), r in table.items() if c == cell and ki.case_matches(summary.cases, case)
-                   and r.state not in (State.NOT_APPLICABLE, State.MISSING, State.SKIPPED)]
-            if cell not in seen and info is not None and info.problem is None and ran:
-                summary.quiet_cells.append(cell)
-        summaries.append(summary)
-    return summaries
 
 
 def _result(case: TestCase, case_id: str, cell_id: str) -> Result:

@@ -1,0 +1,112 @@
+"""Known issues in the report: results held to the issues their cells declared, and each issue's summary.
+
+The cells classify their own results (``harness.known_issues`` writes testcase properties); here the
+properties become states, the matrix's known_failures are applied to results a cell left unclassified,
+and each declared issue is summarized across the run (where it occurred, where it did not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness import known_issues as ki
+from harness.known_issues import KnownIssue
+from harness.layout import Prop
+from harness.states import State
+
+if TYPE_CHECKING:
+    from harness.report.model import CellInfo, Result
+
+
+@dataclass
+class IssueSummary:
+    """One declared known issue across the run: where it occurred (with what was seen), where not."""
+
+    id: str
+    reason: str
+    link: str | None = None
+    cases: list[str] = field(default_factory=list)
+    occurred: list[Result] = field(default_factory=list)
+    absent: list[Result] = field(default_factory=list)  # cases that passed where it is declared
+    declared_cells: list[str] = field(default_factory=list)
+    quiet_cells: list[str] = field(default_factory=list)  # declared, ran, never occurred
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "link": self.link, "cases": self.cases,
+                "occurred": [{"cell": r.cell, "case": r.case, "message": r.observed} for r in self.occurred],
+                "did_not_occur": [{"cell": r.cell, "case": r.case} for r in self.absent],
+                "declared_cells": self.declared_cells, "cells_where_it_did_not_occur": self.quiet_cells}
+
+
+def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
+                known: tuple[KnownIssue, ...] = ()) -> Result:
+    """Classify a result by what its cell wrote (harness.known_issues), else by issues given to the
+    report (a matrix's known_failures applied to cells that ran without them)."""
+    values = dict(props)
+    if ki.PROP_SKIP_ERROR in values:
+        result.state = State.ERROR
+        return result
+    issue_id, reason = values.get(ki.PROP_ISSUE), values.get(ki.PROP_REASON, "")
+    absent = values.get(ki.PROP_ABSENT)
+    if issue_id is None and absent is None and known and cell is not None:
+        entries = ki.declared(known, cell, result.case)
+        if result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
+            found = ki.first_explaining(entries, f"{result.message}\n{result.details}", values.get(Prop.VERDICT))
+            if found is not None:
+                issue_id, reason = found.id, found.reason
+        elif result.state == State.PASSED:
+            absent = next((e.id for e in entries if e.flag_absent), None)
+    if issue_id is not None and result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
+        result.state, result.issue, result.observed = State.KNOWN_INCOMPATIBLE, issue_id, result.first_line
+        result.message = f"{result.first_line} — known issue {issue_id}: {reason}"
+    elif absent is not None and result.state in (State.PASSED, State.FLAKY):
+        result.state, result.issue = State.UNEXPECTEDLY_PASSING, absent
+        result.message = f"declared known issue {absent} did not occur: the case passed"
+    return result
+
+
+@dataclass(frozen=True)
+class CellFacts:
+    """A cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
+
+    id: str
+    triton: str
+    backend: str
+    instance_kind: str
+    python: str
+    env: str | None
+    runner: str
+
+
+def facts_of(info: CellInfo) -> CellFacts | None:
+    axes = info.axes
+    if not all(axes.get(k) for k in ("triton", "backend", "instance_kind", "python")):
+        return None
+    return CellFacts(id=info.id, triton=str(axes["triton"]), backend=str(axes["backend"]),
+                      instance_kind=str(axes["instance_kind"]), python=str(axes["python"]),
+                      env=axes.get("env") or None, runner=str(axes.get("runner") or "local"))
+
+
+def summarize(table: dict[tuple[str, str], Result], cells: list[CellInfo],
+                     declared: dict[str, dict[str, Any]], declared_in: dict[str, list[str]]) -> list[IssueSummary]:
+    """Each declared issue: the results it explains, the cases that passed instead, and the cells
+    where it is declared, ran, and never occurred (perhaps fixed: the report says so)."""
+    by_id = {c.id: c for c in cells}
+    summaries = []
+    for issue_id, entry in sorted(declared.items()):
+        summary = IssueSummary(id=issue_id, reason=entry.get("reason", ""), link=entry.get("link"),
+                               cases=list(entry.get("cases", [])), declared_cells=sorted(set(declared_in[issue_id])))
+        for (_, cell), result in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if result.issue != issue_id:
+                continue
+            (summary.occurred if result.state == State.KNOWN_INCOMPATIBLE else summary.absent).append(result)
+        seen = {r.cell for r in summary.occurred}
+        for cell in summary.declared_cells:
+            info = by_id.get(cell)
+            ran = [r for (case, c), r in table.items() if c == cell and ki.case_matches(summary.cases, case)
+                   and r.state not in (State.NOT_APPLICABLE, State.MISSING, State.SKIPPED)]
+            if cell not in seen and info is not None and info.problem is None and ran:
+                summary.quiet_cells.append(cell)
+        summaries.append(summary)
+    return summaries
