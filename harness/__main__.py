@@ -98,7 +98,6 @@ def _cells(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
     from harness import run
-
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it

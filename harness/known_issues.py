@@ -58,6 +58,7 @@ OUTCOMES: dict[str, re.Pattern[str]] = {
     "hang": re.compile(r"Failed: Timeout|timed out|Deadline ?Exceeded|no answer within|never answered",
                        re.IGNORECASE),
     "stub-crash": re.compile(r"Stub process '[^']*' is not healthy|stub (?:process )?(?:died|crashed|exited)"
+                             r"|backend stub of model '[^']*' \(pid \d+\) (?:exited with code|was killed by)"
                              r"|Failed to (?:process|initialize) the request|SIGSEGV|segmentation fault",
                              re.IGNORECASE),
     "server-crash": re.compile(r"killed by SIG[A-Z]+|server (?:ended|exited|died)|exited with (?:code|status)"
@@ -67,7 +68,7 @@ OUTCOMES: dict[str, re.Pattern[str]] = {
 }
 # The harness's own verdict on a failure (harness.supervise, a JUnit property) says what was seen better
 # than any wording: a timeout is a hang, whichever client said it.
-VERDICT_OUTCOMES = {Verdict.TIMEOUT: "hang", Verdict.SERVER_DIED: "server-crash", Verdict.STUB_DIED: "stub-crash"}
+VERDICT_OUTCOMES = {Verdict.TIMEOUT: "hang", Verdict.SERVER_DIED: "server-crash"}
 # A case declared to hang here gets this deadline (if shorter than its own): the hang is confirmed as
 # well in 10 s as in the case's whole timeout, and a release with many hangs stays minutes, not hours.
 DECLARED_HANG_DEADLINE_S = 10.0

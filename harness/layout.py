@@ -43,7 +43,6 @@ class Verdict:
 
     TIMEOUT = "timeout"  # the case ran past its deadline; the watchdog ended what it waited on
     SERVER_DIED = "server-died"  # the server ended during the case
-    STUB_DIED = "stub-died"  # a python backend stub ended abnormally during the case
     INTERRUPTED = "interrupted"  # the run was stopped while this case ran
 
 

@@ -39,7 +39,7 @@ from harness.servers.factory import CellServers
 PLUGIN_NAME = "triton-matrix-cell"
 PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
 VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdict.SERVER_DIED,
-            supervise.StubDied: Verdict.STUB_DIED, supervise.Interrupted: Verdict.INTERRUPTED}
+            supervise.Interrupted: Verdict.INTERRUPTED}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -237,9 +237,9 @@ class CellPlugin:
 
     def _diagnose(self, item: pytest.Item, exc: BaseException | None, deadline: float, started: float,
                   generation: int | None) -> Exception | None:
+        stubs = supervise.server_side([s for s in (self.server, *self.case_servers) if s], started)
         return supervise.diagnose(exc, expired=self.expired.get(item.nodeid), deadline=deadline,
-                                  interrupted=self.interrupted, server=self.server, generation=generation,
-                                  servers=[s for s in (self.server, *self.case_servers) if s], started=started)
+                                  interrupted=self.interrupted, server=self.server, generation=generation, stubs=stubs)
 
     def _load_models(self, item: pytest.Item) -> None:
         """Load the case's models that its module has not loaded yet, all at once (Triton loads them
@@ -290,6 +290,7 @@ class CellPlugin:
 
 _LOG_OFFSET = pytest.StashKey[int]()
 _CASE = pytest.StashKey[str]()
+
 
 
 def _module_nodeid(item: pytest.Item) -> str:

@@ -28,7 +28,9 @@ class ServerDied(Exception):
 
 
 class StubDied(Exception):
-    """A python backend stub ended abnormally while the case ran."""
+    """A python backend stub ended abnormally while the case ran: evidence that goes first in the case's
+    message (the case's own error follows). Not a verdict of its own: a case that kills a stub on
+    purpose is still judged by what it asserts."""
 
 
 class Interrupted(Exception):
@@ -97,23 +99,30 @@ class Watchdog:
 
 
 def server_side(servers: list[Any], since: float) -> list[str]:
-    """What the servers saw since ``since`` (monotonic): stubs that ended badly, a server that ended."""
+    """What the servers saw since ``since`` (monotonic): stubs that ended badly, a server that ended.
+
+    A server the harness stopped or killed itself (a spare one at the end of its block, one the
+    watchdog ended) is no evidence: its stubs went with it.
+    """
     seen: list[str] = []
     for server in servers:
-        seen += server.ended_stubs(since)
+        if server.broken:
+            continue
         ended = server.exit_status()
-        if ended is not None and not server.broken:
+        if ended is not None:
             seen.append(f"{server.name} ended ({ended})")
+            continue
+        seen += server.ended_stubs(since)
     return seen
 
 
 def diagnose(exc: BaseException | None, *, expired: tuple[list[str], str] | None, deadline: float,
-             interrupted: str | None, server: Any, generation: int | None, servers: list[Any],
-             started: float) -> Exception | None:
+             interrupted: str | None, server: Any, generation: int | None, stubs: list[str]) -> Exception | None:
     """The harness's own verdict on a failed case, from evidence; None when the case's own error stands.
 
     ``expired``: what the watchdog saw at the deadline (None when the deadline was kept); ``server``:
-    the cell's server, ``generation`` the one the case began with; ``servers``: every server of the case.
+    the cell's server, ``generation`` the one the case began with; ``stubs``: what :func:`server_side`
+    saw during the case.
     """
     original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
     if expired is not None:
@@ -127,7 +136,6 @@ def diagnose(exc: BaseException | None, *, expired: tuple[list[str], str] | None
             and not server.broken:
         return ServerDied(f"{server.name} ended during this case ({server.exit_status()}): {original}"
                           f"{server.tail_note()}")
-    stubs = server_side(servers, started)
     if stubs:
         return StubDied(f"{'; '.join(stubs)} during this case: {original}")
     return None

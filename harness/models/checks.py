@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
 from harness.models import REPEATS, SAMPLES_FILE, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
 from harness.models.plugin import ModelsRun
-from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
 from harness.plugin import plugin_of
 from harness.servers import ERROR_LINE, NOISE, Server
 

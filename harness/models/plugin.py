@@ -16,10 +16,10 @@ import pytest
 from harness import plugin as cell_plugin
 from harness import repository
 from harness.errors import HarnessError
+from harness.layout import Prop
 from harness.models import MODELS_DIR_OPTION, answers, case_id, repo
 from harness.models.answers import ModelAnswers
 from harness.models.repo import TeamModel
-from harness.layout import Prop
 from harness.servers import Server, ServerExited
 
 CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"

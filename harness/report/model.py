@@ -29,8 +29,7 @@ from harness.report.issues import IssueSummary
 from harness.states import State, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
-VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.STUB_DIED: "error",
-                  Verdict.INTERRUPTED: "error"}
+VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.INTERRUPTED: "error"}
 DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module path says nothing to a reader
 CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
@@ -303,8 +302,9 @@ def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
     """One testcase element as a result (the last one of a case that was re-run)."""
     state, message, details = state_of(case)
     verdict = dict(_props(case)).get(Prop.VERDICT)
+    message = DIAGNOSED.sub("", message)
     if verdict in VERDICT_STATES and state in (State.FAILED, State.ERROR, State.TIMEOUT):
-        state, message = State(VERDICT_STATES[verdict]), DIAGNOSED.sub("", message)
+        state = State(VERDICT_STATES[verdict])
     captured = _captured(case)
     return Result(case=case_id, cell=cell_id, state=state, message=scrub(message),
                   details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0)

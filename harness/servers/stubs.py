@@ -31,7 +31,6 @@ class StubEnd:
     at: float
 
     def sentence(self) -> str:
-        model = self.model
         if self.status is None:
             how = "ended (reaped by the server before its status could be read)"
         elif self.status & 0x7F:
@@ -42,11 +41,13 @@ class StubEnd:
                 how = f"was killed by signal {sig}"
         else:
             how = f"exited with code {self.status >> 8}"
-        return f"the python backend stub of model '{model}' (instance {self.instance}, pid {self.pid}) {how}"
+        return f"the python backend stub of model '{self.model}' (pid {self.pid}) {how}"
 
     @property
     def abnormal(self) -> bool:
-        return self.status is None or self.status != 0
+        """Seen to exit non-zero or by a signal (an exit with code 0 is an unload; an exit whose status
+        the server reaped first is no evidence either way)."""
+        return self.status is not None and self.status != 0
 
 
 def _stat_fields(pid: int) -> list[str] | None:
