@@ -20,7 +20,6 @@ import pytest
 from conftest import ROOT, run_harness, run_processes, triton_processes
 from harness import envs, processes
 from harness.servers import ServerError
-from harness.servers.local import LocalServer
 from test_end_to_end import MATRIX, write_case_library
 from test_local_server import server_for
 
@@ -72,33 +71,41 @@ def junit_cases(path: Path) -> dict[str, str]:
     return out
 
 
-def test_server_sigkilled_mid_case_errors_that_case_and_the_cell_goes_on(tmp_path: Path, marker: str) -> None:
-    """One crash costs one case: the case in flight is an error naming the signal, the server is
-    started again, the later cases of the cell pass, and the other cells run."""
-    lib = write_case_library(tmp_path / "lib", '''
+def served_around(middle: str) -> str:
+    """A case library's module: a case that is served, ``middle`` (the fault), then one that must be
+    served again (by the same cell, after the fault)."""
+    return textwrap.dedent('''
         import os
         import signal
         import threading
 
         import numpy as np
         import pytest
+        import tritonclient.grpc as grpcclient
 
         A = np.ones(4, dtype=np.float32)
 
         @pytest.mark.models("e2e_add_sub")
         def test_1_serves(client):
             assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
-
-        @pytest.mark.models("e2e_hang")
-        def test_2_server_killed_while_waiting(triton, http_client, cell):
-            if cell.python == "3.11":
-                threading.Timer(1.0, os.kill, (triton.pid, signal.SIGKILL)).start()
-            http_client.infer("e2e_hang", {"INPUT0": A}) if cell.python == "3.11" else None
-
+        ''') + textwrap.dedent(middle) + textwrap.dedent('''
         @pytest.mark.models("e2e_add_sub")
         def test_3_after(client):
             assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
         ''')
+
+
+def test_server_sigkilled_mid_case_errors_that_case_and_the_cell_goes_on(tmp_path: Path, marker: str) -> None:
+    """One crash costs one case: the case in flight is an error naming the signal, the server is
+    started again, the later cases of the cell pass, and the other cells run."""
+    lib = write_case_library(tmp_path / "lib", served_around('''
+        @pytest.mark.models("e2e_hang")
+        def test_2_server_killed_while_waiting(triton, http_client, cell):
+            if cell.python != "3.11":
+                return
+            threading.Timer(1.0, os.kill, (triton.pid, signal.SIGKILL)).start()
+            http_client.infer("e2e_hang", {"INPUT0": A})
+        '''))
     add_hanging_model(lib)
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MATRIX.replace('python = ["3.11"]', 'python = ["3.11", "3.12"]'))
@@ -127,17 +134,7 @@ def test_server_sigkilled_mid_case_errors_that_case_and_the_cell_goes_on(tmp_pat
 def test_case_blocked_in_the_grpc_core_times_out_and_the_next_case_passes(tmp_path: Path, marker: str) -> None:
     """A raw gRPC call without a client timeout to a model that never answers: pytest-timeout's alarm
     cannot interrupt it; the watchdog ends the wait at the deadline and the cell goes on."""
-    lib = write_case_library(tmp_path / "lib", '''
-        import numpy as np
-        import pytest
-        import tritonclient.grpc as grpcclient
-
-        A = np.ones(4, dtype=np.float32)
-
-        @pytest.mark.models("e2e_add_sub")
-        def test_1_serves(client):
-            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
-
+    lib = write_case_library(tmp_path / "lib", served_around('''
         @pytest.mark.models("e2e_hang")
         def test_2_blocks_in_grpc_core(triton):
             raw = grpcclient.InferenceServerClient(triton.grpc_url)
@@ -147,11 +144,7 @@ def test_case_blocked_in_the_grpc_core_times_out_and_the_next_case_passes(tmp_pa
                 raw.infer("e2e_hang", [tensor])  # no client_timeout: only the watchdog ends this
             except Exception:
                 pass  # a case that swallows the error is a timeout all the same
-
-        @pytest.mark.models("e2e_add_sub")
-        def test_3_after(client):
-            assert client.infer("e2e_add_sub", {"INPUT0": A, "INPUT1": A})["OUTPUT0"].tolist() == [2] * 4
-        ''')
+        '''))
     add_hanging_model(lib)
     matrix = tmp_path / "matrix.toml"
     case_timeout = 6

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from harness import known_issues as ki
 from harness.known_issues import KnownIssue
 from harness.layout import Prop
+from harness.matrix import Cell
 from harness.states import State
 
 if TYPE_CHECKING:
@@ -66,26 +67,13 @@ def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
     return result
 
 
-@dataclass(frozen=True)
-class CellFacts:
-    """A cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
-
-    id: str
-    triton: str
-    backend: str
-    instance_kind: str
-    python: str
-    env: str | None
-    runner: str
-
-
-def facts_of(info: CellInfo) -> CellFacts | None:
+def facts_of(info: CellInfo) -> Cell | None:
+    """The cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
     axes = info.axes
     if not all(axes.get(k) for k in ("triton", "backend", "instance_kind", "python")):
         return None
-    return CellFacts(id=info.id, triton=str(axes["triton"]), backend=str(axes["backend"]),
-                      instance_kind=str(axes["instance_kind"]), python=str(axes["python"]),
-                      env=axes.get("env") or None, runner=str(axes.get("runner") or "local"))
+    return Cell(triton=str(axes["triton"]), backend=str(axes["backend"]), instance_kind=str(axes["instance_kind"]),
+                python=str(axes["python"]), env=axes.get("env") or None, runner=str(axes.get("runner") or "local"))
 
 
 def summarize(table: dict[tuple[str, str], Result], cells: list[CellInfo],
