@@ -51,9 +51,13 @@ class Running:
     output: IO[bytes]
 
 
+MAX_DEFAULT_JOBS = 16
+
+
 def default_jobs() -> int:
-    """Cells mostly wait (model loads, stubs starting, requests in flight): one more than the cores."""
-    return (os.cpu_count() or 1) + 1
+    """Cells mostly wait (model loads, stubs starting, requests in flight): a python cell alone keeps
+    about a fifth of a core busy, so three per core (at most 16: each holds a server and its stubs)."""
+    return min(MAX_DEFAULT_JOBS, 3 * (os.cpu_count() or 1))
 
 
 def cell_command(cell: Cell, options: RunOptions) -> list[str]:
