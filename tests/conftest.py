@@ -15,10 +15,13 @@ from harness import matrix as matrix_mod
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 collect_ignore = ["fixtures"]  # case libraries and model repositories the tests hand to the harness
-# Every harness command of the tests (in this process and the ones it starts) uses the tests' own
-# matrix unless a test names another: cell ids such as 24.10-python-cpu-py3.11 stay put.
 TEST_MATRIX = FIXTURES / "matrix" / "tests.toml"
-os.environ[matrix_mod.MATRIX_ENV] = str(TEST_MATRIX)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every harness command of the tests (in this process and the ones it starts) uses the tests' own
+    matrix unless a test names another: cell ids such as 24.10-python-cpu-py3.11 stay put."""
+    os.environ[matrix_mod.MATRIX_ENV] = str(TEST_MATRIX)
 RELEASE = "24.10"
 PYTHON = "3.11"
 
