@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_harness, triton_processes
+from test_progress import assert_one_line_per_cell
 
 MATRIX = """
 [axes]
@@ -62,8 +63,13 @@ def write_case_library(root: Path, test_source: str) -> Path:
 def test_nox_matrix_runs_real_cells_and_writes_the_report(tmp_path: Path, marker: str) -> None:
     lib = tmp_path / "lib"
     shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    (lib / "basics" / "test_elsewhere.py").write_text(  # a case that is not applicable in every cell
+        "import pytest\n\n@pytest.mark.backend('onnxruntime')\ndef test_onnx_only():\n    pass\n")
     done = nox_matrix(tmp_path, marker, f"--cases={lib}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The terminal gets one line per cell that ran, no per-case SKIPPED line, the gpu cell in the total.
+    assert_one_line_per_cell(done.stdout + done.stderr, ran=["24.10-python-cpu-py3.11"],
+                             not_applicable=["24.10-python-gpu-py3.11"])
     reports = tmp_path / "reports"
     data = json.loads((reports / "compat.json").read_text())
     cells = {c["id"]: c for c in data["cells"]}

@@ -72,28 +72,20 @@ def test_cases_that_do_not_apply_are_not_applicable_with_the_reason(pytester: py
     }
 
 
-def test_an_unknown_marker_value_stops_the_cell_naming_the_case(pytester: pytest.Pytester) -> None:
-    result, _ = run_cell(pytester, """
+@pytest.mark.parametrize(("marker", "said"), [
+    ('backend("pyhton")', "*test_area.py::test_x: marker backend has unknown value 'pyhton'; use one of:*"),
+    ('case_timeout("long")', "*test_area.py::test_x: marker case_timeout needs a positive number of seconds*"),
+], ids=["unknown-backend", "case-timeout-not-a-number"])
+def test_a_bad_marker_stops_the_cell_naming_the_case(pytester: pytest.Pytester, marker: str, said: str) -> None:
+    result, _ = run_cell(pytester, f"""
         import pytest
 
-        @pytest.mark.backend("pyhton")
-        def test_typo():
-            pass
-        """)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_area.py::test_typo: marker backend has unknown value 'pyhton'; use one of:*"])
-
-
-def test_a_bad_case_timeout_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result, _ = run_cell(pytester, """
-        import pytest
-
-        @pytest.mark.case_timeout("long")
+        @pytest.mark.{marker}
         def test_x():
             pass
         """)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_x: marker case_timeout needs a positive number of seconds*"])
+    result.stderr.fnmatch_lines([said])
 
 
 def test_junit_names_the_cell_its_plan_and_each_case(pytester: pytest.Pytester) -> None:
