@@ -18,7 +18,7 @@ MARKERS = {
     "instance_kind": "instance_kind(*kinds): the case applies only to cpu or gpu cells",
     "min_triton": "min_triton(release): the case applies from this Triton release on (e.g. '24.03')",
     "max_triton": "max_triton(release): the case applies up to this Triton release",
-    "runner": "runner(*names): the case applies only to cells of these runners",
+    "runner": "runner(*names, reason=...): the case applies only to cells of these runners (reason: why)",
     "models": "models(*names): load these models before the case (unloaded after its module)",
     "case_timeout": "case_timeout(seconds): this case may run longer than settings.case_timeout",
 }
@@ -47,7 +47,8 @@ def not_applicable_reason(item: pytest.Item, cell: Cell) -> str | None:
         for mark in item.iter_markers(name):
             _check_values(item, name, mark.args, allowed)
             if actual not in mark.args:
-                return f"case needs {name} {' or '.join(mark.args)}; cell has {actual}"
+                why = f" ({mark.kwargs['reason']})" if mark.kwargs.get("reason") else ""
+                return f"case needs {name} {' or '.join(mark.args)}{why}; cell has {actual}"
     current = release_key(cell.triton, "cell")
     for mark in item.iter_markers("min_triton"):
         if current < release_key(mark.args[0], item.nodeid):

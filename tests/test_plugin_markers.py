@@ -51,7 +51,7 @@ def test_cases_that_do_not_apply_are_not_applicable_with_the_reason(pytester: py
         def test_older():
             pass
 
-        @pytest.mark.runner("docker")
+        @pytest.mark.runner("docker", reason="it inspects the container")
         def test_in_a_container():
             pass
 
@@ -68,7 +68,8 @@ def test_cases_that_do_not_apply_are_not_applicable_with_the_reason(pytester: py
         "test_gpu_only": NOT_APPLICABLE_PREFIX + "case needs instance_kind gpu; cell has cpu",
         "test_newer": NOT_APPLICABLE_PREFIX + "case needs Triton 25.01 or newer; cell runs 24.10",
         "test_older": NOT_APPLICABLE_PREFIX + "case applies up to Triton 24.03; cell runs 24.10",
-        "test_in_a_container": NOT_APPLICABLE_PREFIX + "case needs runner docker; cell has local",
+        "test_in_a_container": NOT_APPLICABLE_PREFIX + "case needs runner docker (it inspects the container); "
+                               "cell has local",
     }
 
 

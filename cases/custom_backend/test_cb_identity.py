@@ -58,8 +58,8 @@ def test_inputs_arrive_in_the_memory_type_asked_for(client):
     np.testing.assert_array_equal(out["OUTPUT0"], a)
 
 
-# The client's regions are in the host's /dev/shm; a docker cell's server has /dev/shm of its own.
-@pytest.mark.runner("local")
+@pytest.mark.runner("local", reason="the client's shared memory regions are in the host's /dev/shm; a "
+                                       "container's server has its own")
 def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
     """An input in the client's system shared memory reaches the backend as CPU memory, exactly, and
     the output the backend writes lands in the client's output region."""

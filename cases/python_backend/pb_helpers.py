@@ -30,7 +30,8 @@ from harness.client import Client
 
 STUB = "triton_python_backend_stub"
 CASE_TIMEOUT_S = 20.0  # what one request may take in these cases before it counts as hanging
-LOCAL = pytest.mark.runner("local")  # cases that read the server's processes from /proc
+LOCAL = pytest.mark.runner("local", reason="it reads the server's stub processes and shared memory from the host's "
+                                           "/proc and /dev/shm")
 T = TypeVar("T")
 
 

@@ -26,9 +26,8 @@ def test_model_local_environment_variables(client):
     assert client.infer("pb_env_reader", name)["VALUE"][0].decode() == "<unset>"
 
 
-# The stub must run from the host venv this process runs in; a docker cell's stub runs the image's
-# Python and packages, which this case cannot compare with.
-@pytest.mark.runner("local")
+@pytest.mark.runner("local", reason="it compares the stub's Python with the host venv's; a container's stub "
+                                       "runs the image's")
 @pytest.mark.models("pb_pyinfo")
 def test_stub_python_is_the_cells_python(http_client, cell):
     """The stub's interpreter is the cell's Python axis, and it imports numpy from the cell's venv

@@ -180,8 +180,8 @@ def test_request_beyond_the_pool_fails_cleanly(triton, client):
 
 
 # -- client-side shared memory ---------------------------------------------------------------------------
-# The client's regions are in the host's /dev/shm; a docker cell's server has /dev/shm of its own.
-@pytest.mark.runner("local")
+@pytest.mark.runner("local", reason="the client's shared memory regions are in the host's /dev/shm; a "
+                                       "container's server has its own")
 @pytest.mark.models("pb_identity")
 def test_client_system_shared_memory(client, triton):
     """Inputs and outputs in system shared memory regions the client registered: exact result, and
