@@ -292,7 +292,6 @@ _LOG_OFFSET = pytest.StashKey[int]()
 _CASE = pytest.StashKey[str]()
 
 
-
 def _module_nodeid(item: pytest.Item) -> str:
     module = item.getparent(pytest.Module)
     return module.nodeid if module else item.nodeid
