@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", help="run every cell with this runner (local, docker)")
     run.add_argument("--matrix", help=MATRIX_HELP)
     run.add_argument("--jobs", type=int, default=None,
-                     help="cells at once (default: 3 per CPU, at most 16; cells mostly wait)")
+                     help="cells at once (default: 6 per CPU, at most 16; cells mostly wait)")
     run.add_argument("--reports", default="reports", help="reports folder")
     run.add_argument("--baseline", help="a previous compat.json to diff the report against")
     run.add_argument("-v", "--verbose", action="store_true", help="also a line for each not-applicable cell")

@@ -70,7 +70,7 @@ class LoadTimeout(ServerError):
     """A model load never answered; the server was killed, since it can no longer unload or stop."""
 
 
-class StubCannotStart(LoadTimeout):
+class StubCannotStart(ServerError):
     """The log says a python backend stub cannot start: the load would never answer."""
 
 
