@@ -262,14 +262,18 @@ class Server:
         while worker.is_alive():
             worker.join(0.1)
             fatal = self.fatal_reason(self.log_since(offset))
-            if fatal or time.monotonic() >= deadline or self.exit_status() is not None:
-                reason = fatal or (
-                    f"{self.name} ended while loading {model!r} ({self.exit_status()})"
-                    if self.exit_status() is not None
-                    else f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING)"
-                )
+            ended = self.exit_status()
+            if fatal or ended is not None or time.monotonic() >= deadline:
+                # The kind is decided before the kill below, which ends the server in every case.
+                kind: type[ServerError]
+                if fatal:
+                    kind, reason = StubCannotStart, fatal
+                elif ended is not None:
+                    kind, reason = ServerExited, f"{self.name} ended while loading {model!r} ({ended})"
+                else:
+                    kind = LoadTimeout
+                    reason = f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING)"
                 self.kill(reason)
-                kind = StubCannotStart if fatal else (ServerExited if self.exit_status() is not None else LoadTimeout)
                 raise kind(f"{reason}; the server was killed{self.tail_note()}")
         return LoadResult(model=model, error=result.get("error"), log=self.log_since(offset))
 
