@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, require
 from harness import envs, interpreters, matrix, processes
 from harness.client import Client
-from harness.servers import ServerError
+from harness.servers import LoadTimeout, ServerError, StubCannotStart
 from harness.servers.local import LocalServer, shipped_stubs, wheel_root
 
 ADD_SUB = ROOT / "cases" / "basics" / "models" / "add_sub"
@@ -154,13 +154,36 @@ def test_stub_without_libpython_is_caught_killed_and_named(tmp_path: Path) -> No
     assert str(found.libdir) not in server.environment()["LD_LIBRARY_PATH"]
     with server:
         started = time.monotonic()
-        with pytest.raises(ServerError) as info:
+        with pytest.raises(StubCannotStart) as info:
             server.load("add_sub", timeout=30)
         took = time.monotonic() - started
     message = str(info.value)
     assert "cannot load libpython3.12.so.1.0" in message
     assert "the server was killed" in message
     assert took < 15, "caught from the log line, not by waiting out the timeout"
+    assert not processes.group_alive(server.pid)
+
+
+def test_a_load_that_never_answers_is_a_load_timeout_and_the_server_is_killed(cell_env: envs.CellEnv,
+                                                                              tmp_path: Path) -> None:
+    """A model whose initialize never returns: the load is bounded, its kind says so (a LoadTimeout, not
+    a server that exited: the kill that ends the wait comes after the verdict)."""
+    hang = tmp_path / "models" / "init_hangs"
+    shutil.copytree(ADD_SUB, hang)
+    config = hang / "config.pbtxt"
+    config.write_text(config.read_text().replace('"add_sub"', '"init_hangs"'))
+    model = hang / "1" / "model.py"
+    model.write_text(model.read_text().replace("class TritonPythonModel:", "class TritonPythonModel:\n"
+                                               "    def initialize(self, args):\n"
+                                               "        import time\n"
+                                               "        time.sleep(600)\n", 1))
+    (tmp_path / "r").mkdir()
+    server = server_for(cell_env, tmp_path, repository=make_repo(tmp_path / "r", hang))
+    with server:
+        started = time.monotonic()
+        with pytest.raises(LoadTimeout, match=r"loading 'init_hangs' did not finish within 3 s"):
+            server.load("init_hangs", timeout=3)
+        assert time.monotonic() - started < 10
     assert not processes.group_alive(server.pid)
 
 
