@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.matrix import BACKENDS, INSTANCE_KINDS, RELEASE_RE, RUNNERS, Cell
+from harness.matrix import BACKENDS, INSTANCE_KINDS, RUNNERS, Cell
+from harness.settings import RELEASE_RE, release_key
 
 MARKERS = {
     "backend": "backend(*names): the case applies only to cells of these backends",
@@ -24,11 +25,11 @@ MARKERS = {
 }
 
 
-def release_key(value: str, where: str) -> tuple[int, int]:
+def checked_release_key(value: str, where: str) -> tuple[int, int]:
+    """A marker's release as a sort key; one that is not a release stops the cell naming the case."""
     if not RELEASE_RE.match(str(value)):
         raise pytest.UsageError(f"{where}: {value!r} is not a Triton release; write it as YY.MM, e.g. '24.03'")
-    year, month = str(value).split(".")
-    return int(year), int(month)
+    return release_key(str(value))
 
 
 def _check_values(item: pytest.Item, name: str, values: tuple[Any, ...], allowed: tuple[str, ...]) -> None:
@@ -49,12 +50,12 @@ def not_applicable_reason(item: pytest.Item, cell: Cell) -> str | None:
             if actual not in mark.args:
                 why = f" ({mark.kwargs['reason']})" if mark.kwargs.get("reason") else ""
                 return f"case needs {name} {' or '.join(mark.args)}{why}; cell has {actual}"
-    current = release_key(cell.triton, "cell")
+    current = checked_release_key(cell.triton, "cell")
     for mark in item.iter_markers("min_triton"):
-        if current < release_key(mark.args[0], item.nodeid):
+        if current < checked_release_key(mark.args[0], item.nodeid):
             return f"case needs Triton {mark.args[0]} or newer; cell runs {cell.triton}"
     for mark in item.iter_markers("max_triton"):
-        if current > release_key(mark.args[0], item.nodeid):
+        if current > checked_release_key(mark.args[0], item.nodeid):
             return f"case applies up to Triton {mark.args[0]}; cell runs {cell.triton}"
     return None
 

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 from harness.layout import Prop, Verdict
-from harness.settings import Validator
+from harness.settings import RELEASE_RE, Validator, release_key
 
 FILENAME = "known_issues.toml"
 
@@ -75,7 +75,6 @@ VERDICT_OUTCOMES = {Verdict.TIMEOUT: "hang", Verdict.SERVER_DIED: "server-crash"
 DECLARED_HANG_DEADLINE_S = 15.0
 WHERE_LISTS = ("pythons", "envs", "runners", "instance_kinds", "backends", "cells")
 KEYS = ("id", "cases", "reason", "link", "outcome", "message", "min_triton", "max_triton", *WHERE_LISTS)
-RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -141,10 +140,10 @@ class KnownIssue:
 
     def applies_to(self, cell: CellLike) -> bool:
         """Whether the issue is declared for this cell (its where-filters)."""
-        key = _release_key(cell.triton)
-        if self.min_triton and key < _release_key(self.min_triton):
+        key = release_key(cell.triton)
+        if self.min_triton and key < release_key(self.min_triton):
             return False
-        if self.max_triton and key > _release_key(self.max_triton):
+        if self.max_triton and key > release_key(self.max_triton):
             return False
         pairs = ((self.pythons, cell.python), (self.envs, cell.env), (self.runners, cell.runner),
                  (self.instance_kinds, cell.instance_kind), (self.backends, cell.backend))
@@ -277,11 +276,6 @@ def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
         raise KnownIssuesError(f"{key} must be a string or a list of strings", where=f"{where}.{key}",
                                fix=f'write {key} = ["..."]')
     return tuple(value)
-
-
-def _release_key(value: str) -> tuple[int, int]:
-    year, month = value.split(".")
-    return int(year), int(month)
 
 
 # -- in the cell (called by harness.plugin) --------------------------------------------------------

@@ -22,12 +22,14 @@ from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 from harness.known_issues import KnownFailure, parse_known_failure
 from harness.settings import (
+    RELEASE_RE,
     DockerSettings,
     Settings,
     Validator,
     parse_docker,
     parse_settings,
     parse_tolerance,
+    release_key,
     shown_path,
 )
 
@@ -41,7 +43,6 @@ TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "s
 RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_python": str, "pythons": list}
 DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
-RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
 
 DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.toml"
 MATRIX_ENV = "TRITON_MATRIX"
@@ -61,8 +62,7 @@ class Release:
     @property
     def key(self) -> tuple[int, int]:
         """Sort key: ``24.03`` < ``24.10``."""
-        year, month = self.name.split(".")
-        return int(year), int(month)
+        return release_key(self.name)
 
 
 @dataclass(frozen=True, **KW_ONLY)

@@ -121,8 +121,10 @@ class CellPlugin:
     def servers(self) -> CellServers:
         return self.cell_server.servers
 
-    def client(self, protocol: str) -> Client:
-        return self.cell_server.client(protocol)
+    @property
+    def servers_in_use(self) -> list[Server]:
+        """The cell's server and the spare servers of the case in flight."""
+        return [s for s in (self.server, *self.case_servers) if s is not None]
 
     # -- session -----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -144,9 +146,8 @@ class CellPlugin:
         raise KeyboardInterrupt(self.interrupted)
 
     def _end_servers(self, reason: str) -> None:
-        for server in (self.server, *self.case_servers):
-            if server is not None:
-                server.kill(reason)
+        for server in self.servers_in_use:
+            server.kill(reason)
 
     def suite_property(self, name: str, value: object) -> None:
         """What record_testsuite_property does, outside a fixture (pytest's own LogXML object)."""
@@ -237,7 +238,7 @@ class CellPlugin:
 
     def _diagnose(self, item: pytest.Item, exc: BaseException | None, deadline: float, started: float,
                   generation: int | None) -> Exception | None:
-        stubs = supervise.server_side([s for s in (self.server, *self.case_servers) if s], started)
+        stubs = supervise.server_side(self.servers_in_use, started)
         return supervise.diagnose(exc, expired=self.expired.get(item.nodeid), deadline=deadline,
                                   interrupted=self.interrupted, server=self.server, generation=generation, stubs=stubs)
 
@@ -260,7 +261,7 @@ class CellPlugin:
 
     def _expire(self, item: pytest.Item, deadline: float, started: float) -> None:
         """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""
-        side = supervise.server_side([s for s in (self.server, *self.case_servers) if s], started)
+        side = supervise.server_side(self.servers_in_use, started)
         stack = supervise.stack_of(self.main_thread)
         self.expired[item.nodeid] = (side, stack)
         self._end_servers(f"case {item.nodeid} ran past its {deadline:g} s deadline")
@@ -364,12 +365,12 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def http_client(request: pytest.FixtureRequest, triton: Server) -> Client:
     """HTTP client whose requests give up after the case timeout (the gevent client bounds itself)."""
-    return plugin_of(request.config).client("http")
+    return plugin_of(request.config).cell_server.client("http")
 
 
 @pytest.fixture
 def grpc_client(request: pytest.FixtureRequest, triton: Server) -> Client:
-    return plugin_of(request.config).client("grpc")
+    return plugin_of(request.config).cell_server.client("grpc")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import glob
 import os
 import signal
 import subprocess
@@ -71,15 +70,26 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` as ``[comm, state, ppid, pgrp, ...]`` (field N of proc(5) at index N - 2),
+    or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    return [text[text.find("(") + 1: text.rfind(")")], *text[text.rfind(")") + 2:].split()]
+
+
+def pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
 def group_alive(pgid: int) -> bool:
     """True while a non-zombie process of this process group exists (read from /proc)."""
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat, encoding="utf-8", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+    for pid in pids():
+        fields = proc_stat(pid)
+        if fields is not None and len(fields) > 3 and fields[3] == str(pgid) and fields[1] != "Z":
             return True
     return False
 

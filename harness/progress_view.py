@@ -137,6 +137,11 @@ def cases_text(progress: CellProgress | None) -> str:
     return f"{progress.done}/{progress.total}"
 
 
+def typical(durations: dict[str, float]) -> float:
+    """What a cell never run is expected to take: the median of the known ones (0 without any)."""
+    return statistics.median(durations.values()) if durations else 0.0
+
+
 def read_durations(reports: Path) -> dict[str, float]:
     try:
         data = json.loads((reports / DURATIONS_FILE).read_text(encoding="utf-8"))
@@ -254,7 +259,7 @@ class Progress:
         """Seconds until the run ends, from the last run's durations (see the module's docstring)."""
         if not self.history:
             return None
-        median = statistics.median(self.history.values())
+        median = typical(self.history)
         now = self.clock()
         left = 0.0
         for cell in self.cells:

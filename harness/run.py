@@ -23,7 +23,7 @@ from typing import IO, Any
 from harness import layout, processes
 from harness.compat import KW_ONLY
 from harness.matrix import Cell
-from harness.progress_view import read_durations
+from harness.progress_view import read_durations, typical
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.5
@@ -70,9 +70,8 @@ def cell_command(cell: Cell, options: RunOptions) -> list[str]:
 
 def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:
     """Longest first (by the last run), so the matrix does not end waiting on one long cell."""
-    known = sorted(durations.values())
-    typical = known[len(known) // 2] if known else 0.0
-    return sorted(cells, key=lambda c: -durations.get(c.id, typical))
+    expected = typical(durations)
+    return sorted(cells, key=lambda c: -durations.get(c.id, expected))
 
 
 def run_cells(cells: list[Cell], options: RunOptions, progress: Any) -> int:

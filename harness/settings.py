@@ -15,6 +15,13 @@ from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 
 DOCKER_IMAGES = ("offline", "release")
+RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")  # a Triton release: YY.MM
+
+
+def release_key(name: str) -> tuple[int, int]:
+    """``24.03`` < ``24.10``: a release name (already checked against RELEASE_RE) as a sort key."""
+    year, month = name.split(".")
+    return int(year), int(month)
 
 
 @dataclass(frozen=True, **KW_ONLY)

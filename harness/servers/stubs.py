@@ -8,7 +8,6 @@ instead of a bare closed connection. An exit with code 0 is an ordinary unload a
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.compat import KW_ONLY
+from harness.processes import pids, proc_stat
 
 STUB_COMM = "triton_python_b"  # the kernel keeps 15 characters of triton_python_backend_stub
 POLL_S = 0.05
@@ -48,16 +48,6 @@ class StubEnd:
         """Seen to exit non-zero or by a signal (an exit with code 0 is an unload; an exit whose status
         the server reaped first is no evidence either way)."""
         return self.status is not None and self.status != 0
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    comm = text[text.find("(") + 1: text.rfind(")")]
-    return [comm, *text[text.rfind(")") + 2:].split()]
 
 
 def _identity(pid: int) -> tuple[str, str]:
@@ -101,7 +91,7 @@ class StubMonitor:
                 self._discover()
             polls += 1
             for pid, (model, instance) in list(self._known.items()):
-                fields = _stat_fields(pid)
+                fields = proc_stat(pid)
                 if fields is not None and fields[1] != "Z" and fields[2] == str(self.server_pid):
                     continue
                 status = int(fields[50]) if fields is not None and len(fields) > 50 else None
@@ -111,13 +101,9 @@ class StubMonitor:
                 del self._known[pid]
 
     def _discover(self) -> None:
-        try:
-            names = os.listdir("/proc")
-        except OSError:
-            return
-        for name in names:
-            if not name.isdigit() or int(name) in self._known:
+        for pid in pids():
+            if pid in self._known:
                 continue
-            fields = _stat_fields(int(name))
+            fields = proc_stat(pid)
             if fields and fields[0] == STUB_COMM and fields[2] == str(self.server_pid) and fields[1] != "Z":
-                self._known[int(name)] = _identity(int(name))
+                self._known[pid] = _identity(pid)
