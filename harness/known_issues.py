@@ -59,7 +59,8 @@ OUTCOMES: dict[str, re.Pattern[str]] = {
                        re.IGNORECASE),
     "stub-crash": re.compile(r"Stub process '[^']*' is not healthy|stub (?:process )?(?:died|crashed|exited)"
                              r"|backend stub of model '[^']*' \(pid \d+\) (?:exited with code|was killed by)"
-                             r"|Failed to (?:process|initialize) the request|SIGSEGV|segmentation fault",
+                             r"|Failed to (?:process|initialize) the request|SIGSEGV|segmentation fault"
+                             r"|terminate called after throwing",
                              re.IGNORECASE),
     "server-crash": re.compile(r"killed by SIG[A-Z]+|server (?:ended|exited|died)|exited with (?:code|status)"
                                r"|Connection refused|failed to connect", re.IGNORECASE),

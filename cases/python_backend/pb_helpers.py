@@ -150,16 +150,40 @@ def stub_region(proc: Proc, server: Any) -> str | None:
 
 
 # -- polling, metrics --------------------------------------------------------------------------------
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy, at most ``timeout`` seconds; returns it."""
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05,
+               unless: Callable[[], list[str]] | None = None) -> T:
+    """Poll ``check`` until it returns something truthy, at most ``timeout`` seconds; returns it.
+
+    ``unless`` says why waiting on is pointless (e.g. :func:`stub_trouble`: the stub that was to get
+    there crashed); the wait then fails at once with that evidence instead of at its timeout.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
+        seen = unless() if unless is not None else []
+        if seen:
+            raise AssertionError(f"{what}: never, as {'; '.join(seen)}")
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {timeout:g} s")
         time.sleep(interval)
+
+
+STUB_CRASH_LINE = re.compile(r"^terminate called after throwing .*$|^Segmentation fault.*$|"
+                             r"^.*Stub process '[^']*' is not healthy.*$", re.MULTILINE)
+
+
+def stub_trouble(server: Any) -> Callable[[], list[str]]:
+    """From now on: python backend stubs that ended abnormally (exit code or signal, where the runner
+    sees them) and stub crash lines in the server log; for :func:`wait_until`'s ``unless``."""
+    since, offset = time.monotonic(), server.log_offset()
+
+    def seen() -> list[str]:
+        crashed = [f"the server log says {line.strip()!r}" for line in STUB_CRASH_LINE.findall(server.log_since(offset))]
+        return server.ended_stubs(since) + crashed[:1]
+
+    return seen
 
 
 def metric_samples(server: Any, name: str, model: str) -> dict[str, float]:

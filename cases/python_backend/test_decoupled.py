@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from pb_helpers import CASE_TIMEOUT_S, strings, wait_until
+from pb_helpers import CASE_TIMEOUT_S, strings, stub_trouble, wait_until
 
 pytestmark = pytest.mark.backend("python")
 
@@ -107,10 +107,11 @@ def test_client_cancellation_is_seen_by_the_model(stream, triton):
     the model sees is_cancelled() and says so, well before its own 15 s limit."""
     tag = uuid.uuid4().hex[:12]
     offset = triton.log_offset()
+    ended = stub_trouble(triton)
     s = stream()
     s.send("pb_wait_cancel", {"TAG": strings(tag)})
     wait_until(lambda: f"PB_WAIT_CANCEL waiting tag={tag}" in triton.log_since(offset), CASE_TIMEOUT_S,
-               "the model to hold the request")
+               "the model to hold the request", unless=ended)
     s.client.stop_stream(cancel_requests=True)
     wait_until(lambda: f"PB_WAIT_CANCEL cancelled tag={tag}" in triton.log_since(offset), 10,
                "the model to see the cancellation")
@@ -120,6 +121,7 @@ def test_client_cancellation_is_seen_by_the_model(stream, triton):
 def _overlap(stream, triton, model, timeout, decoupled):
     """Send "wait", and once the model awaits it, "set"; returns (wait OK, set OK)."""
     offset = triton.log_offset()
+    ended = stub_trouble(triton)
     first, second = stream(), stream()
 
     def arrays(role):
@@ -131,7 +133,7 @@ def _overlap(stream, triton, model, timeout, decoupled):
         first.client.async_infer(model, _tensors(arrays("wait")), client_timeout=CASE_TIMEOUT_S,
                                  callback=lambda result, error: first.events.put((result, error)))
     wait_until(lambda: "PB_ASYNC waiting" in triton.log_since(offset), CASE_TIMEOUT_S,
-               "the first request to be awaiting")
+               "the first request to be awaiting", unless=ended)
     if decoupled:
         second.send(model, arrays("set"))
         return first.collect("OK")[0][0], second.collect("OK")[0][0]
