@@ -22,6 +22,7 @@ CASES_HELP = "a case library folder (repeatable); 'builtin' is this repository's
 MATRIX_HELP = "matrix file (default: $TRITON_MATRIX or ./matrix.toml)"
 MODELS_HELP = ("a Triton model repository to load, ask and compare on every cell (repeatable; default: "
                "matrix.toml's models); without --cases only these run")
+WORKERS_HELP = "pytest workers per cell, each with a server of its own (default: matrix.toml's settings.workers)"
 REFERENCE_HELP = ("models mode: the cell every cell's answers are compared with (default: the oldest release's "
                   "cell of the same backend, kind, Python and env)")
 
@@ -43,12 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", help="run every cell with this runner (local, docker)")
     run.add_argument("--matrix", help=MATRIX_HELP)
     run.add_argument("--jobs", type=int, default=None,
-                     help="cells at once (default: 6 per CPU, at most 16; cells mostly wait)")
+                     help="cells at once (default: 6 workers per CPU at once, at most 16; they mostly wait)")
     run.add_argument("--reports", default="reports", help="reports folder")
     run.add_argument("--baseline", help="a previous compat.json to diff the report against")
     run.add_argument("-v", "--verbose", action="store_true", help="also a line for each not-applicable cell")
     run.add_argument("--models", action="append", default=[], help=MODELS_HELP)
     run.add_argument("--reference", help=REFERENCE_HELP)
+    run.add_argument("--workers", type=int, default=None, help=WORKERS_HELP)
 
     cell = sub.add_parser("cell", help="run one cell and write its JUnit file")
     cell.add_argument("id", help="the cell id, e.g. 24.10-python-cpu-py3.11")
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     cell.add_argument("--cases", action="append", default=[], help=CASES_HELP)
     cell.add_argument("--reports", default="reports", help="reports folder")
     cell.add_argument("--models", action="append", default=[], help=MODELS_HELP)
+    cell.add_argument("--workers", type=int, default=None, help=WORKERS_HELP)
+    cell.add_argument("--serial", action="store_true",
+                      help="one case at a time, a case's models loaded one by one (the path the benchmark compares)")
     cell.epilog = "Arguments after -- go to pytest (e.g. -k, or case files to run only those)."
 
     report = sub.add_parser("report", help="merge the cells' JUnit files into the compatibility report")
@@ -111,7 +116,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.reference:
         loaded.cell(args.reference)
     cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
-    options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=args.jobs or run.default_jobs(),
+    workers = _positive(args.workers, "--workers")
+    jobs = _positive(args.jobs, "--jobs") or run.default_jobs(workers or loaded.settings.workers)
+    options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=jobs, workers=workers,
                              cases=cases, models=tuple(models), reference=args.reference, matrix=matrix_path,
                              verbose=args.verbose, baseline=Path(args.baseline) if args.baseline else None)
     return run.main(cells, options)
@@ -128,7 +135,13 @@ def _cell(args: argparse.Namespace) -> int:
     models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
     roots = cell_mod.case_roots(args.cases) if args.cases or not models else []
     return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args,
-                        models=models)
+                        models=models, worker_count=_positive(args.workers, "--workers"), serial=args.serial)
+
+
+def _positive(value: int | None, option: str) -> int | None:
+    if value is not None and value < 1:
+        raise HarnessError(f"{option} must be at least 1, got {value}", where=option, fix=f"e.g. {option} 4")
+    return value
 
 
 def _report(args: argparse.Namespace) -> int:

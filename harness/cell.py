@@ -18,7 +18,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import envs, interpreters, layout, processes, repository
+from harness import envs, interpreters, layout, processes, repository, workers
 from harness.errors import HarnessError
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
 from harness.matrix import Cell, Matrix
@@ -103,9 +103,10 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
 
 
 def pytest_command(
-    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, extra: list[str],
-    models: list[Path] = (),
+    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, options: list[str],
+    share: workers.Share, models: list[Path] = (), serial_loads: bool = False,
 ) -> list[str]:
+    """One worker's pytest: the cell's plugin, its share of the case files, its own JUnit file."""
     return [
         str(python), "-m", "pytest",
         "-p", "harness.plugin",
@@ -113,8 +114,11 @@ def pytest_command(
         f"--cell={cell.id}",
         f"--matrix={matrix.path.resolve()}",
         f"--reports={reports}",
+        f"--worker={share.worker}",
+        f"--claims={layout.claims_path(reports, cell.id)}",
+        *(["--serial-loads"] if serial_loads else []),
         *[f"--case-root={r}" for r in roots],
-        f"--junitxml={junit_path(reports, cell)}",
+        f"--junitxml={layout.worker_junit_path(reports, cell.id, share.worker)}",
         "-o", f"junit_suite_name={cell.id}",
         "-o", "junit_family=xunit1",
         "-o", "junit_logging=all",
@@ -123,27 +127,49 @@ def pytest_command(
         # fallback for a case blocked in plain Python. Re-running a timeout or a crash only costs time.
         "--reruns=1",
         f"--rerun-except=^({'|'.join(kind.__name__ for kind in NOT_RERUN)}):",
-        f"--rootdir={os.path.commonpath([str(r) for r in roots] or [str(ROOT)])}",
+        f"--rootdir={rootdir(roots)}",
         "-q", "-rfEs",
-        *extra,
-        *([] if _names_paths(extra) else [str(r) for r in roots]),
-        *models_cli.pytest_args(list(models)),  # models mode: the team's repositories (harness/models/)
+        *options,
+        # models mode: the team's repositories (harness/models/), in the worker that runs their checks
+        *(models_cli.pytest_options(list(models)) if str(models_cli.CHECKS_MODULE) in share.targets else []),
+        *share.targets,
     ]
 
 
-def _names_paths(args: list[str]) -> bool:
-    """Whether extra pytest arguments already select case files (then the roots are not added)."""
-    return any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in args)
+def rootdir(roots: list[Path]) -> str:
+    return os.path.commonpath([str(r) for r in roots] or [str(ROOT)])
+
+
+def plan_workers(roots: list[Path], extra: list[str], models: list[Path], reports: Path, cell: Cell,
+                 count: int) -> tuple[list[str], list[workers.Share]]:
+    """pytest's options, and what each worker collects: the case files ``extra`` names, else the
+    roots', longest first by the last run's times of this cell and the others (``harness.workers``);
+    the first worker also runs models mode's checks."""
+    paths = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
+    options = [a for a in extra if a not in paths]
+    targets = workers.targets_of(paths or [str(r) for r in roots])
+    earlier = [junit_path(reports, cell), *sorted((reports / "junit").glob("*.xml"))]
+    known = workers.timings(dict.fromkeys(p for p in earlier if p.exists()), Path(rootdir(roots)))
+    own = {0: (str(models_cli.CHECKS_MODULE),)} if models else {}
+    return options, workers.shares(workers.ordered(targets, known), count, own)
 
 
 def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = (),
-        models: list[Path] = ()) -> int:
-    """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell)."""
+        models: list[Path] = (), worker_count: int | None = None, serial: bool = False) -> int:
+    """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell).
+
+    ``worker_count``: pytest workers at once (default ``settings.workers``); ``serial``: one worker
+    that loads a case's models one by one (what the benchmark compares the default with).
+    """
     reports = reports.resolve()
     junit = junit_path(reports, cell)
     repository.check(roots, cell)  # a broken case library fails here, before anything starts or goes
+    count = 1 if serial else (worker_count or matrix.settings.workers)
+    options, shares = plan_workers(roots, list(extra), list(models), reports, cell, count)
     junit.unlink(missing_ok=True)
-    log_path(reports, cell).unlink(missing_ok=True)
+    for log in layout.cell_logs(reports, cell.id):
+        log.unlink(missing_ok=True)
+    shutil.rmtree(layout.worker_junit_path(reports, cell.id, 0).parent, ignore_errors=True)
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
@@ -163,39 +189,48 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         print(f"{cell.id}: error: {exc}", file=sys.stderr)
         return 1
     setup_s = time.monotonic() - setup_started
-    cmd = pytest_command(env.python, matrix, cell, roots, reports, list(extra), list(models))
+    if not shares:
+        write_status(reports, cell, "error", "no case file to run (is the case library empty?)")
+        return 5
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
-    proc = processes.spawn(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    errors: list[str] = []
-    reader = threading.Thread(target=_copy_output, args=(proc, errors), daemon=True)
-    reader.start()
+    started: list[_Worker] = []
+    for share in shares:
+        cmd = pytest_command(env.python, matrix, cell, roots, reports, options, share, list(models), serial)
+        proc = processes.spawn(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(_Worker(share, proc, prefix=f"[w{share.worker}] " if len(shares) > 1 else ""))
 
     def forward(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; the scheduler may signal again
-        if proc.poll() is None:
-            proc.send_signal(signum)
+        for w in started:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signum)
         raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, forward)
     timed_out = False
     try:
         try:
-            proc.wait(matrix.settings.cell_timeout)
+            deadline = time.monotonic() + matrix.settings.cell_timeout
+            for w in started:
+                w.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             timed_out = True  # pytest stops its server and writes the JUnit file of what finished
-            processes.shutdown(proc, grace=processes.PYTEST_STOP_GRACE, first=signal.SIGTERM)
+            _stop(started)
     except KeyboardInterrupt:
-        # The signal reached pytest too: give it the time to stop its server and write its JUnit.
-        processes.shutdown(proc, grace=processes.PYTEST_STOP_GRACE, first=signal.SIGTERM)
+        _stop(started)  # the signal reached pytest too: time to stop its server and write its JUnit
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        reader.join(5)
-        code = proc.poll()
-        last_error = errors[-1] if errors else ""
-        if not junit.exists() or (code not in (0, 1) and _testcases(junit) == 0):
-            what = "before writing its JUnit file" if not junit.exists() else "without running a case"
+        for w in started:
+            w.reader.join(5)
+        code = workers.exit_code([w.proc.poll() for w in started])
+        parts = [(layout.worker_junit_path(reports, cell.id, w.share.worker), w.missing_junit(reports, cell))
+                 for w in started]
+        ran = workers.join_junit(parts, junit, cell.id) if any(why is None for _, why in parts) else None
+        last_error = next((w.errors[-1] for w in started if w.errors), "")
+        if ran is None or (code not in (0, 1) and ran == 0):
+            what = "before writing its JUnit file" if ran is None else "without running a case"
             if code == 5:
                 what = "with no case collected (is the case library empty?)"
             reason = f"pytest exited with code {code_name(code)} {what}"
@@ -207,10 +242,54 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
             add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({last_error or 'signal'})"})
         if junit.exists():
-            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}"})
+            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(started))})
+        join_logs(reports, cell.id, len(started))  # last: the JUnit file comes first, whatever happens here
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
+
+
+def join_logs(reports: Path, cell_id: str, count: int) -> None:
+    """The workers' server logs become the cell's one log, each under a line naming its worker."""
+    parts = [p for p in (layout.worker_log_path(reports, cell_id, k) for k in range(count)) if p.exists()]
+    if not parts:
+        return
+    with open(layout.log_path(reports, cell_id), "wb") as out:
+        for part in parts:
+            if count > 1:
+                out.write(f"==== worker {part.stem.rsplit('.w', 1)[-1]}'s server ====\n".encode())
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out)
+            part.unlink()
+
+
+class _Worker:
+    """One running pytest worker of the cell, its output copied through with a prefix."""
+
+    def __init__(self, share: workers.Share, proc: subprocess.Popen[bytes], prefix: str) -> None:
+        self.share = share
+        self.proc = proc
+        self.errors: list[str] = []
+        self.reader = threading.Thread(target=_copy_output, args=(proc, self.errors, prefix), daemon=True)
+        self.reader.start()
+
+    def missing_junit(self, reports: Path, cell: Cell) -> str | None:
+        """Why this worker's JUnit file is missing (then its cases are an error), or None."""
+        if layout.worker_junit_path(reports, cell.id, self.share.worker).exists():
+            return None
+        code = self.proc.poll()
+        why = f"worker {self.share.worker} ended with code {code_name(code)} before writing its JUnit file"
+        return f"{why}: {self.errors[-1]}" if self.errors else why
+
+
+def _stop(started: list[_Worker]) -> None:
+    """Every worker at once, bounded: each stops its server and writes the JUnit file of what ran."""
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + processes.PYTEST_STOP_GRACE
+    for w in started:
+        processes.shutdown(w.proc, grace=max(0.1, deadline - time.monotonic()), first=signal.SIGTERM)
 
 
 def add_properties(junit: Path, values: dict[str, str]) -> None:
@@ -239,22 +318,16 @@ def _is_marked(junit: Path) -> bool:
         return False
 
 
-def _copy_output(proc: subprocess.Popen[bytes], errors: list[str]) -> None:
-    """Copy pytest's output through, keeping its error lines for the cell's error message."""
+def _copy_output(proc: subprocess.Popen[bytes], errors: list[str], prefix: str = "") -> None:
+    """Copy a worker's output through (each line with its prefix), keeping its error lines for the
+    cell's error message."""
     assert proc.stdout is not None
     for raw in proc.stdout:
-        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.write(prefix.encode() + raw)
         sys.stdout.flush()
         line = raw.decode("utf-8", "replace").strip()
         if line.startswith(("ERROR:", "INTERNALERROR>", "E   ")):
             errors.append(line)
-
-
-def _testcases(junit: Path) -> int:
-    try:
-        return sum(1 for _ in ET.parse(junit).getroot().iter("testcase"))
-    except (ET.ParseError, OSError):
-        return 0
 
 
 def code_name(code: int | None) -> str:

@@ -32,6 +32,7 @@ class Prop:
     SERVER_RESTARTS = "server_restarts"
     PACKAGES = "packages"
     SETUP_S = "setup_s"
+    WORKERS = "workers"  # how many pytest workers ran the cell (harness.workers)
     COLLECTED = "collected"  # every case id of the cell's plan, one per line
     INTERRUPTED = "interrupted"  # why the cell stopped before its end
     INTERRUPTED_CASE = "interrupted_case"  # the case in flight when it stopped
@@ -51,13 +52,37 @@ def junit_path(reports: Path, cell_id: str) -> Path:
 
 
 def log_path(reports: Path, cell_id: str) -> Path:
+    """The cell's server log: its workers' logs joined when the cell ends (``harness.cell``)."""
     return reports / "logs" / f"{cell_id}.log"
 
 
-def extra_log_path(reports: Path, cell_id: str, n: int) -> Path:
-    """The log of the n-th extra server a case started (``triton_factory``)."""
-    return reports / "logs" / f"{cell_id}.{n}.log"
+def worker_log_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """The log of a worker's server while the cell runs (``harness.workers``)."""
+    return reports / "logs" / f"{cell_id}.w{worker}.log"
 
 
-def progress_path(reports: Path, cell_id: str) -> Path:
-    return reports / "progress" / f"{cell_id}.json"
+def extra_log_path(reports: Path, cell_id: str, n: int, worker: int = 0) -> Path:
+    """The log of the n-th extra server a case of a worker started (``triton_factory``)."""
+    return reports / "logs" / f"{cell_id}.w{worker}.{n}.log"
+
+
+def cell_logs(reports: Path, cell_id: str) -> list[Path]:
+    """Every server log of a cell's last run (the cell's, its workers', their extra servers')."""
+    pattern = re.compile(re.escape(cell_id) + r"(\.w\d+)?(\.\d+)?\.log")
+    logs = reports / "logs"
+    return sorted(p for p in logs.glob(f"{cell_id}.*log") if pattern.fullmatch(p.name)) if logs.is_dir() else []
+
+
+def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """A worker's own JUnit file; the cell runner joins them into :func:`junit_path`."""
+    return reports / "workers" / cell_id / f"junit-{worker}.xml"
+
+
+def claims_path(reports: Path, cell_id: str) -> Path:
+    """The folder a cell's workers claim case modules in (``harness.sharing``)."""
+    return reports / "workers" / cell_id / "claims"
+
+
+def progress_path(reports: Path, cell_id: str, worker: int = 0) -> Path:
+    """A worker's progress file; the live view adds up the cell's (``harness.progress.read_cell``)."""
+    return reports / "progress" / cell_id / f"{worker}.json"

@@ -27,14 +27,17 @@ import pytest
 
 from harness import applicability, known_issues, supervise
 from harness import matrix as matrix_mod
-from harness.client import PROTOCOLS, Client
-from harness.errors import HarnessError, NotApplicable
-from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, extra_log_path, log_path, progress_path
+from harness.client import PROTOCOLS
+from harness.errors import HarnessError
+from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, progress_path, worker_log_path
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
-from harness.servers import Server, ServerError
+from harness.servers import Server
 from harness.servers.cellserver import CellServer
 from harness.servers.factory import CellServers
+from harness.sharing import CLAIMS_OPTION, ModuleQueue
+
+pytest_plugins = ("harness.fixtures",)  # the fixtures cases use; they ask the plugin below
 
 PLUGIN_NAME = "triton-matrix-cell"
 PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
@@ -48,6 +51,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--matrix", help="matrix file (default: $TRITON_MATRIX or the repository's matrix.toml)")
     group.addoption("--reports", default="reports", help="reports folder (logs/ and junit/ go below it)")
     group.addoption("--case-root", action="append", default=[], help="a case library root (repeatable)")
+    group.addoption("--worker", type=int, default=0,
+                    help="which of the cell's workers this is (its server log and progress file; harness.workers)")
+    group.addoption(CLAIMS_OPTION, help="a folder the cell's workers claim case modules in (harness.sharing)")
+    group.addoption("--serial-loads", action="store_true",
+                    help="load a case's models one by one (the serial path the benchmark compares with)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,9 +76,15 @@ def pytest_configure(config: pytest.Config) -> None:
         issues = known_issues.load_all(roots, matrix.known_failures)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    plugin = CellPlugin(config, matrix, cell, reports, roots, issues)
+    worker = config.getoption("--worker")
+    plugin = CellPlugin(config, matrix, cell, reports, roots, issues, worker=worker,
+                        serial_loads=config.getoption("--serial-loads"))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
-    config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id)), "triton-matrix-progress")
+    if config.getoption(CLAIMS_OPTION):
+        plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)))
+        config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
+    config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id, worker), cell=cell.id),
+                                  "triton-matrix-progress")
     plugin.install_signal_handlers()
 
 
@@ -90,8 +104,11 @@ class CellPlugin:
     """Everything the plugin knows about the cell it runs; its methods are pytest hooks."""
 
     def __init__(self, config: pytest.Config, matrix: Matrix, cell: Cell, reports: Path, roots: list[Path],
-                 issues: tuple[known_issues.KnownIssue, ...] = ()) -> None:
+                 issues: tuple[known_issues.KnownIssue, ...] = (), *, worker: int = 0,
+                 serial_loads: bool = False) -> None:
         self.config = config
+        self.worker = worker
+        self.serial_loads = serial_loads
         self.known_issues = issues
         self.matrix = matrix
         self.cell = cell
@@ -101,11 +118,11 @@ class CellPlugin:
         self.workdir = Path(tempfile.mkdtemp(prefix="triton-matrix-"))
         self.cell_server = CellServer(
             cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
-            log_path=log_path(reports, cell.id), workdir=self.workdir, request_timeout=matrix.settings.case_timeout)
+            log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir, request_timeout=matrix.settings.case_timeout)
         self.module_models: dict[str, set[str]] = {}
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
-        self.collected: list[str] = []
+        self.queue: ModuleQueue | None = None  # the modules this worker shares with the cell's others
         self.in_flight: pytest.Item | None = None
         self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
         self.interrupted: str | None = None
@@ -177,18 +194,21 @@ class CellPlugin:
             if given is None:  # models mode names its checks itself (models/<model>::<check>)
                 item.user_properties.append((Prop.CASE, case))
             known_issues.prepare(item, self.known_issues, self.cell, case)
-            self.collected.append(case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]
             item.add_marker(pytest.mark.timeout(applicability.case_timeout(item, default) + PYTEST_TIMEOUT_MARGIN))
             reason = applicability.not_applicable_reason(item, self.cell)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE_PREFIX + reason))
-        self.suite_property(Prop.COLLECTED, "\n".join(self.collected))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """An interrupted cell says so in its JUnit file, so the report knows it is partial."""
+        """The worker's plan (every case it collected, or of the modules it claimed, then also of those
+        nobody took) and, for an interrupted cell, that it is partial: the report reads both."""
+        if self.queue is not None:
+            self.queue.sweep()
+        planned = self.queue.claimed if self.queue is not None else session.items
+        self.suite_property(Prop.COLLECTED, "\n".join(item.stash[_CASE] for item in planned if _CASE in item.stash))
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
         session.exitstatus = known_issues.exit_status(session, exitstatus)
         if exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -250,7 +270,7 @@ class CellPlugin:
         server = self.server
         if server is None or not names:
             return
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1 if self.serial_loads else len(names)) as pool:
             results = list(pool.map(server.load, dict.fromkeys(names)))
         for result in results:
             if result.error is None:
@@ -304,96 +324,3 @@ def _packages_line() -> str:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found.append(f"{name}=={importlib.metadata.version(name)}")
     return " ".join(found)
-
-
-# -- fixtures --------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def cell(request: pytest.FixtureRequest) -> Cell:
-    return plugin_of(request.config).cell
-
-
-@pytest.fixture(scope="session")
-def release(request: pytest.FixtureRequest) -> Release:
-    return plugin_of(request.config).release
-
-
-@pytest.fixture(scope="session")
-def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """The cell's one server, started on first use (again after a crash) and killed at the end."""
-    plugin = plugin_of(request.config)
-    started = time.monotonic()
-    try:
-        server = plugin.cell_server.start()
-    except NotApplicable as exc:
-        pytest.skip(NOT_APPLICABLE_PREFIX + str(exc))
-    plugin.suite_property(Prop.SERVER_START_S, f"{time.monotonic() - started:.3f}")
-    plugin.suite_property(Prop.SERVER_VERSION, server.version)
-    plugin.suite_property(Prop.SERVER_BACKENDS, " ".join(server.backends()))
-    yield server
-    stopping = time.monotonic()
-    plugin.cell_server.close()
-    plugin.suite_property(Prop.SERVER_STOP_S, f"{time.monotonic() - stopping:.3f}")
-
-
-@pytest.fixture
-def triton_factory(request: pytest.FixtureRequest) -> Any:
-    """Start another server of the cell for one case, e.g. with other command-line options.
-
-    ``with triton_factory("--disable-auto-complete-config") as server: ...``; the server has its own
-    log (``reports/logs/<cell>.<n>.log``) and is stopped when the block or the case ends.
-    """
-    plugin = plugin_of(request.config)
-
-    @contextlib.contextmanager
-    def factory(*extra_args: str) -> Iterator[Server]:
-        plugin.extra_servers += 1
-        n = plugin.extra_servers
-        workdir = plugin.workdir / f"extra-{n}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        server = plugin.servers.create(log_path=extra_log_path(plugin.reports, plugin.cell.id, n), workdir=workdir,
-                                       extra_args=tuple(extra_args))
-        plugin.case_servers.append(server)
-        try:
-            server.start_and_wait()
-            yield server
-        finally:
-            server.stop()
-
-    return factory
-
-
-@pytest.fixture
-def http_client(request: pytest.FixtureRequest, triton: Server) -> Client:
-    """HTTP client whose requests give up after the case timeout (the gevent client bounds itself)."""
-    return plugin_of(request.config).cell_server.client("http")
-
-
-@pytest.fixture
-def grpc_client(request: pytest.FixtureRequest, triton: Server) -> Client:
-    return plugin_of(request.config).cell_server.client("grpc")
-
-
-@pytest.fixture
-def client(request: pytest.FixtureRequest) -> Client:
-    """The case runs once per protocol: ``client`` is the HTTP one, then the gRPC one."""
-    return request.getfixturevalue(f"{request.param}_client")
-
-
-@pytest.fixture
-def triton_log(request: pytest.FixtureRequest, triton: Server) -> Any:
-    """A callable that returns the server log written since the case started."""
-    offset = triton.log_offset()
-    return lambda: triton.log_since(offset)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _unload_module_models(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if plugin is None or plugin.server is None or not plugin.server.alive:
-        return
-    for model in sorted(plugin.module_models.pop(request.node.nodeid, set())):
-        try:
-            plugin.server.unload(model)
-        except ServerError:  # a dead server already failed its cases
-            break

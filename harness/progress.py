@@ -92,6 +92,28 @@ class CellProgress:
                 "current": self.current, "started": self.started, "finished": self.finished}
 
 
+def read_cell(reports: Path, cell_id: str) -> CellProgress | None:
+    """A cell's progress: its workers' files added up (each worker writes its own), None before any."""
+    parts = [p for p in map(CellProgress.read, sorted(progress_path(reports, cell_id, 0).parent.glob("*.json")))
+             if p is not None]
+    if not parts:
+        return None
+    counts: dict[str, int] = {}
+    for part in parts:
+        for state, n in part.counts.items():
+            counts[state] = counts.get(state, 0) + n
+    # Every worker collects the whole cell (and takes a share of it): the total is one worker's.
+    return CellProgress(cell=cell_id, total=max(p.total for p in parts), done=sum(p.done for p in parts),
+                        counts=counts, current=next((p.current for p in parts if p.current), None),
+                        started=min(p.started for p in parts), finished=all(p.finished for p in parts))
+
+
+def clear_cell(reports: Path, cell_id: str) -> None:
+    """Forget a cell's progress files (an earlier run's would show that run's counts)."""
+    for path in progress_path(reports, cell_id, 0).parent.glob("*.json"):
+        path.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: object) -> None:
     """Replace ``path`` whole (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,15 +125,15 @@ def write_json(path: Path, data: object) -> None:
 class ProgressRecorder:
     """pytest plugin: counts each case once, by its final state, into the cell's progress file.
 
-    Register it with ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell_id)))``.
+    Register it with ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell, worker), cell=cell))``.
     A case is its nodeid; its state is the worst of its phases (setup, call, teardown), decided at its
     teardown. An attempt that is run again (pytest-rerunfailures' ``rerun`` outcome) is forgotten and
     the case is counted by its last attempt (``flaky`` when that one passed).
     """
 
-    def __init__(self, path: Path, *, wall_clock: Any = time.time) -> None:
+    def __init__(self, path: Path, *, cell: str, wall_clock: Any = time.time) -> None:
         self.path = path
-        self.cell = path.stem
+        self.cell = cell
         self.total = 0
         self.counts: dict[str, int] = {}
         self.current: str | None = None

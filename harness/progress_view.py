@@ -36,13 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TextIO
 
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, progress_path
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX
 from harness.progress import (
     DURATIONS_FILE,
     CellProgress,
     bad_count,
+    clear_cell,
     format_counts,
     format_seconds,
+    read_cell,
     write_json,
 )
 
@@ -109,7 +111,7 @@ def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float) ->
     The exit code alone says little (2 is a bad command line for ``python -m harness`` and an
     interrupted run for pytest): it is shown only where nothing else explains a red cell.
     """
-    final = CellProgress.read(progress_path(reports, cell_id))
+    final = read_cell(reports, cell_id)
     status = JUnitStatus.read(reports / "junit" / f"{cell_id}.xml")
     counts = dict(final.counts) if final else {}
     if status.not_applicable is not None and not counts:
@@ -180,7 +182,7 @@ class Progress:
 
     def __enter__(self) -> Self:
         for cell in self.cells:  # a file left by an earlier run would show that run's counts
-            progress_path(self.reports, cell).unlink(missing_ok=True)
+            clear_cell(self.reports, cell)
         self._began = self._last_beat = self.clock()
         if self.live:
             try:
@@ -198,7 +200,7 @@ class Progress:
     def poll(self) -> None:
         """Re-read the running cells' progress files; in plain mode, the heartbeat when it is due."""
         for cell_id, running in self.running.items():
-            running.progress = CellProgress.read(progress_path(self.reports, cell_id)) or running.progress
+            running.progress = read_cell(self.reports, cell_id) or running.progress
         now = self.clock()
         if not self.live and now - self._last_beat >= self.heartbeat_s:
             self._last_beat = now

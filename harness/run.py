@@ -35,6 +35,7 @@ class RunOptions:
 
     reports: Path
     jobs: int
+    workers: int | None = None  # pytest workers per cell (default: the matrix's settings.workers)
     cases: tuple[str, ...] = ()
     models: tuple[Path, ...] = ()  # models mode: team model repositories
     reference: str | None = None  # models mode: the cell the others' answers must match
@@ -51,21 +52,22 @@ class Running:
     output: IO[bytes]
 
 
-MAX_DEFAULT_JOBS = 16
+MAX_WORKERS_AT_ONCE = 16
 
 
-def default_jobs() -> int:
-    """Cells mostly wait (model loads, stubs starting, requests in flight): a python cell alone keeps
-    about a fifth of a core busy. Measured on 2 cores, the whole default matrix: 18.5 min at 3 cells at
-    once, 9.7 min at 6, 6.7 min at 12 (same results). So six per core, at most 16 (each cell holds a
-    server and its stubs)."""
-    return min(MAX_DEFAULT_JOBS, 6 * (os.cpu_count() or 1))
+def default_jobs(workers: int) -> int:
+    """Cells at once, so that about six pytest workers per core run at once (at most 16; each holds a
+    server and its stubs). A worker mostly waits (model loads, stubs starting, requests in flight): a
+    python cell run serially keeps about a fifth of a core busy. Measured on 2 cores, the whole default
+    matrix with one worker per cell: 18.5 min at 3 at once, 9.7 min at 6, 6.7 min at 12."""
+    return max(1, min(MAX_WORKERS_AT_ONCE, 6 * (os.cpu_count() or 1)) // workers)
 
 
 def cell_command(cell: Cell, options: RunOptions) -> list[str]:
     return [sys.executable, "-m", "harness", "cell", cell.id, f"--reports={options.reports}",
             *([f"--matrix={options.matrix}"] if options.matrix else []),
-            *[f"--cases={c}" for c in options.cases], *[f"--models={m}" for m in options.models]]
+            *[f"--cases={c}" for c in options.cases], *[f"--models={m}" for m in options.models],
+            *([f"--workers={options.workers}"] if options.workers else [])]
 
 
 def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:

@@ -15,6 +15,7 @@ from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 
 DOCKER_IMAGES = ("offline", "release")
+COUNTS = ("workers",)  # settings that are counts, not seconds
 RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")  # a Triton release: YY.MM
 
 
@@ -26,13 +27,14 @@ def release_key(name: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, **KW_ONLY)
 class Settings:
-    """Seconds. Each wait of a run is bounded by one of these."""
+    """Seconds (each wait of a run is bounded by one of these), and how many workers a cell runs."""
 
     start_timeout: float = 60.0  # until the server must answer ready
     load_timeout: float = 60.0  # one model load, before the server is judged hung
     case_timeout: float = 60.0  # one case: the watchdog ends what it waits on at this deadline
     stop_timeout: float = 10.0  # a graceful server stop, before SIGKILL
     cell_timeout: float = 1800.0  # a whole cell: what has not finished by then is timed out
+    workers: int = 4  # pytest workers per cell, each with a server of its own (harness.workers)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -49,9 +51,12 @@ def parse_settings(v: Validator, raw: Any) -> Settings:
     v.type(raw, dict, "settings")
     v.keys(raw, Settings.names(), "settings")
     for k, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if k in COUNTS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                v.fail(f"settings.{k}", f"expected a whole number of at least 1, got {value!r}", "write e.g. 4")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
-    return Settings(**{k: float(value) for k, value in raw.items()})
+    return Settings(**{k: value if k in COUNTS else float(value) for k, value in raw.items()})
 
 
 def parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:

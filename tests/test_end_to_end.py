@@ -85,10 +85,12 @@ def test_nox_matrix_runs_real_cells_and_writes_the_report(tmp_path: Path, marker
     for name in ("compat.html", "compat.md", "junit.xml", "junit/24.10-python-cpu-py3.11.xml",
                  "logs/24.10-python-cpu-py3.11.log"):
         assert (reports / name).stat().st_size > 0, name
-    suite = ET.parse(reports / "junit" / "24.10-python-cpu-py3.11.xml").getroot().find("testsuite")
-    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
-    assert props["server_version"] == "2.51.0" and props["runner"] == "local" and props["python"] == "3.11"
-    assert suite.get("name") == "24.10-python-cpu-py3.11"
+    suites = list(ET.parse(reports / "junit" / "24.10-python-cpu-py3.11.xml").getroot().iter("testsuite"))
+    assert len(suites) == 3, "a suite per worker: three case files, three workers"
+    props = [{p.get("name"): p.get("value") for p in suite.find("properties")} for suite in suites]
+    assert all(p["runner"] == "local" and p["python"] == "3.11" and p["workers"] == "3" for p in props)
+    assert "2.51.0" in {p.get("server_version") for p in props}  # a worker with only n/a cases starts none
+    assert {suite.get("name") for suite in suites} == {"24.10-python-cpu-py3.11"}
     assert not triton_processes(marker), "no tritonserver or stub of the run is left"
 
 

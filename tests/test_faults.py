@@ -19,6 +19,7 @@ import pytest
 
 from conftest import ROOT, run_harness, run_processes, triton_processes
 from harness import envs, processes
+from harness.layout import cell_logs
 from harness.servers import ServerError
 from test_end_to_end import MATRIX, write_case_library
 from test_local_server import server_for
@@ -277,10 +278,13 @@ def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
         start_new_session=True,  # a terminal's foreground group of its own; SIGINT as a terminal has it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    log312 = reports / "logs" / "24.10-python-cpu-py3.12.log"
+
+    def hang_loaded() -> bool:  # in the log of whichever worker's server took the case
+        logs = cell_logs(reports, "24.10-python-cpu-py3.12")
+        return any("successfully loaded 'e2e_hang'" in log.read_text() for log in logs)
+
     try:
-        wait_for(lambda: log312.exists() and "successfully loaded 'e2e_hang'" in log312.read_text(), 240,
-                 "the 3.12 cell to reach its hanging case")
+        wait_for(hang_loaded, 240, "the 3.12 cell to reach its hanging case")
         time.sleep(0.5)  # let the request reach the model
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)

@@ -85,7 +85,7 @@ def test_param(n):
 def test_recorder_counts_each_case_once_by_its_final_state(pytester: pytest.Pytester, tmp_path: Path) -> None:
     path = progress_path(tmp_path / "reports", "24.10-python-cpu-py3.11")
     pytester.makepyfile(test_cases=CASES.format(progress=str(path)))
-    result = pytester.runpytest("-p", "no:cacheprovider", "--reruns=1", plugins=[ProgressRecorder(path)])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--reruns=1", plugins=[ProgressRecorder(path, cell="24.10-python-cpu-py3.11")])
 
     # pytest's own tally counts phases and attempts (the teardown error's case passes twice, then errs).
     assert result.parseoutcomes() == {"passed": 7, "failed": 3, "skipped": 2, "errors": 1, "rerun": 4}
@@ -106,7 +106,7 @@ def report(when: str, outcome: str, nodeid: str = "t.py::test_a") -> SimpleNames
 @pytest.mark.parametrize("rerun_teardown_logged", [True, False], ids=["rerunfailures>=15", "rerunfailures<15"])
 def test_recorder_counts_a_rerun_case_once(tmp_path: Path, rerun_teardown_logged: bool) -> None:
     """pytest-rerunfailures 14 logs no teardown after a rerun attempt; later versions do."""
-    recorder = ProgressRecorder(tmp_path / "cell.json")
+    recorder = ProgressRecorder(tmp_path / "cell.json", cell="cell")
     first = [report("setup", "passed"), report("call", "rerun")]
     for phase in [*first, *([report("teardown", "passed")] if rerun_teardown_logged else []),
                   report("setup", "passed"), report("call", "failed"), report("teardown", "passed")]:
@@ -269,7 +269,7 @@ def test_stale_progress_files_are_cleared_at_start(tmp_path: Path) -> None:
         view.started("a")
         view.poll()
         assert view.heartbeat() == "… 0/1 cells done · running a (starting, 0 s)"
-        ProgressRecorder(progress_path(tmp_path, "a"))  # the cell's pytest has begun, not yet collected
+        ProgressRecorder(progress_path(tmp_path, "a"), cell="a")  # the cell's pytest has begun, not yet collected
         view.poll()
         assert view.heartbeat() == "… 0/1 cells done · running a (collecting, 0 s)"
 

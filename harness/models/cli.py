@@ -24,8 +24,6 @@ def repositories(given: list[str], matrix: Matrix) -> list[Path]:
     return dirs
 
 
-def pytest_args(dirs: list[Path]) -> list[str]:
-    """What the cell's pytest needs for models mode (nothing without repositories)."""
-    if not dirs:
-        return []
-    return ["-p", PLUGIN, *[f"{MODELS_DIR_OPTION}={d}" for d in dirs], str(CHECKS_MODULE)]
+def pytest_options(dirs: list[Path]) -> list[str]:
+    """What the pytest worker that runs :data:`CHECKS_MODULE` needs for models mode."""
+    return ["-p", PLUGIN, *[f"{MODELS_DIR_OPTION}={d}" for d in dirs]] if dirs else []

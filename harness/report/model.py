@@ -226,9 +226,10 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             cell_id = props.get("cell") or suite.name or path.stem
             info = cells.setdefault(cell_id, CellInfo(id=cell_id))
             info.axes = {k: (props.get(k) or info.axes.get(k) or None) for k in CELL_KEYS}
-            info.server_version = props.get("server_version") or None
-            info.expected_server_version = props.get("expected_server_version")
-            info.packages = props.get("packages", "")
+            # A cell's workers each write a suite; one whose modules never needed a server has no version.
+            info.server_version = props.get("server_version") or info.server_version
+            info.expected_server_version = props.get("expected_server_version") or info.expected_server_version
+            info.packages = props.get("packages") or info.packages
             info.junit = rel
             if props.get(Prop.INTERRUPTED):
                 info.interrupted = props[Prop.INTERRUPTED]

@@ -1,0 +1,146 @@
+"""A cell's case modules spread over pytest workers, and their JUnit files joined into the cell's one.
+
+A python cell mostly waits: a stub takes about a second to start and to stop, a batcher waits for its
+queue delay, a sequence for its idle timeout. Run one module after another and a cell takes minutes
+while the CPU idles; run them in a few workers at once and the same cell takes a fraction of that.
+
+Each worker is a pytest process of its own with a server of its own (one starts in about 0.1 s), so a
+case that kills its stub or its server, counts the server's processes or reads its shared-memory
+regions sees only its worker's server, and a crash costs the cases of one worker, not the cell. A
+module stays whole in one worker: its models are loaded once. Workers take modules as they become
+free (``harness.sharing``), longest first by the last run's times (the cell's own JUnit file, else
+another cell's, else the file's size).
+
+Standard library only: the cell runner (``harness.cell``) uses it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.layout import CELL_CASE, Prop
+
+CASE_FILE_PATTERNS = ("test_*.py", "*_test.py")  # pytest's default python_files
+UNKNOWN_WEIGHT_S_PER_KB = 0.5  # a module never timed: about half a second per KB of cases
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one worker collects: case files (or node ids), in the order the cell's workers take them."""
+
+    worker: int
+    targets: tuple[str, ...]
+
+
+def case_files(folder: Path) -> list[Path]:
+    """The case modules below ``folder``, as pytest would collect them (its default file patterns)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        found += [Path(dirpath) / f for f in sorted(filenames)
+                  if any(fnmatch.fnmatch(f, p) for p in CASE_FILE_PATTERNS)]
+    return found
+
+
+def targets_of(paths: Iterable[str]) -> list[str]:
+    """Folders expanded to their case files; files and node ids (``file::case``) as given."""
+    out: list[str] = []
+    for spec in paths:
+        path = Path(spec.split("::")[0])
+        out += [str(f) for f in case_files(path)] if path.is_dir() and "::" not in spec else [spec]
+    return out
+
+
+def timings(junit_files: Iterable[Path], rootdir: Path) -> dict[Path, float]:
+    """Seconds per case file from earlier JUnit files (the largest seen, as the most pessimistic)."""
+    seconds: dict[Path, float] = {}
+    for junit in junit_files:
+        per_file: dict[Path, float] = {}
+        try:
+            cases = list(ET.parse(junit).getroot().iter("testcase"))
+        except (ET.ParseError, OSError):
+            continue
+        for case in cases:
+            if case.get("file"):
+                path = (rootdir / case.get("file", "")).resolve()
+                per_file[path] = per_file.get(path, 0.0) + float(case.get("time") or 0.0)
+        for path, took in per_file.items():
+            seconds[path] = max(seconds.get(path, 0.0), took)
+    return seconds
+
+
+def weight(target: str, known: dict[Path, float]) -> float:
+    path = Path(target.split("::")[0]).resolve()
+    if path in known:
+        return known[path]
+    try:
+        return path.stat().st_size / 1024 * UNKNOWN_WEIGHT_S_PER_KB
+    except OSError:
+        return 1.0
+
+
+def ordered(targets: list[str], known: dict[Path, float]) -> list[str]:
+    """Longest first, so the last module a worker takes is a short one; node ids of one file stay
+    together, and files of equal weight keep their given order."""
+    units: dict[str, list[str]] = {}
+    for target in targets:
+        units.setdefault(target.split("::")[0], []).append(target)
+    return [t for unit in sorted(units, key=lambda u: -weight(u, known)) for t in units[unit]]
+
+
+def shares(targets: list[str], count: int, own: dict[int, tuple[str, ...]] | None = None) -> list[Share]:
+    """``count`` workers (no more than there are case files) that each collect every target and take
+    modules from the shared queue (``harness.sharing``); ``own``: targets only one worker runs."""
+    files = len({t.split("::")[0] for t in targets}) or 1
+    return [Share(worker=k, targets=(*targets, *(own or {}).get(k, ()))) for k in range(max(1, min(count, files)))]
+
+
+def join_junit(parts: list[tuple[Path, str | None]], out: Path, cell_id: str) -> int:
+    """One JUnit file for the cell: every worker's suite, in worker order. ``parts`` are (worker JUnit
+    file, why it is missing or None); a worker that wrote none becomes a suite whose cell-level case is
+    an error saying why, so its cases are never silently lost. Returns the number of testcases."""
+    root = ET.Element("testsuites")
+    count = 0
+    for path, missing in parts:
+        suites: list[ET.Element] = []
+        if missing is None:
+            try:
+                parsed = ET.parse(path).getroot()
+                suites = [parsed] if parsed.tag == "testsuite" else list(parsed.iter("testsuite"))
+            except (ET.ParseError, OSError) as exc:
+                missing = f"its JUnit file {path.name} is unreadable: {exc}"
+        if missing is not None:
+            suites = [_error_suite(cell_id, missing)]
+        for suite in suites:
+            count += sum(1 for _ in suite.iter("testcase"))
+            root.append(suite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".xml.tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, out)
+    return count
+
+
+def _error_suite(cell_id: str, why: str) -> ET.Element:
+    suite = ET.Element("testsuite", name=cell_id, tests="1", errors="1", failures="0", skipped="0")
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name=Prop.CELL, value=cell_id)
+    case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
+    ET.SubElement(case, "error", message=why).text = why
+    return suite
+
+
+def exit_code(codes: list[int | None]) -> int | None:
+    """The cell's pytest exit code from its workers': a stop or crash first, then failures; "no case
+    collected" (5) only when no worker collected any."""
+    worst = next((c for c in codes if c not in (0, 1, 5)), None)
+    if worst is not None or None in codes:
+        return worst
+    if 1 in codes:
+        return 1
+    return 5 if codes and all(c == 5 for c in codes) else 0
