@@ -104,6 +104,7 @@ def _cells(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from harness import cell as cell_mod
     from harness import run
+    from harness import workers as workers_mod
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it
@@ -117,7 +118,10 @@ def _run(args: argparse.Namespace) -> int:
         loaded.cell(args.reference)
     cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
     workers = _positive(args.workers, "--workers")
-    jobs = _positive(args.jobs, "--jobs") or run.default_jobs(workers or loaded.settings.workers)
+    roots = cell_mod.case_roots(args.cases) if args.cases or not models else []  # as harness.cell decides
+    files = workers_mod.targets_of([str(r) for r in roots])
+    per_cell = workers_mod.worker_count(files, workers or loaded.settings.workers)
+    jobs = _positive(args.jobs, "--jobs") or run.default_jobs(per_cell)
     options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=jobs, workers=workers,
                              cases=cases, models=tuple(models), reference=args.reference, matrix=matrix_path,
                              verbose=args.verbose, baseline=Path(args.baseline) if args.baseline else None)
