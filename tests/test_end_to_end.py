@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -216,3 +217,47 @@ def test_cell_whose_every_case_is_not_applicable_is_reported_as_such(tmp_path: P
     assert [(c["id"], c["state"], c["backend"]) for c in data["cells"]] == [
         ("24.10-custom-cpu-py3.11", "not-applicable", "custom")]
     assert {r["state"] for r in data["results"]} == {"not-applicable"}
+
+
+KILLS_ITS_SERVER = """
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.models("add_sub")
+
+
+def test_ends_its_server(triton, http_client):
+    triton.kill("the case ends its own server")
+    a = np.ones(4, dtype=np.float32)
+    http_client.infer("add_sub", {"INPUT0": a, "INPUT1": a})
+
+
+def test_after_the_restart(client):
+    assert client.is_model_ready("add_sub")
+"""
+
+
+def test_workers_give_the_serial_paths_results(tmp_path: Path) -> None:
+    """The same library with one worker that loads models one by one and with three workers: the same
+    cases with the same states; a case that kills its server fails alone in both, and the cell's
+    log holds the server of each worker under its name."""
+    lib = tmp_path / "lib"
+    shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    (lib / "basics" / "test_kills.py").write_text(KILLS_ITS_SERVER)
+    states = {}
+    for how in ("--serial", "--workers=3"):
+        reports = tmp_path / how.strip("-").split("=")[0]
+        done = run_harness("cell", "24.10-python-cpu-py3.11", f"--cases={lib}", f"--reports={reports}", how)
+        assert done.returncode == 1, done.stdout[-3000:]
+        assert run_harness("report", f"--reports={reports}").returncode == 1
+        data = json.loads((reports / "compat.json").read_text())
+        states[how] = {r["case"]: r["state"] for r in data["results"]}
+        suites = list(ET.parse(reports / "junit" / "24.10-python-cpu-py3.11.xml").getroot().iter("testsuite"))
+        assert len(suites) == (1 if how == "--serial" else 3)
+    assert states["--serial"] == states["--workers=3"]
+    assert states["--serial"]["basics/test_kills.py::test_ends_its_server"] == "failed"  # the request fails
+    assert states["--serial"]["basics/test_kills.py::test_after_the_restart[grpc]"] == "passed"
+    assert list(states["--serial"].values()).count("passed") >= 7
+    log = (tmp_path / "workers" / "logs" / "24.10-python-cpu-py3.11.log").read_text()
+    named = re.findall(r"^==== worker (\d)'s server ====$", log, re.MULTILINE)  # a worker may take no module
+    assert len(named) >= 2 and named == sorted(set(named)), named
