@@ -111,3 +111,10 @@ def _unload_module_models(request: pytest.FixtureRequest) -> Iterator[None]:
             plugin.server.unload(model)
         except ServerError:  # a dead server already failed its cases
             break
+
+
+@pytest.fixture(scope="session")
+def each_model(request: pytest.FixtureRequest) -> Any:
+    """``each_model(triton.load, names)``: load (or unload) many models at once, as the plugin loads a
+    case's models (one by one on the serial path); returns the results in the order of ``names``."""
+    return plugin_of(request.config).each_model

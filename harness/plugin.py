@@ -19,9 +19,9 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from harness.sharing import CLAIMS_OPTION, ModuleQueue
 pytest_plugins = ("harness.fixtures",)  # the fixtures cases use; they ask the plugin below
 
 PLUGIN_NAME = "triton-matrix-cell"
+T = TypeVar("T")
 PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
 VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdict.SERVER_DIED,
             supervise.Interrupted: Verdict.INTERRUPTED}
@@ -270,14 +271,22 @@ class CellPlugin:
         server = self.server
         if server is None or not names:
             return
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1 if self.serial_loads else len(names)) as pool:
-            results = list(pool.map(server.load, dict.fromkeys(names)))
+        results = self.each_model(server.load, names)
         for result in results:
             if result.error is None:
                 loaded.add(result.model)
         failed = [r for r in results if r.error is not None]
         if failed:
             pytest.fail("; ".join(f"model {r.model!r} failed to load: {r.error}" for r in failed), pytrace=False)
+
+    def each_model(self, action: Callable[[str], T], names: list[str]) -> list[T]:
+        """``action`` (a server's load or unload) for each model, all at once (Triton loads and unloads
+        in parallel), or one by one on the serial path."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1 if self.serial_loads else len(names)) as pool:
+            return list(pool.map(action, names))
 
     def _expire(self, item: pytest.Item, deadline: float, started: float) -> None:
         """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""

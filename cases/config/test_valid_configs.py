@@ -32,12 +32,11 @@ READY_VERSIONS = {
 
 
 @pytest.fixture(scope="module")
-def loaded(triton: Any) -> Iterator[dict[str, Any]]:
-    """Load every valid model once; unload them all after the module."""
-    results = {folder.name: triton.load(folder.name) for folder in FOLDERS}
-    yield results
-    for name in results:
-        triton.unload(name)
+def loaded(triton: Any, each_model: Any) -> Iterator[dict[str, Any]]:
+    """Load every valid model once, all at once; unload them all after the module."""
+    names = [folder.name for folder in FOLDERS]
+    yield dict(zip(names, each_model(triton.load, names)))
+    each_model(triton.unload, names)
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
