@@ -33,7 +33,7 @@ def release(request: pytest.FixtureRequest) -> Release:
 
 @pytest.fixture(scope="session")
 def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """The cell's one server, started on first use (again after a crash) and killed at the end."""
+    """The worker's one server (each of a cell's workers has its own), started on first use (again after a crash) and killed at the end."""
     plugin = plugin_of(request.config)
     started = time.monotonic()
     try:

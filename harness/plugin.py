@@ -1,12 +1,14 @@
-"""The pytest plugin that runs a case library against one cell's real Triton server.
+"""The pytest plugin that runs a case library against a real Triton server of one cell.
 
-Loaded with ``pytest -p harness.plugin --cell <id> <case roots>`` (the cell runner does this). With
-``--cell``, one :class:`CellPlugin` is registered: it holds the cell's state and its methods are the
-hooks (as pytest-xdist's ``DSession``). It marks cases that do not apply as not applicable, starts ONE
-server for the cell on first use (``harness.servers.factory``), loads the models a case names, keeps
+Loaded with ``pytest -p harness.plugin --cell <id> --worker <k> <case roots>`` (the cell runner starts
+a few such workers, see ``harness.workers``). With ``--cell``, one :class:`CellPlugin` is registered: it
+holds the worker's state and its methods are the hooks (as pytest-xdist's ``DSession``); with
+``--claims`` the worker takes modules from the cell's shared queue (``harness.sharing``). It marks cases
+that do not apply as not applicable, starts ONE server for the worker on first use
+(``harness.servers.factory``), loads the models a case names, keeps
 each case's deadline with a watchdog thread (``harness.supervise``), starts the server again after it
 died, and writes the cell's axes, the live server version and each case's id and verdict into JUnit.
-The fixtures below ask the plugin.
+The fixtures (``harness.fixtures``) ask the plugin.
 """
 
 from __future__ import annotations

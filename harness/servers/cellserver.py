@@ -1,4 +1,4 @@
-"""The cell's one server over the whole run: started on first use, started again after a crash, with
+"""A cell worker's one server over its whole run: started on first use, started again after a crash, with
 clients of its current generation (a restarted server has new ports).
 
 One crash costs one case, not the cell: before a case the plugin asks :meth:`CellServer.ensure_alive`;
