@@ -75,7 +75,8 @@ VERDICT_OUTCOMES = {Verdict.TIMEOUT: "hang", Verdict.SERVER_DIED: "server-crash"
 # server), and a release with many hangs stays minutes, not hours.
 DECLARED_HANG_DEADLINE_S = 15.0
 WHERE_LISTS = ("pythons", "envs", "runners", "instance_kinds", "backends", "cells")
-KEYS = ("id", "cases", "reason", "link", "outcome", "message", "min_triton", "max_triton", *WHERE_LISTS)
+KEYS = ("id", "cases", "reason", "link", "outcome", "message", "min_triton", "max_triton", "intermittent",
+        *WHERE_LISTS)
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -249,6 +250,9 @@ def _parse(entry: dict[str, Any], where: str, source: str) -> KnownIssue:
         if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
             raise KnownIssuesError(f"{key} must be a non-empty string", where=f"{where}.{key}",
                                    fix=f'write {key} = "..."')
+    if not isinstance(entry.get("intermittent", False), bool):
+        raise KnownIssuesError("intermittent must be true or false", where=f"{where}.intermittent",
+                               fix="write intermittent = true (a run where it does not occur is not flagged)")
     outcome = entry.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise KnownIssuesError(f"unknown outcome {outcome!r}", where=f"{where}.outcome",
@@ -266,7 +270,7 @@ def _parse(entry: dict[str, Any], where: str, source: str) -> KnownIssue:
     return KnownIssue(id=entry["id"], cases=lists["cases"], reason=entry["reason"], outcome=outcome,
                       messages=lists["message"], link=entry.get("link"), min_triton=entry.get("min_triton"),
                       max_triton=entry.get("max_triton"), source=source,
-                      **{key: lists[key] for key in WHERE_LISTS})
+                      flag_absent=not entry.get("intermittent", False), **{key: lists[key] for key in WHERE_LISTS})
 
 
 def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:

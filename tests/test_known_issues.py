@@ -66,6 +66,9 @@ def test_fields_are_read(tmp_path: Path) -> None:
     assert hang.id == "hang-2407" and hang.outcome == "hang" and hang.pythons == ("3.12",)
     assert hang.link == "https://example.invalid/1" and hang.source.endswith(ki.FILENAME)
     assert words.cases == ("area/test_x.py::test_z",) and words.messages == ("fragment one", "fragment two")
+    assert hang.flag_absent and words.flag_absent  # a declared issue that does not occur is flagged...
+    (sometimes,) = ki.load(write(tmp_path, GOOD.split("[[issue]]")[1].join(["[[issue]]", "intermittent = true\n"])))
+    assert not sometimes.flag_absent  # ...unless it is seen in some runs only
 
 
 def test_where_filters(tmp_path: Path) -> None:
@@ -146,6 +149,8 @@ def test_matrix_known_failures_become_issues() -> None:
     ("[issue]\nid = 'a'\n", "", "issue must be an array of tables"),
     ("[[issues]]\nid = 'a'\n", "", "unknown key 'issues'"),
     ("[[issue]\n", "", "not valid TOML"),
+    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\nintermittent = 'yes'\n",
+     "issue[0].intermittent", "intermittent must be true or false"),
 ])
 def test_bad_input_names_the_file_and_the_key(tmp_path: Path, text: str, where: str, says: str) -> None:
     with pytest.raises(ki.KnownIssuesError) as raised:
