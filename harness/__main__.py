@@ -118,8 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         loaded.cell(args.reference)
     cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
     workers = _positive(args.workers, "--workers")
-    roots = cell_mod.case_roots(args.cases) if args.cases or not models else []  # as harness.cell decides
-    files = workers_mod.targets_of([str(r) for r in roots])
+    files = workers_mod.targets_of([str(r) for r in _case_roots(args.cases, models)])
     per_cell = workers_mod.worker_count(files, workers or loaded.settings.workers)
     jobs = _positive(args.jobs, "--jobs") or run.default_jobs(per_cell)
     options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=jobs, workers=workers,
@@ -137,9 +136,16 @@ def _cell(args: argparse.Namespace) -> int:
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)
     models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
-    roots = cell_mod.case_roots(args.cases) if args.cases or not models else []
+    roots = _case_roots(args.cases, models)
     return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args,
                         models=models, worker_count=_positive(args.workers, "--workers"), serial=args.serial)
+
+
+def _case_roots(cases: list[str], models: list[Path]) -> list[Path]:
+    """The case libraries a cell runs: ``--cases``, else the built-in one unless models mode alone."""
+    from harness import cell as cell_mod
+
+    return cell_mod.case_roots(cases) if cases or not models else []
 
 
 def _positive(value: int | None, option: str) -> int | None:

@@ -148,8 +148,7 @@ def plan_workers(roots: list[Path], extra: list[str], models: list[Path], report
     paths = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     options = [a for a in extra if a not in paths]
     targets = workers.targets_of(paths or [str(r) for r in roots])
-    earlier = [junit_path(reports, cell), *sorted((reports / "junit").glob("*.xml"))]
-    known = workers.timings(dict.fromkeys(p for p in earlier if p.exists()), Path(rootdir(roots)))
+    known = workers.timings(sorted((reports / "junit").glob("*.xml")), Path(rootdir(roots)))
     own = {0: (str(models_cli.CHECKS_MODULE),)} if models else {}
     return options, workers.shares(workers.ordered(targets, known), count, own)
 
@@ -169,7 +168,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     junit.unlink(missing_ok=True)
     for log in layout.cell_logs(reports, cell.id):
         log.unlink(missing_ok=True)
-    shutil.rmtree(layout.worker_junit_path(reports, cell.id, 0).parent, ignore_errors=True)
+    shutil.rmtree(layout.workers_dir(reports, cell.id), ignore_errors=True)
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
@@ -251,13 +250,14 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
 
 def join_logs(reports: Path, cell_id: str, count: int) -> None:
     """The workers' server logs become the cell's one log, each under a line naming its worker."""
-    parts = [p for p in (layout.worker_log_path(reports, cell_id, k) for k in range(count)) if p.exists()]
+    parts = {k: layout.worker_log_path(reports, cell_id, k) for k in range(count)}
+    parts = {k: part for k, part in parts.items() if part.exists()}
     if not parts:
         return
     with open(layout.log_path(reports, cell_id), "wb") as out:
-        for part in parts:
+        for k, part in parts.items():
             if count > 1:
-                out.write(f"==== worker {part.stem.rsplit('.w', 1)[-1]}'s server ====\n".encode())
+                out.write(f"==== worker {k}'s server ====\n".encode())
             with open(part, "rb") as fh:
                 shutil.copyfileobj(fh, out)
             part.unlink()

@@ -33,7 +33,8 @@ def release(request: pytest.FixtureRequest) -> Release:
 
 @pytest.fixture(scope="session")
 def triton(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """The worker's one server (each of a cell's workers has its own), started on first use (again after a crash) and killed at the end."""
+    """The worker's one server (each of a cell's workers has its own), started on first use (again
+    after a crash) and killed at the end."""
     plugin = plugin_of(request.config)
     started = time.monotonic()
     try:
@@ -54,7 +55,7 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
     """Start another server of the cell for one case, e.g. with other command-line options.
 
     ``with triton_factory("--disable-auto-complete-config") as server: ...``; the server has its own
-    log (``reports/logs/<cell>.<n>.log``) and is stopped when the block or the case ends.
+    log (``reports/logs/<cell>.w<worker>.<n>.log``) and is stopped when the block or the case ends.
     """
     plugin = plugin_of(request.config)
 
@@ -64,8 +65,8 @@ def triton_factory(request: pytest.FixtureRequest) -> Any:
         n = plugin.extra_servers
         workdir = plugin.workdir / f"extra-{n}"
         workdir.mkdir(parents=True, exist_ok=True)
-        server = plugin.servers.create(log_path=extra_log_path(plugin.reports, plugin.cell.id, n, plugin.worker), workdir=workdir,
-                                       extra_args=tuple(extra_args))
+        log = extra_log_path(plugin.reports, plugin.cell.id, n, plugin.worker)
+        server = plugin.servers.create(log_path=log, workdir=workdir, extra_args=tuple(extra_args))
         plugin.case_servers.append(server)
         try:
             server.start_and_wait()

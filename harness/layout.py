@@ -73,16 +73,26 @@ def cell_logs(reports: Path, cell_id: str) -> list[Path]:
     return sorted(p for p in logs.glob(f"{cell_id}.*log") if pattern.fullmatch(p.name)) if logs.is_dir() else []
 
 
+def workers_dir(reports: Path, cell_id: str) -> Path:
+    """What a cell's workers write while it runs (their JUnit files, the claims); a new run clears it."""
+    return reports / "workers" / cell_id
+
+
 def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
     """A worker's own JUnit file; the cell runner joins them into :func:`junit_path`."""
-    return reports / "workers" / cell_id / f"junit-{worker}.xml"
+    return workers_dir(reports, cell_id) / f"junit-{worker}.xml"
 
 
 def claims_path(reports: Path, cell_id: str) -> Path:
     """The folder a cell's workers claim case modules in (``harness.sharing``)."""
-    return reports / "workers" / cell_id / "claims"
+    return workers_dir(reports, cell_id) / "claims"
+
+
+def progress_dir(reports: Path, cell_id: str) -> Path:
+    """A cell's progress files, one per worker (``harness.progress.read_cell`` adds them up)."""
+    return reports / "progress" / cell_id
 
 
 def progress_path(reports: Path, cell_id: str, worker: int = 0) -> Path:
-    """A worker's progress file; the live view adds up the cell's (``harness.progress.read_cell``)."""
-    return reports / "progress" / cell_id / f"{worker}.json"
+    """A worker's progress file."""
+    return progress_dir(reports, cell_id) / f"{worker}.json"

@@ -121,7 +121,8 @@ class CellPlugin:
         self.workdir = Path(tempfile.mkdtemp(prefix="triton-matrix-"))
         self.cell_server = CellServer(
             cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
-            log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir, request_timeout=matrix.settings.case_timeout)
+            log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir,
+            request_timeout=matrix.settings.case_timeout)
         self.module_models: dict[str, set[str]] = {}
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0

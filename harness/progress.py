@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.layout import NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict, progress_path
+from harness.layout import NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict, progress_dir, progress_path
 from harness.states import State
 
 __all__ = ["ProgressRecorder", "progress_path"]
@@ -94,8 +94,7 @@ class CellProgress:
 
 def read_cell(reports: Path, cell_id: str) -> CellProgress | None:
     """A cell's progress: its workers' files added up (each worker writes its own), None before any."""
-    parts = [p for p in map(CellProgress.read, sorted(progress_path(reports, cell_id, 0).parent.glob("*.json")))
-             if p is not None]
+    parts = [p for p in map(CellProgress.read, sorted(progress_dir(reports, cell_id).glob("*.json"))) if p is not None]
     if not parts:
         return None
     counts: dict[str, int] = {}
@@ -110,7 +109,7 @@ def read_cell(reports: Path, cell_id: str) -> CellProgress | None:
 
 def clear_cell(reports: Path, cell_id: str) -> None:
     """Forget a cell's progress files (an earlier run's would show that run's counts)."""
-    for path in progress_path(reports, cell_id, 0).parent.glob("*.json"):
+    for path in progress_dir(reports, cell_id).glob("*.json"):
         path.unlink(missing_ok=True)
 
 
@@ -125,7 +124,8 @@ def write_json(path: Path, data: object) -> None:
 class ProgressRecorder:
     """pytest plugin: counts each case once, by its final state, into the cell's progress file.
 
-    Register it with ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell, worker), cell=cell))``.
+    Register it with
+    ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell, worker), cell=cell))``.
     A case is its nodeid; its state is the worst of its phases (setup, call, teardown), decided at its
     teardown. An attempt that is run again (pytest-rerunfailures' ``rerun`` outcome) is forgotten and
     the case is counted by its last attempt (``flaky`` when that one passed).

@@ -56,10 +56,11 @@ MAX_WORKERS_AT_ONCE = 16
 
 
 def default_jobs(workers: int) -> int:
-    """Cells at once, so that about six pytest workers per core (``workers`` per cell) run at once (at most 16; each holds a
-    server and its stubs). A worker mostly waits (model loads, stubs starting, requests in flight): a
-    python cell run serially keeps about a fifth of a core busy. Measured on 2 cores, the whole default
-    matrix with one worker per cell: 18.5 min at 3 at once, 9.7 min at 6, 6.7 min at 12."""
+    """Cells at once, so that about six pytest workers per core (``workers`` per cell) run at once (at
+    most 16; each holds a server and its stubs). A worker mostly waits (model loads, stubs starting,
+    requests in flight): a python cell run serially keeps about a fifth of a core busy. Measured on 2
+    cores, the whole default matrix with one worker per cell: 18.5 min at 3 at once, 9.7 min at 6, 6.7
+    min at 12; with 4 workers per cell, 6.4-6.8 min at 3 cells at once."""
     return max(1, min(MAX_WORKERS_AT_ONCE, 6 * (os.cpu_count() or 1)) // workers)
 
 
