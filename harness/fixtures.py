@@ -107,11 +107,10 @@ def _unload_module_models(request: pytest.FixtureRequest) -> Iterator[None]:
     plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if plugin is None or plugin.server is None or not plugin.server.alive:
         return
-    for model in sorted(plugin.module_models.pop(request.node.nodeid, set())):
-        try:
-            plugin.server.unload(model)
-        except ServerError:  # a dead server already failed its cases
-            break
+    try:  # all at once, as they were loaded (one by one on the serial path)
+        plugin.each_model(plugin.server.unload, sorted(plugin.module_models.pop(request.node.nodeid, set())))
+    except ServerError:  # a dead server already failed its cases
+        pass
 
 
 @pytest.fixture(scope="session")
