@@ -37,6 +37,9 @@ class Prop:
     INTERRUPTED = "interrupted"  # why the cell stopped before its end
     INTERRUPTED_CASE = "interrupted_case"  # the case in flight when it stopped
     UNFINISHED = "unfinished"  # the state of the cases that never ran (missing, or timeout after cell_timeout)
+    # testcase: why this failure is run again once, alone, at the end of its cell (a deadline that
+    # expired while the machine was saturated: the evidence, e.g. "load average 9.1 on 2 CPUs; ...")
+    RETRY_ALONE = "retry_alone"
 
 
 class Verdict:
