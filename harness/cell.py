@@ -18,9 +18,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import envs, interpreters, layout, processes, repository, workers
+from harness import admission, envs, interpreters, layout, processes, repository, workers
 from harness.errors import HarnessError
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
@@ -79,6 +79,16 @@ def not_applicable(matrix: Matrix, cell: Cell) -> str | None:
     return None
 
 
+def ensure_env(matrix: Matrix, cell: Cell) -> envs.CellEnv:
+    """The venv a cell applicable here runs in (made once per release x Python x env, then reused)."""
+    interpreter = interpreters.find(cell.python)
+    if not isinstance(interpreter, interpreters.Interpreter):
+        raise HarnessError(interpreter.reason, where=cell.id, fix="install that Python")
+    release = matrix.release(cell.triton)
+    return envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
+                       packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()), env=cell.env)
+
+
 def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
     """A JUnit file with one cell-level testcase: ``not-applicable`` (skipped) or ``error``."""
     path = junit_path(reports, cell)
@@ -123,8 +133,8 @@ def pytest_command(
         "-o", "junit_family=xunit1",
         "-o", "junit_logging=all",
         "-o", "junit_log_passing_tests=false",
-        # The watchdog keeps each case's deadline; pytest-timeout (set per case by the plugin) is the
-        # fallback for a case blocked in plain Python. Re-running a timeout or a crash only costs time.
+        # The plugin's watchdog keeps each case's deadline (harness.deadlines); no pytest-timeout alarm
+        # fires inside pytest's hooks. Re-running a timeout or a crash only costs time.
         "--reruns=1",
         f"--rerun-except=^({'|'.join(kind.__name__ for kind in NOT_RERUN)}):",
         f"--rootdir={rootdir(roots)}",
@@ -175,14 +185,9 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         write_status(reports, cell, "not-applicable", reason)
         print(f"{cell.id}: not applicable: {reason}", file=sys.stderr)
         return 0
-    interpreter = interpreters.find(cell.python)
-    assert isinstance(interpreter, interpreters.Interpreter)
-    release = matrix.release(cell.triton)
     setup_started = time.monotonic()
     try:
-        env = envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
-                          packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()),
-                          env=cell.env)
+        env = ensure_env(matrix, cell)
     except HarnessError as exc:
         write_status(reports, cell, "error", str(exc))
         print(f"{cell.id}: error: {exc}", file=sys.stderr)
@@ -193,6 +198,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         return 5
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
+    if admission.Slots.from_env() is None:  # a cell run on its own bounds its own loads
+        child_env[SLOTS_ENV] = admission.Slots.create(layout.workers_dir(reports, cell.id) / "slots").env_value()
     started: list[_Worker] = []
     for share in shares:
         cmd = pytest_command(env.python, matrix, cell, roots, reports, options, share, list(models), serial)

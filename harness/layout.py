@@ -13,6 +13,7 @@ CELL_CASE = "<cell>"  # the testcase of a cell-level outcome (not applicable, or
 NOT_APPLICABLE_PREFIX = "not-applicable: "  # skip reasons that mean "this cell lacks what the case needs"
 PLAN_FILE = "plan.json"
 RUNNER_ENV = "TRITON_MATRIX_RUNNER"  # nox -l: the runner the cell sessions are named for
+SLOTS_ENV = "TRITON_MATRIX_SLOTS"  # <folder>:<count>: the run's load slots (harness.admission)
 # pytest-timeout's own failure, or a client request that ran past its timeout (read from a JUnit
 # failure message where no verdict says so).
 TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)
@@ -89,6 +90,11 @@ def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
 def claims_path(reports: Path, cell_id: str) -> Path:
     """The folder a cell's workers claim case modules in (``harness.sharing``)."""
     return workers_dir(reports, cell_id) / "claims"
+
+
+def slots_path(reports: Path) -> Path:
+    """The folder of a run's load slots (``harness.admission``)."""
+    return reports / "workers" / ".slots"
 
 
 def progress_dir(reports: Path, cell_id: str) -> Path:

@@ -27,14 +27,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import applicability, known_issues, supervise
+from harness import applicability, deadlines, known_issues, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, progress_path, worker_log_path
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
-from harness.servers import Server
+from harness.servers import Server, ServerError
 from harness.servers.cellserver import CellServer
 from harness.servers.factory import CellServers
 from harness.sharing import CLAIMS_OPTION, ModuleQueue
@@ -43,7 +43,6 @@ pytest_plugins = ("harness.fixtures",)  # the fixtures cases use; they ask the p
 
 PLUGIN_NAME = "triton-matrix-cell"
 T = TypeVar("T")
-PYTEST_TIMEOUT_MARGIN = 10.0  # pytest-timeout's alarm: a fallback for a case blocked in plain Python
 VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdict.SERVER_DIED,
             supervise.Interrupted: Verdict.INTERRUPTED}
 
@@ -122,13 +121,13 @@ class CellPlugin:
         self.cell_server = CellServer(
             cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
             log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir,
-            request_timeout=matrix.settings.case_timeout)
+            request_timeout=matrix.settings.budget().case_cap)  # the watchdog judges progress before
         self.module_models: dict[str, set[str]] = {}
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
         self.queue: ModuleQueue | None = None  # the modules this worker shares with the cell's others
         self.in_flight: pytest.Item | None = None
-        self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
+        self.expired: dict[str, supervise.Expiry] = {}  # nodeid -> what the watchdog saw at the deadline
         self.interrupted: str | None = None
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
@@ -200,7 +199,7 @@ class CellPlugin:
             known_issues.prepare(item, self.known_issues, self.cell, case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]
-            item.add_marker(pytest.mark.timeout(applicability.case_timeout(item, default) + PYTEST_TIMEOUT_MARGIN))
+            self.matrix.settings.budget(applicability.case_timeout(item, default))  # a bad marker stops here
             reason = applicability.not_applicable_reason(item, self.cell)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE_PREFIX + reason))
@@ -236,19 +235,20 @@ class CellPlugin:
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
         """Load the models a case names, then run it under its deadline and judge how it ended."""
         self._load_models(item)
-        deadline = known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
-                                         applicability.case_timeout(item, self.matrix.settings.case_timeout))
-        started = time.monotonic()
+        seconds = known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
+                                        applicability.case_timeout(item, self.matrix.settings.case_timeout))
+        deadline = deadlines.Deadline(seconds, self.case_probe())
         generation = self.server.generation if self.server else None
         self.in_flight = item
-        self.watchdog.arm(deadline, lambda: self._expire(item, deadline, started))
+        self.watchdog.arm(deadline, lambda: self._expire(item, deadline),
+                          fallback_s=self.matrix.settings.budget(seconds).fallback)
         try:
             outcome = yield
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             self.watchdog.disarm()
-            diagnosis = self._diagnose(item, exc, deadline, started, generation)
+            diagnosis = self._diagnose(item, exc, seconds, deadline.started, generation)
             if diagnosis is None:
                 raise
             raise diagnosis from exc
@@ -257,8 +257,27 @@ class CellPlugin:
             self.in_flight = None
             self.case_servers = []
         if item.nodeid in self.expired:  # the case swallowed the error its deadline caused
-            raise self._diagnose(item, None, deadline, started, generation) or supervise.CaseTimeout(deadline)
+            raise self._diagnose(item, None, seconds, deadline.started, generation) or supervise.CaseTimeout(seconds)
         return outcome
+
+    def case_probe(self) -> deadlines.Probe:
+        """What shows a case moving: the servers it uses (spare ones too) with their stubs, their logs,
+        and this worker's main thread."""
+        return deadlines.combine(
+            deadlines.Probe(roots=lambda: [pid for s in self.servers_in_use for pid in s.root_pids()],
+                            logs=lambda: [s.log_path for s in self.servers_in_use]),
+            deadlines.main_thread_probe())
+
+    def starved(self, item: pytest.Item, error: BaseException | None) -> str | None:
+        """The evidence, when this failure is a deadline that expired on a saturated machine (its own, or
+        a load's or server start's): then it runs again alone at the end of the cell. A declared issue
+        never does."""
+        if known_issues.declared(self.known_issues, self.cell, item.stash[_CASE]):
+            return None
+        expiry = self.expired.get(item.nodeid)
+        if expiry is not None:
+            return expiry.evidence if expiry.saturated else None
+        return error.evidence if isinstance(error, ServerError) and error.saturated else None
 
     def _diagnose(self, item: pytest.Item, exc: BaseException | None, deadline: float, started: float,
                   generation: int | None) -> Exception | None:
@@ -291,12 +310,13 @@ class CellPlugin:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1 if self.serial_loads else len(names)) as pool:
             return list(pool.map(action, names))
 
-    def _expire(self, item: pytest.Item, deadline: float, started: float) -> None:
+    def _expire(self, item: pytest.Item, deadline: deadlines.Deadline) -> None:
         """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""
-        side = supervise.server_side(self.servers_in_use, started)
-        stack = supervise.stack_of(self.main_thread)
-        self.expired[item.nodeid] = (side, stack)
-        self._end_servers(f"case {item.nodeid} ran past its {deadline:g} s deadline")
+        expiry = supervise.Expiry(server_side=supervise.server_side(self.servers_in_use, deadline.started),
+                                  stack=supervise.stack_of(self.main_thread), evidence=deadline.evidence(),
+                                  saturated=deadline.saturated())
+        self.expired[item.nodeid] = expiry
+        self._end_servers(f"case {item.nodeid} ran past its {deadline.seconds:g} s deadline ({expiry.evidence})")
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
@@ -305,10 +325,14 @@ class CellPlugin:
             verdict = next((v for kind, v in VERDICTS.items() if isinstance(call.excinfo.value, kind)), None)
             if verdict is not None:
                 item.user_properties.append((Prop.VERDICT, verdict))
+        starved = self.starved(item, call.excinfo.value if call.excinfo is not None else None) \
+            if report.failed else None
+        if starved and (Prop.RETRY_ALONE, starved) not in item.user_properties:
+            item.user_properties.append((Prop.RETRY_ALONE, starved))
         if report.failed and item.nodeid in self.expired:
-            side, stack = self.expired[item.nodeid]
-            report.sections.append(("Captured evidence at the case's deadline",
-                                    "\n".join([*side, "where the case was:", stack])))
+            expiry = self.expired[item.nodeid]
+            report.sections.append(("Captured evidence at the case's deadline", "\n".join(
+                [expiry.evidence, *expiry.server_side, "where the case was:", expiry.stack])))
         if report.failed and self.server is not None:
             lines = self.server.log_since(item.stash.get(_LOG_OFFSET, 0)).splitlines()[-200:]
             if lines:

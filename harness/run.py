@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from harness import layout, processes
+from harness import admission, layout, processes
 from harness.compat import KW_ONLY
-from harness.matrix import Cell
+from harness.errors import HarnessError
+from harness.matrix import Cell, Matrix
 from harness.progress_view import read_durations, typical
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,16 +53,11 @@ class Running:
     output: IO[bytes]
 
 
-MAX_WORKERS_AT_ONCE = 16
-
-
 def default_jobs(workers: int) -> int:
-    """Cells at once, so that about six pytest workers per core (``workers`` per cell) run at once (at
-    most 16; each holds a server and its stubs). A worker mostly waits (model loads, stubs starting,
-    requests in flight): a python cell run serially keeps about a fifth of a core busy. Measured on 2
-    cores, the whole default matrix with one worker per cell: 18.5 min at 3 at once, 9.7 min at 6, 6.7
-    min at 12; with 4 workers per cell, 6.4-6.8 min at 3 cells at once."""
-    return max(1, min(MAX_WORKERS_AT_ONCE, 6 * (os.cpu_count() or 1)) // workers)
+    """Cells at once: as many as keep the run's workers (``workers`` per cell, each with a server and
+    its stubs) within what the CPUs serve (``harness.admission.server_budget``). Six workers per core
+    (3 cells of 4 on 2 cores) ran the matrix at a load average of 17 and timed cases out."""
+    return max(1, admission.server_budget() // workers)
 
 
 def cell_command(cell: Cell, options: RunOptions) -> list[str]:
@@ -149,11 +145,33 @@ def write_plan(reports: Path, cells: list[Cell]) -> None:
     (reports / layout.PLAN_FILE).write_text(json.dumps({"cells": [c.as_dict() for c in cells]}, indent=1))
 
 
-def main(cells: list[Cell], options: RunOptions) -> int:
+def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
+    """Make the venvs of the cells that apply here before any cell starts, one at a time: a first run's
+    venv creation then competes with no case for the CPUs. A venv that cannot be made is left for its
+    cell to report."""
+    from harness import cell as cell_mod
+
+    wanted = {}
+    for cell in cells:
+        if cell_mod.not_applicable(matrix, cell) is None:
+            wanted.setdefault((cell.triton, cell.python, cell.env, cell.backend), cell)
+    if wanted:
+        say(f"preparing the venvs of {len(wanted)} cell kind(s)")
+    for cell in wanted.values():
+        try:
+            cell_mod.ensure_env(matrix, cell)
+        except HarnessError:
+            continue
+
+
+def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
     from harness.progress_view import Progress
     from harness.report import build
 
+    os.environ[layout.SLOTS_ENV] = admission.Slots.create(layout.slots_path(options.reports)).env_value()
+    if matrix is not None:
+        prepare_envs(matrix, cells, say=lambda text: print(text, file=sys.stderr, flush=True))
     write_plan(options.reports, cells)
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
                   jobs=options.jobs) as progress:

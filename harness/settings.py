@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.compat import KW_ONLY
+from harness.deadlines import Budget, NestingError
 from harness.errors import HarnessError
 
 DOCKER_IMAGES = ("offline", "release")
@@ -27,10 +28,14 @@ def release_key(name: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, **KW_ONLY)
 class Settings:
-    """Seconds (each wait of a run is bounded by one of these), and how many workers a cell runs."""
+    """Seconds (each wait of a run is bounded by one of these), and how many workers a cell runs.
+
+    The timeouts are deadlines judged by progress (``harness.deadlines``): a wait whose server and stubs
+    still move is given up to three times as long. They nest: load < case < cell.
+    """
 
     start_timeout: float = 60.0  # until the server must answer ready
-    load_timeout: float = 60.0  # one model load, before the server is judged hung
+    load_timeout: float = 20.0  # one model load or unload, before the server is judged hung
     case_timeout: float = 60.0  # one case: the watchdog ends what it waits on at this deadline
     stop_timeout: float = 10.0  # a graceful server stop, before SIGKILL
     cell_timeout: float = 1800.0  # a whole cell: what has not finished by then is timed out
@@ -39,6 +44,10 @@ class Settings:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    def budget(self, case_timeout: float | None = None) -> Budget:
+        """The cell's deadlines, innermost first (a case's own deadline where it declares one)."""
+        return Budget(load=self.load_timeout, case=case_timeout or self.case_timeout, cell=self.cell_timeout)
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -56,7 +65,12 @@ def parse_settings(v: Validator, raw: Any) -> Settings:
                 v.fail(f"settings.{k}", f"expected a whole number of at least 1, got {value!r}", "write e.g. 4")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             v.fail(f"settings.{k}", f"expected a positive number of seconds, got {value!r}", "write e.g. 60")
-    return Settings(**{k: value if k in COUNTS else float(value) for k, value in raw.items()})
+    settings = Settings(**{k: value if k in COUNTS else float(value) for k, value in raw.items()})
+    try:
+        settings.budget().check()
+    except NestingError as exc:
+        v.fail("settings", str(exc), "keep load_timeout < case_timeout and the case's 3x cap well inside cell_timeout")
+    return settings
 
 
 def parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:

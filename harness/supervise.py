@@ -1,22 +1,25 @@
 """Deadlines that a blocked thread cannot escape, and the failures the harness diagnoses itself.
 
-pytest-timeout's SIGALRM cannot interrupt a thread blocked in the gRPC C core or in gevent, so the
-deadline of a case is kept by a thread of its own (:class:`Watchdog`). At expiry it calls back the
-plugin, which records evidence (the case's stack, the server's side) and ends what the case waits on
-(the server's process group); the blocked call then returns with an error, the case is judged a
-timeout, the server is started again, and the cell goes on.
+pytest-timeout's SIGALRM cannot interrupt a thread blocked in the gRPC C core or in gevent, and it
+fires inside pytest's own hooks (a worker's INTERNALERROR), so the deadline of a case is kept by a
+thread of its own (:class:`Watchdog`), judged by progress (``harness.deadlines``). At expiry it calls
+back the plugin, which records evidence (the case's stack, the server's side, how busy the machine
+was) and ends what the case waits on (the server's process group); the blocked call then returns
+with an error, the case is judged a timeout, the server is started again, and the cell goes on.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from harness import servers
+from harness.deadlines import Deadline
 
 
 class CaseTimeout(Exception):
@@ -50,22 +53,32 @@ def stack_of(thread_id: int) -> str:
 
 
 class Watchdog:
-    """One thread, one deadline at a time: :meth:`arm` before a case, :meth:`disarm` after it."""
+    """One thread, one case at a time: :meth:`arm` before a case, :meth:`disarm` after it.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    At the case's :class:`~harness.deadlines.Deadline` (judged by progress) it calls ``on_expire``, which
+    ends what the case waits on. If the case is still running ``fallback_s`` after it began (a case
+    blocked in plain Python, which a dead server does not end), it raises :class:`CaseFallback` in the
+    case's thread: only while armed, so never inside pytest's own hooks (unlike pytest-timeout's alarm).
+    """
+
+    def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._deadline: float | None = None
+        self._deadline: Deadline | None = None
         self._on_expire: Callable[[], None] | None = None
+        self._fallback_at: float | None = None
+        self._target: int | None = None  # the thread the fallback interrupts
         self._fired = False
+        self._injected = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def arm(self, seconds: float, on_expire: Callable[[], None]) -> None:
+    def arm(self, deadline: Deadline, on_expire: Callable[[], None], *, fallback_s: float | None = None) -> None:
         with self._cond:
-            self._deadline = self._clock() + seconds
+            self._deadline = deadline
             self._on_expire = on_expire
-            self._fired = False
+            self._fallback_at = None if fallback_s is None else deadline.started + fallback_s
+            self._target = threading.get_ident()
+            self._fired = self._injected = False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="case-watchdog", daemon=True)
                 self._thread.start()
@@ -74,8 +87,9 @@ class Watchdog:
     def disarm(self) -> bool:
         """Stop watching; True when the deadline had passed (the callback ran or runs)."""
         with self._cond:
-            self._deadline = None
-            self._on_expire = None
+            if self._injected and self._target is not None:  # not delivered yet: it must not outlive the case
+                _set_async_exc(self._target, None)
+            self._deadline = self._on_expire = self._fallback_at = self._target = None
             self._cond.notify()
             return self._fired
 
@@ -86,16 +100,55 @@ class Watchdog:
 
     def _run(self) -> None:
         while True:
+            callback = None
             with self._cond:
-                while not self._closed and (self._deadline is None or self._clock() < self._deadline):
-                    wait = None if self._deadline is None else max(0.0, self._deadline - self._clock())
+                while not self._closed:
+                    wait = self._next_wait()
+                    if wait is not None and wait <= 0:
+                        break
                     self._cond.wait(wait)
                 if self._closed:
                     return
-                callback, self._on_expire, self._deadline = self._on_expire, None, None
-                self._fired = True
+                assert self._deadline is not None
+                if not self._fired:
+                    callback, self._on_expire, self._fired = self._on_expire, None, True
+                elif self._fallback_at is not None and self._target is not None:
+                    self._fallback_at = None
+                    self._injected = True
+                    _set_async_exc(self._target, CaseFallback)
             if callback is not None:
                 callback()
+
+    def _next_wait(self) -> float | None:
+        """Seconds until the watchdog must act (<= 0: now); None while nothing is armed or left to do."""
+        if self._deadline is None:
+            return None
+        if not self._fired:
+            left = self._deadline.poll()
+            return 0.0 if left is None else left
+        if self._fallback_at is not None:
+            return self._fallback_at - self._deadline.clock()
+        return None
+
+
+class CaseFallback(CaseTimeout):
+    """Raised in a case's thread that still ran well after its deadline had ended its servers."""
+
+
+def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in thread ``thread_id`` when it next runs Python code (None: cancel a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                               ctypes.py_object(exc) if exc is not None else None)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """What the watchdog saw when a case's deadline expired."""
+
+    server_side: list[str]
+    stack: str
+    evidence: str  # how busy the machine was (harness.deadlines.Deadline.evidence)
+    saturated: bool
 
 
 def server_side(servers: list[Any], since: float) -> list[str]:
@@ -116,7 +169,7 @@ def server_side(servers: list[Any], since: float) -> list[str]:
     return seen
 
 
-def diagnose(exc: BaseException | None, *, expired: tuple[list[str], str] | None, deadline: float,
+def diagnose(exc: BaseException | None, *, expired: Expiry | None, deadline: float,
              interrupted: str | None, server: Any, generation: int | None, stubs: list[str]) -> Exception | None:
     """The harness's own verdict on a failed case, from evidence; None when the case's own error stands.
 
@@ -126,10 +179,10 @@ def diagnose(exc: BaseException | None, *, expired: tuple[list[str], str] | None
     """
     original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
     if expired is not None:
-        said = f" Seen meanwhile: {'; '.join(expired[0])}." if expired[0] else ""
-        return CaseTimeout(f"Timeout: no answer within the case's {deadline:g} s deadline; the server was killed "
-                           f"to end the wait and is started again for the next case.{said} The case then saw: "
-                           f"{original}")
+        said = f" Seen meanwhile: {'; '.join(expired.server_side)}." if expired.server_side else ""
+        return CaseTimeout(f"Timeout: no progress within the case's {deadline:g} s deadline ({expired.evidence}); "
+                           f"the server was killed to end the wait and is started again for the next case.{said} "
+                           f"The case then saw: {original}")
     if interrupted:
         return Interrupted(f"{interrupted} while this case ran: {original}")
     if server is not None and server.generation == generation and server.exit_status() is not None \

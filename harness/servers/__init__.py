@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import admission
 from harness.compat import KW_ONLY
+from harness.deadlines import Deadline, Probe
 from harness.errors import HarnessError, NotApplicable
 from harness.servers.options import Ports
 
@@ -51,7 +53,14 @@ NOISE = re.compile(r"CudaDriverHelper|NVML|DCGM|pinned memory|CUDA driver")
 
 
 class ServerError(HarnessError):
-    """The server did not start, died, or hung; the message carries the reason and the log's tail."""
+    """The server did not start, died, or hung; the message carries the reason and the log's tail.
+
+    ``saturated``: a deadline expired while the machine was saturated (the failure may be the load's,
+    not the server's: the cell runs it again alone); ``evidence``: how busy the machine was.
+    """
+
+    saturated = False
+    evidence = ""
 
 
 class ServerNotReady(ServerError):
@@ -129,6 +138,14 @@ class Server:
         """The backends this server can load: the folders of its backend directory."""
         raise NotImplementedError
 
+    def root_pids(self) -> list[int]:
+        """The server's process as this machine sees it (its stubs are its children); none when unknown."""
+        return []
+
+    def probe(self) -> Probe:
+        """What shows this server moving: its and its stubs' CPU and run-queue time, its log."""
+        return Probe(roots=self.root_pids, logs=lambda: [self.log_path])
+
     # -- shared ------------------------------------------------------------------------------------
     @property
     def http_url(self) -> str:
@@ -173,7 +190,7 @@ class Server:
     ) -> dict[str, Any]:
         """Poll until the server answers ready; fail early if it exits. Returns its ``/v2`` metadata."""
         timeout = self.start_timeout if timeout is None else timeout
-        deadline = clock() + timeout
+        deadline = Deadline(timeout, self.probe(), clock=clock)
         client = self.http_client(network_timeout=2.0, connection_timeout=2.0)
         try:
             while True:
@@ -186,8 +203,9 @@ class Server:
                         return self.metadata
                 except Exception:
                     pass
-                if clock() >= deadline:
-                    raise ServerNotReady(f"{self.name} not ready within {timeout:g} s{self.tail_note()}")
+                if deadline.poll() is None:
+                    raise _expired(ServerNotReady, f"{self.name} not ready within {deadline.elapsed():.0f} s "
+                                   f"({deadline.evidence()}){self.tail_note()}", deadline)
                 sleep(0.05)
         finally:
             client.close()
@@ -236,57 +254,80 @@ class Server:
 
     def load(self, model: str, *, config: str | None = None, files: dict[str, bytes] | None = None,
              timeout: float | None = None) -> LoadResult:
-        """Load ``model`` through the repository API, bounded in time.
+        """Load ``model`` through the repository API, bounded by a deadline judged by progress.
 
         A load that never answers is watched through the log: a fatal line (a stub that cannot start)
-        or the timeout kills the server, since it can no longer unload or stop by itself.
+        or the expired deadline kills the server, since it can no longer unload or stop by itself.
         """
         self.check_alive()
         timeout = self.load_timeout if timeout is None else timeout
         offset = self.log_offset()
-        result: dict[str, Any] = {}
 
-        def do_load() -> None:
-            client = self.http_client(network_timeout=timeout + 5, connection_timeout=timeout + 5)
-            try:
-                client.load_model(model, config=config, files=files)
-                result["error"] = None
-            except Exception as exc:
-                result["error"] = _message(exc)
-            finally:
-                client.close()
+        def do_load(client: Any) -> None:
+            client.load_model(model, config=config, files=files)
 
-        worker = threading.Thread(target=do_load, name=f"load-{model}", daemon=True)
-        worker.start()
-        deadline = time.monotonic() + timeout
-        while worker.is_alive():
-            worker.join(0.1)
+        error, deadline = self._bounded(do_load, timeout, watch_log_from=offset)
+        if deadline is not None:  # expired, or the log or the server said it never will answer
             fatal = self.fatal_reason(self.log_since(offset))
             ended = self.exit_status()
-            if fatal or ended is not None or time.monotonic() >= deadline:
-                # The kind is decided before the kill below, which ends the server in every case.
-                kind: type[ServerError]
-                if fatal:
-                    kind, reason = StubCannotStart, fatal
-                elif ended is not None:
-                    kind, reason = ServerExited, f"{self.name} ended while loading {model!r} ({ended})"
-                else:
-                    kind = LoadTimeout
-                    reason = f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING)"
-                self.kill(reason)
-                raise kind(f"{reason}; the server was killed{self.tail_note()}")
-        return LoadResult(model=model, error=result.get("error"), log=self.log_since(offset))
+            # The kind is decided before the kill below, which ends the server in every case.
+            kind: type[ServerError]
+            if fatal:
+                kind, reason = StubCannotStart, fatal
+            elif ended is not None:
+                kind, reason = ServerExited, f"{self.name} ended while loading {model!r} ({ended})"
+            else:
+                kind = LoadTimeout
+                reason = (f"loading {model!r} did not finish within {deadline.elapsed():.0f} s (model stuck in "
+                          f"LOADING; {deadline.evidence()})")
+            self.kill(reason)
+            raise _expired(kind, f"{reason}; the server was killed{self.tail_note()}", deadline)
+        return LoadResult(model=model, error=error, log=self.log_since(offset))
 
-    def unload(self, model: str, *, timeout: float = 10.0) -> None:
+    def unload(self, model: str, *, timeout: float | None = None) -> None:
         """Unload ``model``; bounded, since the server waits for the model's in-flight requests."""
         self.check_alive()
-        client = self.http_client(network_timeout=timeout, connection_timeout=timeout)
-        try:
+
+        def do_unload(client: Any) -> None:
             client.unload_model(model, unload_dependents=False)
-        except Exception as exc:
-            raise UnloadTimeout(f"unloading {model!r} did not finish within {timeout:g} s ({_message(exc)})") from None
-        finally:
-            client.close()
+
+        error, deadline = self._bounded(do_unload, self.load_timeout if timeout is None else timeout)
+        if deadline is not None:
+            raise _expired(UnloadTimeout, f"unloading {model!r} did not finish within {deadline.elapsed():.0f} s "
+                           f"({deadline.evidence()})", deadline)
+        if error is not None:
+            raise UnloadTimeout(f"unloading {model!r} failed: {error}")
+
+    def _bounded(self, call: Callable[[Any], None], timeout: float,
+                 watch_log_from: int | None = None) -> tuple[str | None, Deadline | None]:
+        """Run ``call(http_client)`` in a thread of its own, in one of the run's load slots, under a
+        deadline judged by this server's progress. Returns (the server's error message or None, None),
+        or (None, the deadline) when it expired, the server ended, or (``watch_log_from``) its log
+        says the call will never answer."""
+        result: dict[str, str | None] = {}
+        with admission.admitted():  # waiting for a slot counts against no deadline
+            deadline = Deadline(timeout, self.probe())
+            client = self.http_client(network_timeout=deadline.cap + 5, connection_timeout=deadline.cap + 5)
+
+            def run() -> None:
+                try:
+                    call(client)
+                    result["error"] = None
+                except Exception as exc:
+                    result["error"] = _message(exc)
+                finally:
+                    client.close()
+
+            worker = threading.Thread(target=run, name="bounded-server-call", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.1)
+                if not worker.is_alive():
+                    break
+                fatal = watch_log_from is not None and self.fatal_reason(self.log_since(watch_log_from))
+                if fatal or self.exit_status() is not None or deadline.poll() is None:
+                    return None, deadline
+        return result.get("error"), None
 
     # -- log ---------------------------------------------------------------------------------------
     def log_offset(self) -> int:
@@ -335,6 +376,14 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _expired(kind: type[ServerError], message: str, deadline: Deadline) -> ServerError:
+    """The error of an expired deadline, with how busy the machine was."""
+    error = kind(message)
+    error.saturated = deadline.saturated()
+    error.evidence = deadline.evidence()
+    return error
 
 
 def _message(exc: Exception) -> str:

@@ -31,7 +31,7 @@ class CellServer:
         self.workdir = workdir
         self.request_timeout = request_timeout
         self.server: Server | None = None
-        self.gone: str | None = None  # why the server cannot be started (again)
+        self.gone: ServerError | None = None  # why the server cannot be started (again)
         self.restarts = 0
         self._failed_restarts = 0
         self._clients: dict[str, tuple[int, Client]] = {}
@@ -49,7 +49,7 @@ class CellServer:
     def start(self) -> Server:
         """Start it; a server without the cell's backend is not applicable, another version an error."""
         if self.gone:  # a re-run (pytest-rerunfailures clears cached fixture errors) does not try again
-            raise ServerExited(self.gone)
+            raise _again(self.gone)
         server = self.servers.create(log_path=self.log_path, workdir=self.workdir)
         self.server = server
         try:
@@ -63,7 +63,7 @@ class CellServer:
                                       f"{self.expected_version} for {self.cell.triton}",
                                       fix="correct the release table in matrix.toml")
         except ServerError as exc:
-            self.gone = str(exc)
+            self.gone = exc
             self.close()
             raise
         except BaseException:
@@ -74,7 +74,7 @@ class CellServer:
     def ensure_alive(self) -> bool:
         """Start the server again if it died; True when it did (nothing is loaded on it then)."""
         if self.gone:
-            raise ServerExited(self.gone)
+            raise _again(self.gone)
         server = self.server
         if server is None or server.alive:
             return False
@@ -83,7 +83,8 @@ class CellServer:
         except ServerError as exc:
             self._failed_restarts += 1
             if self._failed_restarts >= RESTART_TRIES:
-                self.gone = f"the server could not be started again ({RESTART_TRIES} tries in a row): {exc}"
+                self.gone = ServerExited(f"the server could not be started again ({RESTART_TRIES} tries in a row): {exc}")
+                self.gone.saturated, self.gone.evidence = exc.saturated, exc.evidence
             raise
         self._failed_restarts = 0
         self.restarts += 1
@@ -118,3 +119,11 @@ class CellServer:
             self.server.kill("the cell's cases are done")
             self.server.stop()
             self.server = None
+
+
+def _again(gone: ServerError) -> ServerExited:
+    """The error of a server that is gone, for every later case: with the first failure's evidence (a
+    start that expired on a saturated machine makes each of those cases run again alone)."""
+    again = ServerExited(str(gone))
+    again.saturated, again.evidence = gone.saturated, gone.evidence
+    return again

@@ -171,6 +171,11 @@ class DockerServer(Server):
                 fh.write(chunk)
                 fh.flush()
 
+    def root_pids(self) -> list[int]:
+        """The container's first process as the host sees it (where the engine runs on this kernel)."""
+        pid = (self.container.attrs.get("State", {}).get("Pid") if self.container is not None else None) or 0
+        return [pid] if pid > 0 and Path(f"/proc/{pid}").exists() else []
+
     def backends(self) -> list[str]:
         listed = self.container.exec_run(["ls", "-1", "/opt/tritonserver/backends"])
         return sorted(listed.output.decode().split()) if listed.exit_code == 0 else []

@@ -192,6 +192,9 @@ class LocalServer(Server):
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def root_pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
+
     def stop(self) -> None:
         """SIGINT, wait up to ``stop_timeout``, then SIGKILL the group; always leaves nothing behind."""
         if self.proc is None:
