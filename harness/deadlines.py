@@ -130,6 +130,20 @@ def combine(*probes: Probe) -> Probe:
                  logs=lambda: [log for p in probes for log in p.logs()])
 
 
+_ambient: Probe | None = None  # what a case's own waits watch (set by the cell's plugin)
+
+
+def set_ambient(probe: Probe | None) -> None:
+    global _ambient
+    _ambient = probe
+
+
+def for_wait(seconds: float) -> Deadline:
+    """A deadline for a case's own wait (a poll of statistics, of the log, of a model's state), judged
+    by the progress of the servers the case uses: a case library's helpers call this."""
+    return Deadline(seconds, _ambient)
+
+
 def window_of(seconds: float) -> float:
     return max(0.05, min(WINDOW_MAX_S, seconds / 3))
 

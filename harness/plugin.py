@@ -88,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id, worker), cell=cell.id),
                                   "triton-matrix-progress")
     plugin.install_signal_handlers()
+    deadlines.set_ambient(plugin.servers_probe())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -260,13 +261,15 @@ class CellPlugin:
             raise self._diagnose(item, None, seconds, deadline.started, generation) or supervise.CaseTimeout(seconds)
         return outcome
 
+    def servers_probe(self) -> deadlines.Probe:
+        """What shows the servers a case uses (spare ones too) moving: their and their stubs' CPU and
+        run-queue time, their logs. A case's own waits watch it (``deadlines.for_wait``)."""
+        return deadlines.Probe(roots=lambda: [pid for s in self.servers_in_use for pid in s.root_pids()],
+                               logs=lambda: [s.log_path for s in self.servers_in_use])
+
     def case_probe(self) -> deadlines.Probe:
-        """What shows a case moving: the servers it uses (spare ones too) with their stubs, their logs,
-        and this worker's main thread."""
-        return deadlines.combine(
-            deadlines.Probe(roots=lambda: [pid for s in self.servers_in_use for pid in s.root_pids()],
-                            logs=lambda: [s.log_path for s in self.servers_in_use]),
-            deadlines.main_thread_probe())
+        """What shows a case moving: its servers, and this worker's main thread (the case's own work)."""
+        return deadlines.combine(self.servers_probe(), deadlines.main_thread_probe())
 
     def starved(self, item: pytest.Item, error: BaseException | None) -> str | None:
         """The evidence, when this failure is a deadline that expired on a saturated machine (its own, or

@@ -16,6 +16,8 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
+from harness import deadlines
+
 
 # -- model config as protobuf ------------------------------------------------------------------------
 def parse_pbtxt(text: str) -> model_config_pb2.ModelConfig:
@@ -133,13 +135,14 @@ def model_stats(client: Any, model: str, version: str = "") -> Stats:
 
 def stats_reaching(client: Any, model: str, done: Any, timeout: float = 10.0) -> Stats:
     """Statistics are recorded after the response is sent: poll (bounded) until ``done(stats)``."""
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.for_wait(timeout)
     while True:
         stats = model_stats(client, model)
         if done(stats):
             return stats
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"statistics of {model!r} did not get there within {timeout:g} s: {stats}")
+        if deadline.poll() is None:
+            raise AssertionError(f"statistics of {model!r} did not get there within {timeout:g} s "
+                                 f"({deadline.evidence()}): {stats}")
         time.sleep(0.02)
 
 
@@ -176,13 +179,13 @@ def since(release: str, values: dict[str, Any]) -> Any:
 # -- bounded waits ------------------------------------------------------------------------------------
 def wait_until_unloaded(client: Any, model: str, timeout: float = 30.0) -> dict[str, tuple[str, str]]:
     """Unloading is asynchronous: poll the index (bounded) until no version of ``model`` is UNLOADING."""
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.for_wait(timeout)
     while True:
         states = index_states(client, model)
         if not any(state == "UNLOADING" for state, _ in states.values()):
             return states
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{model} still UNLOADING after {timeout:g} s: {states}")
+        if deadline.poll() is None:
+            raise AssertionError(f"{model} still UNLOADING after {timeout:g} s ({deadline.evidence()}): {states}")
         time.sleep(0.05)
 
 

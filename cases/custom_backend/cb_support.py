@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import deadlines
+
 # TRITONBACKEND API version each release's server reports to a backend (TRITONBACKEND_ApiVersion),
 # found by running cbidentity on each release of the matrix.
 API_VERSIONS = {
@@ -114,13 +116,14 @@ def wait_for_events(read_log: Callable[[], str], tags: tuple[str, ...], until: C
     Unload and a failed load answer before the server has necessarily finished the finalize calls
     they start, so a case waits for the call it expects last instead of sleeping.
     """
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.for_wait(timeout)
     while True:
         found = events(read_log(), *tags)
         if until(found):
             return found
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; events: {found}")
+        if deadline.poll() is None:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({deadline.evidence()}); "
+                                 f"events: {found}")
         time.sleep(0.01)
 
 
@@ -137,9 +140,9 @@ def stats_when(read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, An
                what: str = "the statistics") -> dict[str, Any]:
     """Statistics are updated after the response is sent: poll until ``ready`` holds (bounded); the last
     read is returned either way, so the case asserts on what the server really counted."""
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.for_wait(timeout)
     while True:
         stats = read()
-        if ready(stats) or time.monotonic() >= deadline:
+        if ready(stats) or deadline.poll() is None:
             return stats
         time.sleep(0.05)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from harness import deadlines
 from harness.client import Client
 
 STUB = "triton_python_backend_stub"
@@ -157,7 +158,7 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
     ``unless`` says why waiting on is pointless (e.g. :func:`stub_trouble`: the stub that was to get
     there crashed); the wait then fails at once with that evidence instead of at its timeout.
     """
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.for_wait(timeout)  # longer while the server moves: a busy machine is no hang
     while True:
         value = check()
         if value:
@@ -165,8 +166,8 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         seen = unless() if unless is not None else []
         if seen:
             raise AssertionError(f"{what}: never, as {'; '.join(seen)}")
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
+        if deadline.poll() is None:
+            raise AssertionError(f"{what}: not within {timeout:g} s ({deadline.evidence()})")
         time.sleep(interval)
 
 
