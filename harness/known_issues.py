@@ -55,7 +55,7 @@ PROP_DECLARED = "known_issue_declared"
 # What a failure looks like for each outcome. The harness's own texts (pytest-timeout, the clients'
 # timeouts, the server's death as the plugin reports it) and the python backend's words for a dead stub.
 OUTCOMES: dict[str, re.Pattern[str]] = {
-    "hang": re.compile(r"Failed: Timeout|timed out|Deadline ?Exceeded|no answer within|never answered",
+    "hang": re.compile(r"Failed: Timeout|timed out|Deadline ?Exceeded|no answer within|no progress within|never answered",
                        re.IGNORECASE),
     "stub-crash": re.compile(r"Stub process '[^']*' is not healthy|stub (?:process )?(?:died|crashed|exited)"
                              r"|backend stub of model '[^']*' \(pid \d+\) (?:exited with code|was killed by)"

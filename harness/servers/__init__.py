@@ -204,8 +204,8 @@ class Server:
                 except Exception:
                     pass
                 if deadline.poll() is None:
-                    raise _expired(ServerNotReady, f"{self.name} not ready within {deadline.elapsed():.0f} s "
-                                   f"({deadline.evidence()}){self.tail_note()}", deadline)
+                    raise _expired(ServerNotReady, f"{self.name} not ready within {timeout:g} s (given up after "
+                                   f"{deadline.elapsed():.0f} s; {deadline.evidence()}){self.tail_note()}", deadline)
                 sleep(0.05)
         finally:
             client.close()
@@ -278,8 +278,8 @@ class Server:
                 kind, reason = ServerExited, f"{self.name} ended while loading {model!r} ({ended})"
             else:
                 kind = LoadTimeout
-                reason = (f"loading {model!r} did not finish within {deadline.elapsed():.0f} s (model stuck in "
-                          f"LOADING; {deadline.evidence()})")
+                reason = (f"loading {model!r} did not finish within {timeout:g} s (model stuck in LOADING, "
+                          f"given up after {deadline.elapsed():.0f} s; {deadline.evidence()})")
             self.kill(reason)
             raise _expired(kind, f"{reason}; the server was killed{self.tail_note()}", deadline)
         return LoadResult(model=model, error=error, log=self.log_since(offset))
@@ -293,8 +293,8 @@ class Server:
 
         error, deadline = self._bounded(do_unload, self.load_timeout if timeout is None else timeout)
         if deadline is not None:
-            raise _expired(UnloadTimeout, f"unloading {model!r} did not finish within {deadline.elapsed():.0f} s "
-                           f"({deadline.evidence()})", deadline)
+            raise _expired(UnloadTimeout, f"unloading {model!r} did not finish within {deadline.seconds:g} s "
+                           f"(given up after {deadline.elapsed():.0f} s; {deadline.evidence()})", deadline)
         if error is not None:
             raise UnloadTimeout(f"unloading {model!r} failed: {error}")
 
