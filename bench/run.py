@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from bench import load, results
+from bench import cpu, load, results
 from harness import envs, interpreters, matrix
 from harness.client import Client
 from harness.servers.local import LocalServer
@@ -173,7 +172,7 @@ class MatrixRun:
 def matrix_run(envdir: Path | None, cases: Path | None, label: str, jobs: int | None = None,
                history: bool = False, cells: tuple[str, ...] = ()) -> MatrixRun:
     """One ``nox -s matrix``: its wall time and the CPU seconds of every process of the run (user +
-    system of all the children it waited for: nox, scheduler, cells, pytest, servers, stubs).
+    system of nox, scheduler, cells, pytest, servers, stubs: bench.cpu, orphans included).
     ``history``: the run starts from the last run's reports/durations.json and JUnit files, as a
     user's next run does (cells longest first, modules longest first); without, as a first run.
     ``cells``: only the cells whose id matches one of these globs (all by default)."""
@@ -190,20 +189,21 @@ def matrix_run(envdir: Path | None, cases: Path | None, label: str, jobs: int | 
             cmd.append(f"--jobs={jobs}")
         cmd += [f"--cell={glob}" for glob in cells]
         env = {**os.environ, **({envs.ENVDIR_ENV: str(envdir)} if envdir else {})}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.reap_orphans()  # an earlier run's stragglers are not this run's
+        before = cpu.children_cpu_s()
         started = time.monotonic()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
         took = time.monotonic() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.reap_orphans()
+        used = cpu.children_cpu_s() - before
         summary = [ln for ln in done.stdout.splitlines() if " cells, " in ln]
         durations = json.loads((reports / "durations.json").read_text()) if (reports / "durations.json").exists() else {}
         compat = json.loads((reports / "compat.json").read_text()) if (reports / "compat.json").exists() else None
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     count = len(compat["cells"]) if compat else len(matrix.load().cells())
     print(f"{'default matrix' if not cells else ' '.join(cells)} {label} ({count} cells"
-          f"{f', --jobs {jobs}' if jobs else ''}): {took:.1f} s wall, {cpu:.0f} CPU s; "
+          f"{f', --jobs {jobs}' if jobs else ''}): {took:.1f} s wall, {used:.0f} CPU s; "
           f"{summary[-1] if summary else done.stdout[-300:]}", flush=True)
-    return MatrixRun(wall_s=round(took, 1), cpu_s=round(cpu, 1), cells_s=durations, compat=compat)
+    return MatrixRun(wall_s=round(took, 1), cpu_s=round(used, 1), cells_s=durations, compat=compat)
 
 
 def full_matrix() -> dict[str, object]:
@@ -275,6 +275,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
     args = parser.parse_args()
     out = Path(args.out)
+    cpu.adopt_orphans()
     loaded = UnderLoad(cells=tuple(args.under_load_cell) or UnderLoad().cells,
                        cases=Path(args.under_load_cases).resolve() if args.under_load_cases else None,
                        busy_loops=args.busy_loops)
