@@ -76,6 +76,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
-    """Speed figures on this machine (prints them, writes reports/bench.json); -- --quick for minutes."""
+    """Speed figures on this machine (prints them, writes reports/bench.json); -- --quick for minutes,
+    -- --under-load-only for only states_equal_under_load (idle vs busy loops), -- --help for the rest."""
     session.install("-r", "requirements-dev.txt")
     session.run("python", "bench/run.py", *session.posargs)

@@ -2,17 +2,23 @@
 
     nox -s bench                    # everything, the default matrix with the full built-in library
     nox -s bench -- --quick         # the matrix runs with cases/basics only (minutes, not tens)
+    nox -s bench -- --full-matrix-only   # only the default matrix with the whole library
+    nox -s bench -- --under-load-only    # only states_equal_under_load (the other figures are kept)
 
-Figures: start-to-ready per release (empty repository, median of 3); one warm cell, and what the
-harness adds to its slowest worker's pytest session; without --quick, the whole-library cell with the
-default workers and on the serial path (one case at a time, models loaded one by one): cell_speedup,
-and the known-incompatible cell (24.10 + numpy 2) alone; the ratio of one server per cell to
-a server restarted for every case (the way Triton's own qa scripts run); the default matrix with
-cases/basics cold (fresh venvs) and warm, and warm at --jobs 1, 2 and 4; without --quick, the default
-matrix with the whole built-in library: wall time, CPU seconds of the whole run, each cell's time and
-the known-incompatible cell's. Targets: shared >= 20x faster than restart per case, harness overhead
-<= 10% of a whole-library cell, warm basics cell < 15 s, cell_speedup >= 3, the whole default matrix
-within 8 minutes, a known-incompatible cell within 90 s.
+Figures: start-to-ready per release (empty repository, median of 3); one warm cell, and what the harness
+adds to its slowest worker's pytest session; without --quick, the whole-library cell with the default
+workers and on the serial path (one case at a time, models loaded one by one): cell_speedup, and the
+known-incompatible cell (24.10 + numpy 2) alone; the ratio of one server per cell to a server restarted
+for every case (the way Triton's own qa scripts run); the default matrix with cases/basics cold (fresh
+venvs) and warm, and warm at --jobs 1, 2 and 4; without --quick, the default matrix with the whole
+built-in library: wall time, CPU seconds of the whole run, each cell's time and the known-incompatible
+cell's, and its red results that no server caused (matrix_full_harness_reds: deadlines, load timeouts,
+workers that died, cases never run; see bench.results); without --quick, states_equal_under_load: the
+python py3.11 cells with the whole library, once idle and once with a busy loop per CPU, every case's
+state compared cell by cell. Targets: shared >= 20x faster than restart per case, harness overhead <=
+10% of a whole-library cell, warm basics cell < 15 s, cell_speedup >= 3, the whole default matrix within
+8 minutes, a known-incompatible cell within 90 s, no red result the harness caused, the same states
+under load.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -28,13 +33,16 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from bench import cpu, load, results
 from harness import envs, interpreters, matrix
 from harness.client import Client
 from harness.servers.local import LocalServer
@@ -141,43 +149,114 @@ def cell_split(name: str, cases: list[str], *flags: str, cell: str = CELL, warm:
     return split
 
 
+@dataclass(frozen=True)
+class MatrixRun:
+    """What one ``nox -s matrix`` took, and the compat.json it wrote (None where it wrote none)."""
+
+    wall_s: float
+    cpu_s: float
+    cells_s: dict[str, float]
+    compat: dict[str, Any] | None
+
+    @property
+    def harness_reds(self) -> results.HarnessReds | None:
+        return results.harness_reds(self.compat) if self.compat is not None else None
+
+    def figures(self) -> dict[str, object]:
+        reds = self.harness_reds
+        return {"wall_s": self.wall_s, "cpu_s": self.cpu_s,
+                "results": len(self.compat["results"]) if self.compat is not None else None,
+                "harness_reds": reds.as_dict() if reds is not None else None}
+
+
 def matrix_run(envdir: Path | None, cases: Path | None, label: str, jobs: int | None = None,
-               keep: Path | None = None, history: bool = False) -> dict[str, float]:
+               history: bool = False, cells: tuple[str, ...] = ()) -> MatrixRun:
     """One ``nox -s matrix``: its wall time and the CPU seconds of every process of the run (user +
-    system of all the children it waited for: nox, scheduler, cells, pytest, servers, stubs).
+    system of nox, scheduler, cells, pytest, servers, stubs: bench.cpu, orphans included).
     ``history``: the run starts from the last run's reports/durations.json and JUnit files, as a
-    user's next run does (cells longest first, modules longest first); without, as a first run."""
+    user's next run does (cells longest first, modules longest first); without, as a first run.
+    ``cells``: only the cells whose id matches one of these globs (all by default)."""
     with tempfile.TemporaryDirectory() as tmp:
-        reports = keep or Path(tmp)
+        reports = Path(tmp)
         if history and (ROOT / "reports" / "junit").is_dir():
             shutil.copytree(ROOT / "reports" / "junit", reports / "junit", dirs_exist_ok=True)
-            shutil.copy(ROOT / "reports" / "durations.json", reports / "durations.json")
+            if (ROOT / "reports" / "durations.json").exists():
+                shutil.copy(ROOT / "reports" / "durations.json", reports / "durations.json")
         cmd = [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--reports={reports}"]
         if cases:
             cmd.append(f"--cases={cases}")
         if jobs:
             cmd.append(f"--jobs={jobs}")
+        cmd += [f"--cell={glob}" for glob in cells]
         env = {**os.environ, **({envs.ENVDIR_ENV: str(envdir)} if envdir else {})}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.reap_orphans()  # an earlier run's stragglers are not this run's
+        before = cpu.children_cpu_s()
         started = time.monotonic()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
         took = time.monotonic() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.reap_orphans()
+        used = cpu.children_cpu_s() - before
         summary = [ln for ln in done.stdout.splitlines() if " cells, " in ln]
         durations = json.loads((reports / "durations.json").read_text()) if (reports / "durations.json").exists() else {}
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cells = len(matrix.load().cells())
-    print(f"default matrix {label} ({cells} cells{f', --jobs {jobs}' if jobs else ''}): {took:.1f} s wall, "
-          f"{cpu:.0f} CPU s; {summary[-1] if summary else done.stdout[-300:]}", flush=True)
-    return {"wall_s": round(took, 1), "cpu_s": round(cpu, 1), "cells_s": durations}
+        compat = json.loads((reports / "compat.json").read_text()) if (reports / "compat.json").exists() else None
+    count = len(compat["cells"]) if compat else len(matrix.load().cells())
+    print(f"{'default matrix' if not cells else ' '.join(cells)} {label} ({count} cells"
+          f"{f', --jobs {jobs}' if jobs else ''}): {took:.1f} s wall, {used:.0f} CPU s; "
+          f"{summary[-1] if summary else done.stdout[-300:]}", flush=True)
+    return MatrixRun(wall_s=round(took, 1), cpu_s=round(used, 1), cells_s=durations, compat=compat)
 
 
 def full_matrix() -> dict[str, object]:
     """The whole built-in library over the default matrix, with the default --jobs, from the last run's
-    history (a first run, with none, orders cells and modules by guesses: about 8 min here, not 6.5)."""
+    history (a first run, with none, orders cells and modules by guesses: about 8 min here, not 6.5);
+    with the red results no server caused (the harness's own: deadlines, load timeouts, workers that
+    died, cases never run), which a run on a busy machine must not have either."""
     full = matrix_run(None, None, "the whole built-in library, from the last run's history", history=True)
-    return {"matrix_full_s": full["wall_s"], "matrix_full_cpu_s": full["cpu_s"], "matrix_full_cells_s": full["cells_s"],
-            "known_incompatible_cell_in_matrix_s": full["cells_s"].get(KNOWN_INCOMPATIBLE_CELL)}
+    reds = full.harness_reds
+    print(f"red results no server caused: {reds.count} {reds.by_cause}" if reds is not None
+          else "red results no server caused: unknown, the run wrote no compat.json", flush=True)
+    return {"matrix_full_s": full.wall_s, "matrix_full_cpu_s": full.cpu_s, "matrix_full_cells_s": full.cells_s,
+            "known_incompatible_cell_in_matrix_s": full.cells_s.get(KNOWN_INCOMPATIBLE_CELL),
+            "matrix_full_harness_reds": reds.count if reds is not None else None,
+            "matrix_full_harness_reds_by_cause": reds.by_cause if reds is not None else None,
+            "matrix_full_harness_red_examples": reds.as_dict()["examples"] if reds is not None else []}
+
+
+@dataclass(frozen=True)
+class UnderLoad:
+    """The cells and library run once idle and once with a busy loop per CPU (bench.load)."""
+
+    cells: tuple[str, ...] = ("*-python-cpu-py3.11-numpy1",)
+    cases: Path | None = None  # the whole built-in library
+    busy_loops: int = field(default_factory=load.busy_loop_count)
+
+
+def under_load(config: UnderLoad) -> dict[str, object]:
+    """Whether every case of the cells ends in the same state on a busy machine as on an idle one (a
+    shared CI runner is busy): the states that differ, cell by cell, and both runs' times."""
+    label = f"({config.cases or 'the whole built-in library'})"
+    idle = matrix_run(None, config.cases, f"idle {label}", history=True, cells=config.cells)
+    with load.busy_loops(config.busy_loops):
+        loaded = matrix_run(None, config.cases, f"with {config.busy_loops} busy loops {label}", history=True,
+                            cells=config.cells)
+    written = idle.compat is not None and loaded.compat is not None
+    diffs = results.differing(idle.compat, loaded.compat) if written else []
+    equal = written and not diffs
+    print(f"states equal under load: {equal}" + (f" ({len(diffs)} differ)" if diffs else "")
+          + ("" if written else " (a run wrote no compat.json)"), flush=True)
+    return {"states_equal_under_load": equal,
+            "under_load": {"cells": list(config.cells), "cases": str(config.cases) if config.cases else None,
+                           "busy_loops": config.busy_loops, "idle": idle.figures(), "loaded": loaded.figures(),
+                           "differing": [asdict(d) for d in diffs]}}
+
+
+def write(out: Path, figures: dict[str, object], keep: bool = False) -> None:
+    """The figures into bench.json; ``keep``: those measured again replace theirs, the others stay."""
+    result = json.loads(out.read_text()) if keep and out.exists() else {"machine": f"{os.cpu_count()} cores"}
+    result.update(figures)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 def main() -> int:
@@ -186,14 +265,23 @@ def main() -> int:
                         help="cells and the matrix with cases/basics only (no whole-library cell)")
     parser.add_argument("--full-matrix-only", action="store_true",
                         help="measure only the default matrix with the whole library; keep the other figures")
+    parser.add_argument("--under-load-only", action="store_true",
+                        help="measure only states_equal_under_load; keep the other figures")
+    parser.add_argument("--under-load-cell", action="append", default=[], metavar="GLOB",
+                        help=f"the cells of the under-load runs (default: {UnderLoad().cells[0]})")
+    parser.add_argument("--under-load-cases", metavar="PATH", help="their case library (default: the built-in one)")
+    parser.add_argument("--busy-loops", type=int, default=load.busy_loop_count(),
+                        help="busy loops of the loaded run (default: one per CPU)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
     args = parser.parse_args()
     out = Path(args.out)
-    if args.full_matrix_only:
-        result = json.loads(out.read_text()) if out.exists() else {"machine": f"{os.cpu_count()} cores"}
-        result.update(full_matrix())
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {out}")
+    cpu.adopt_orphans()
+    loaded = UnderLoad(cells=tuple(args.under_load_cell) or UnderLoad().cells,
+                       cases=Path(args.under_load_cases).resolve() if args.under_load_cases else None,
+                       busy_loops=args.busy_loops)
+    if args.full_matrix_only or args.under_load_only:
+        write(out, {**(full_matrix() if args.full_matrix_only else {}),
+                    **(under_load(loaded) if args.under_load_only else {})}, keep=True)
         return 0
     m = matrix.load()
     result: dict[str, object] = {"machine": f"{os.cpu_count()} cores", "quick": args.quick}
@@ -218,16 +306,15 @@ def main() -> int:
         lib = Path(tmp) / "lib"
         shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
         envdir = Path(tmp) / "envs"
-        result["matrix_cold_s"] = matrix_run(envdir, lib, "cold: fresh venvs, cases/basics")["wall_s"]
-        result["matrix_warm_s"] = matrix_run(envdir, lib, "warm, cases/basics")["wall_s"]
+        result["matrix_cold_s"] = matrix_run(envdir, lib, "cold: fresh venvs, cases/basics").wall_s
+        result["matrix_warm_s"] = matrix_run(envdir, lib, "warm, cases/basics").wall_s
         # How the matrix scales with cells at once (the basics library: minutes, not tens).
         result["matrix_basics_by_jobs_s"] = {
-            str(jobs): matrix_run(None, lib, "warm, cases/basics", jobs=jobs)["wall_s"] for jobs in (1, 2, 4)}
+            str(jobs): matrix_run(None, lib, "warm, cases/basics", jobs=jobs).wall_s for jobs in (1, 2, 4)}
     if not args.quick:
         result.update(full_matrix())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+        result.update(under_load(loaded))
+    write(out, result)
     return 0
 
 

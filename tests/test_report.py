@@ -156,3 +156,35 @@ def test_markdown_stays_under_one_mebibyte(tmp_path: Path) -> None:
     text = markdown.render(results)
     assert len(text.encode()) < 1024 * 1024
     assert "more failures are left out" in text
+
+
+VERDICTS_XML = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="3">
+ <properties><property name="cell" value="{cell}"/><property name="triton" value="24.10"/></properties>
+ <testcase classname="v.test_v" name="test_hang">
+  <properties><property name="case" value="v/test_v.py::test_hang"/><property name="verdict" value="timeout"/>
+  </properties>
+  <failure message="harness.supervise.CaseTimeout: the case ran past its 30 s deadline">...</failure></testcase>
+ <testcase classname="v.test_v" name="test_crash">
+  <properties><property name="case" value="v/test_v.py::test_crash"/><property name="verdict" value="server-died"/>
+  </properties>
+  <failure message="harness.supervise.ServerDied: the server ended (killed by SIGSEGV)">...</failure></testcase>
+ <testcase classname="v.test_v" name="test_wrong">
+  <properties><property name="case" value="v/test_v.py::test_wrong"/></properties>
+  <failure message="AssertionError: OUTPUT0">...</failure></testcase>
+</testsuite></testsuites>
+"""
+
+
+def test_compat_json_carries_the_harness_verdict(tmp_path: Path) -> None:
+    """A reader (the bench's count of the harness's own reds) tells a deadline from a server crash
+    without parsing messages; a plain failure has no verdict key."""
+    reports = tmp_path / "reports"
+    (reports / "junit").mkdir(parents=True)
+    (reports / "junit" / f"{CPU311}.xml").write_text(VERDICTS_XML.format(cell=CPU311))
+    rows = {r["case"]: r for r in model.read(reports).as_dict()["results"]}
+    assert rows["v/test_v.py::test_hang"]["state"] == "timeout"
+    assert rows["v/test_v.py::test_hang"]["verdict"] == "timeout"
+    assert rows["v/test_v.py::test_crash"]["state"] == "error"
+    assert rows["v/test_v.py::test_crash"]["verdict"] == "server-died"
+    assert "verdict" not in rows["v/test_v.py::test_wrong"]

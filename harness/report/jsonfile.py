@@ -1,5 +1,8 @@
 """compat.json: the machine-readable report (the shape other tools and the release diff read).
 
+A result holds case, cell, state and message; where the harness itself judged a failure (a deadline,
+a server that died, a stop of the run) also ``verdict``, a ``harness.layout.Verdict`` value.
+
 With a baseline it also holds ``baseline``: the baseline's path, the counts per kind of change and
 every changed (case, cell), regressions first.
 """

@@ -67,13 +67,17 @@ class Result:
     time: float = 0.0
     issue: str | None = None  # the id of the known issue that explains this result (or did not occur)
     observed: str = ""  # what was seen, where a known issue explains the result
+    verdict: str | None = None  # how the harness itself judged a failure (a layout.Verdict value)
 
     @property
     def first_line(self) -> str:
         return self.message.strip().splitlines()[0] if self.message.strip() else ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"case": self.case, "cell": self.cell, "state": self.state.value, "message": self.message}
+        data = {"case": self.case, "cell": self.cell, "state": self.state.value, "message": self.message}
+        if self.verdict:  # only where the harness judged it: a reader need not parse the message for it
+            data["verdict"] = self.verdict
+        return data
 
 
 @dataclass
@@ -309,7 +313,8 @@ def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
         state = State(VERDICT_STATES[verdict])
     captured = _captured(case)
     return Result(case=case_id, cell=cell_id, state=state, message=scrub(message),
-                  details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0)
+                  details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0,
+                  verdict=verdict if state.bad and verdict else None)
 
 
 def _unfinished(case_id: str, cell_id: str, props: dict[str, str]) -> Result:
@@ -317,7 +322,8 @@ def _unfinished(case_id: str, cell_id: str, props: dict[str, str]) -> Result:
     others are missing, or timed out when the cell ran past its own deadline."""
     why = props.get(Prop.INTERRUPTED) or "the cell ended before this case ran"
     if props.get(Prop.INTERRUPTED_CASE) == case_id:
-        return Result(case=case_id, cell=cell_id, state=State.ERROR, message=f"interrupted while it ran ({why})")
+        return Result(case=case_id, cell=cell_id, state=State.ERROR, message=f"interrupted while it ran ({why})",
+                      verdict=Verdict.INTERRUPTED)
     state = State.TIMEOUT if props.get(Prop.UNFINISHED) == State.TIMEOUT.value else State.MISSING
     return Result(case=case_id, cell=cell_id, state=state, message=f"not run: {why}")
 
