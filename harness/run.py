@@ -154,9 +154,9 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
     wanted = {}
     for cell in cells:
         if cell_mod.not_applicable(matrix, cell) is None:
-            wanted.setdefault((cell.triton, cell.python, cell.env, cell.backend), cell)
+            wanted.setdefault((cell.triton, cell.python, cell.env, cell_mod.BACKEND_PACKAGES.get(cell.backend)), cell)
     if wanted:
-        say(f"preparing the venvs of {len(wanted)} cell kind(s)")
+        say(f"preparing {len(wanted)} cell venv(s) before the cells start")
     for cell in wanted.values():
         try:
             cell_mod.ensure_env(matrix, cell)
