@@ -40,6 +40,9 @@ class Prop:
     # testcase: why this failure is run again once, alone, at the end of its cell (a deadline that
     # expired while the machine was saturated: the evidence, e.g. "load average 9.1 on 2 CPUs; ...")
     RETRY_ALONE = "retry_alone"
+    # testcase: the case timed out under load, then passed when run again alone (the first attempt's
+    # evidence): the report shows it flaky
+    PASSED_ALONE = "passed_alone"
 
 
 class Verdict:
@@ -48,6 +51,7 @@ class Verdict:
     TIMEOUT = "timeout"  # the case ran past its deadline; the watchdog ended what it waited on
     SERVER_DIED = "server-died"  # the server ended during the case
     INTERRUPTED = "interrupted"  # the run was stopped while this case ran
+    WORKER_DIED = "worker-died"  # the worker running this case died (SIGKILL, a segfault, INTERNALERROR)
 
 
 def junit_path(reports: Path, cell_id: str) -> Path:
@@ -89,6 +93,16 @@ def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
 def claims_path(reports: Path, cell_id: str) -> Path:
     """The folder a cell's workers claim case modules in (``harness.sharing``)."""
     return workers_dir(reports, cell_id) / "claims"
+
+
+def followup_claims_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """The claims folder of a follow-up worker that runs given cases only (``harness.followup``)."""
+    return workers_dir(reports, cell_id) / f"claims-{worker}"
+
+
+def leftover_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """What a worker that ended abnormally did not finish (``harness.claims.Leftover``)."""
+    return workers_dir(reports, cell_id) / f"leftover-{worker}.json"
 
 
 def progress_dir(reports: Path, cell_id: str) -> Path:

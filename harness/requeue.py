@@ -1,0 +1,132 @@
+"""A worker that dies loses only its case in flight: what it had not finished goes to a follow-up worker.
+
+A worker dies of a segfault, an OOM kill or an INTERNALERROR far more often than its cases are wrong;
+reporting every case it would have run as not run would be a false red. The cell runner works out
+what the dead worker lost from what it left behind: its claims (``harness.claims``: the modules it took,
+each with its cases), its :class:`~harness.claims.Leftover` (written at an INTERNALERROR), its progress
+file (the case in flight at a hard death) and its JUnit file (what it finished, where it wrote one; a
+hard death writes none, so then everything it took is run again). The case in flight becomes an error
+saying the worker died during it; the rest is claimed in a follow-up worker's name, at most
+:data:`MAX_REPLACEMENTS` times a cell so that a crash loop cannot stall it. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness import claims, layout, processes
+from harness.layout import Prop, Verdict
+from harness.progress import ERROR, CellProgress, write_json
+
+MAX_REPLACEMENTS = 2  # follow-up workers a cell starts for dead ones
+
+
+@dataclass(frozen=True)
+class Lost:
+    """What a dead worker did not finish: the case in flight, and the rest (claims in its name)."""
+
+    worker: int
+    how: str  # "killed by SIGKILL: <its last error line>"
+    in_flight: claims.Case | None
+    rest: tuple[claims.Claim, ...]
+    kept: bool  # its JUnit file holds what it finished
+
+    @property
+    def rest_cases(self) -> list[claims.Case]:
+        return [case for claim in self.rest for case in claim.cases]
+
+    @property
+    def nothing(self) -> bool:
+        return self.in_flight is None and not self.rest
+
+
+def died(code: int | None) -> bool:
+    """Whether a worker's exit code means it died (a signal, INTERNALERROR, an exit pytest never makes);
+    0, 1 (failures), 2 (stopped), 4 (usage) and 5 (nothing collected) are ends pytest chose."""
+    return code is not None and (code < 0 or code == 3 or code > 5)
+
+
+def lost_by(reports: Path, cell_id: str, folder: Path, worker: int, code: int, last_error: str) -> Lost:
+    """Work out what worker ``worker`` (claims in ``folder``) lost when it ended with ``code``."""
+    own = claims.of_worker(folder, worker)
+    cases = {case.nodeid: case for claim in own for case in claim.cases}
+    leftover = claims.Leftover.read(layout.leftover_path(reports, cell_id, worker))
+    kept = layout.worker_junit_path(reports, cell_id, worker).exists()
+    progress = CellProgress.read(layout.progress_path(reports, cell_id, worker))
+    in_flight = leftover.in_flight if leftover else (progress.current if progress else None)
+    if kept:
+        unfinished = set(leftover.rest) if leftover else set()
+    else:  # a hard death: its results died with it, so everything it took but the case in flight
+        unfinished = set(cases) - {in_flight}
+    rest = tuple(replace(claim, cases=kept_cases) for claim in own
+                 if (kept_cases := tuple(c for c in claim.cases if c.nodeid in unfinished)))
+    how = processes.describe_exit(code) + (f": {last_error}" if last_error else "")
+    flight = cases.get(in_flight) if in_flight else None
+    if in_flight and flight is None:
+        flight = claims.Case(in_flight, in_flight)
+    return Lost(worker=worker, how=how, in_flight=flight, rest=rest, kept=kept)
+
+
+def record(reports: Path, cell_id: str, lost: Lost, *, handed_to: int | None) -> None:
+    """Complete the dead worker's JUnit file (write one where it has none): the case in flight is an
+    error naming how the worker died; where no follow-up runs the rest, each of those is an error too.
+    Its progress file then counts them and says it finished."""
+    added = []
+    if lost.in_flight is not None:
+        added.append(error_case(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
+    if handed_to is None:
+        why = (f"not run: worker {lost.worker} died ({lost.how}) and the cell had started its "
+               f"{MAX_REPLACEMENTS} replacement workers already")
+        added += [error_case(case, why) for case in lost.rest_cases]
+    path = layout.worker_junit_path(reports, cell_id, lost.worker)
+    replaced = {c.case for c in lost.rest_cases} | ({lost.in_flight.case} if lost.in_flight else set())
+    complete_junit(path, cell_id, added, replaced)
+    progress = layout.progress_path(reports, cell_id, lost.worker)
+    before = CellProgress.read(progress) or CellProgress(cell=cell_id)
+    counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
+    if added:
+        counts[ERROR] = counts.get(ERROR, 0) + len(added)
+    done = (before.done if lost.kept else 0) + len(added)
+    write_json(progress, replace(before, done=done, counts=counts, current=None, finished=True).as_dict())
+
+
+def error_case(case: claims.Case, message: str) -> ET.Element:
+    """A JUnit testcase for a case the worker running it did not finish."""
+    path, _, rest = case.nodeid.partition("::")
+    names = rest.split("::") if rest else [path]
+    module = path[:-3] if path.endswith(".py") else path
+    classname = ".".join([module.replace("/", "."), *names[:-1]])
+    element = ET.Element("testcase", classname=classname, name=names[-1], file=path, time="0")
+    props = ET.SubElement(element, "properties")
+    ET.SubElement(props, "property", name=Prop.CASE, value=case.case)
+    ET.SubElement(props, "property", name=Prop.VERDICT, value=Verdict.WORKER_DIED)
+    ET.SubElement(element, "error", message=message).text = message
+    return element
+
+
+def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: set[str]) -> None:
+    """``path`` with the testcases of ``replaced`` case ids dropped (a half-reported case in flight,
+    cases a follow-up runs) and ``added`` appended to its suite; a suite naming the cell if none."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        root = ET.Element("testsuites")
+        suite = ET.SubElement(root, "testsuite", name=cell_id)
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name=Prop.CELL, value=cell_id)
+    suite = root if root.tag == "testsuite" else next(root.iter("testsuite"))
+    for element in list(suite.findall("testcase")):
+        if case_of(element) in replaced:
+            suite.remove(element)
+    suite.extend(added)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
+def case_of(element: ET.Element) -> str | None:
+    """A testcase element's case id (the plugin's ``case`` property)."""
+    return next((p.get("value") for p in element.iter("property") if p.get("name") == Prop.CASE), None)
