@@ -134,7 +134,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     junit.unlink(missing_ok=True)
     for log in layout.cell_logs(reports, cell.id):
         log.unlink(missing_ok=True)
-    shutil.rmtree(layout.runningdir(reports, cell.id), ignore_errors=True)
+    shutil.rmtree(layout.workers_dir(reports, cell.id), ignore_errors=True)
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:

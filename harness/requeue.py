@@ -22,6 +22,8 @@ from harness.layout import Prop, Verdict
 from harness.progress import ERROR, CellProgress, write_json
 
 MAX_REPLACEMENTS = 2  # follow-up workers a cell starts for dead ones
+# pytest's JUnit testcase of an INTERNALERROR: the error of the case in flight says it, with its line
+INTERNAL_ERROR = claims.Case("pytest::internal", "pytest::internal")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def record(reports: Path, cell_id: str, lost: Lost, *, handed_to: int | None) ->
                f"{MAX_REPLACEMENTS} replacement workers already")
         added += [error_case(case, why) for case in lost.rest_cases]
     path = layout.worker_junit_path(reports, cell_id, lost.worker)
-    replaced = {c.case for c in lost.rest_cases} | ({lost.in_flight.case} if lost.in_flight else set())
+    replaced = [*lost.rest_cases, *([lost.in_flight, INTERNAL_ERROR] if lost.in_flight else [])]
     complete_junit(path, cell_id, added, replaced)
     progress = layout.progress_path(reports, cell_id, lost.worker)
     before = CellProgress.read(progress) or CellProgress(cell=cell_id)
@@ -93,13 +95,19 @@ def record(reports: Path, cell_id: str, lost: Lost, *, handed_to: int | None) ->
     write_json(progress, replace(before, done=done, counts=counts, current=None, finished=True).as_dict())
 
 
-def error_case(case: claims.Case, message: str) -> ET.Element:
-    """A JUnit testcase for a case the worker running it did not finish."""
-    path, _, rest = case.nodeid.partition("::")
+def names_of(nodeid: str) -> tuple[str, str]:
+    """The classname and name pytest's JUnit writer (xunit1) gives a node id."""
+    path, _, rest = nodeid.partition("::")
     names = rest.split("::") if rest else [path]
     module = path[:-3] if path.endswith(".py") else path
-    classname = ".".join([module.replace("/", "."), *names[:-1]])
-    element = ET.Element("testcase", classname=classname, name=names[-1], file=path, time="0")
+    return ".".join([module.replace("/", "."), *names[:-1]]), names[-1]
+
+
+def error_case(case: claims.Case, message: str) -> ET.Element:
+    """A JUnit testcase for a case the worker running it did not finish."""
+    classname, name = names_of(case.nodeid)
+    element = ET.Element("testcase", classname=classname, name=name, file=case.nodeid.partition("::")[0],
+                         time="0")
     props = ET.SubElement(element, "properties")
     ET.SubElement(props, "property", name=Prop.CASE, value=case.case)
     ET.SubElement(props, "property", name=Prop.VERDICT, value=Verdict.WORKER_DIED)
@@ -107,9 +115,12 @@ def error_case(case: claims.Case, message: str) -> ET.Element:
     return element
 
 
-def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: set[str]) -> None:
-    """``path`` with the testcases of ``replaced`` case ids dropped (a half-reported case in flight,
-    cases a follow-up runs) and ``added`` appended to its suite; a suite naming the cell if none."""
+def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: list[claims.Case]) -> None:
+    """``path`` with the testcases of ``replaced`` dropped (the case in flight, half reported: its
+    ``case`` property is written at its teardown; pytest's INTERNALERROR testcase; cases a follow-up
+    runs) and ``added`` appended to its suite; a suite naming the cell if none."""
+    ids = {case.case for case in replaced}
+    names = {names_of(case.nodeid) for case in replaced}
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError):
@@ -118,7 +129,7 @@ def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: 
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name=Prop.CELL, value=cell_id)
     suite = root if root.tag == "testsuite" else next(root.iter("testsuite"))
     for element in list(suite.findall("testcase")):
-        if case_of(element) in replaced:
+        if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:
             suite.remove(element)
     suite.extend(added)
     path.parent.mkdir(parents=True, exist_ok=True)
