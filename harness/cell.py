@@ -79,6 +79,11 @@ def not_applicable(matrix: Matrix, cell: Cell) -> str | None:
     return None
 
 
+def cell_properties(cell: Cell) -> dict[str, str]:
+    """The suite properties that say which cell a JUnit suite is of (as the plugin writes them)."""
+    return {Prop.CELL if key == "id" else key: value or "" for key, value in cell.as_dict().items() if key != "gpu"}
+
+
 def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
     """A JUnit file with one cell-level testcase: ``not-applicable`` (skipped) or ``error``."""
     path = junit_path(reports, cell)
@@ -88,9 +93,8 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
                           errors="1" if state == "error" else "0", skipped="1" if state != "error" else "0",
                           failures="0")
     props = ET.SubElement(suite, "properties")
-    for key, value in cell.as_dict().items():
-        if key != "gpu":
-            ET.SubElement(props, "property", name=Prop.CELL if key == "id" else key, value=value or "")
+    for name, value in cell_properties(cell).items():
+        ET.SubElement(props, "property", name=name, value=value)
     case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
     if state == "error":
         ET.SubElement(case, "error", message=message).text = message
@@ -176,7 +180,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     deadline = time.monotonic() + matrix.settings.cell_timeout
     try:
         try:
-            replace_dead(running, reports, cell.id, deadline, counted)
+            replace_dead(running, reports, cell_properties(cell), deadline, counted)
             retry_alone(running, reports, cell.id, deadline, counted)
         except subprocess.TimeoutExpired:
             timed_out = True  # pytest stops its server and writes the JUnit file of what finished

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from harness import claims, layout, requeue, retry
 from harness.pool import Pool, Worker
+from harness.layout import Prop
 from harness.progress import KNOWN_ISSUE_PROPERTY
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
 
 
-def replace_dead(pool: Pool, reports: Path, cell_id: str, deadline: float, counted: dict[int, int]) -> None:
+def replace_dead(pool: Pool, reports: Path, cell: dict[str, str], deadline: float, counted: dict[int, int]) -> None:
     """Wait for every worker (follow-ups included); replace each that died, at most
-    :data:`requeue.MAX_REPLACEMENTS` times. ``counted`` gets dead worker -> the exit code it now counts
+    :data:`requeue.MAX_REPLACEMENTS` times (``cell``: the cell's suite properties, its id under ``cell``). ``counted`` gets dead worker -> the exit code it now counts
     as (its JUnit file completed: 1 where it holds a failure, such as the error of its case in flight)."""
     replacements = 0
     while True:
@@ -32,7 +33,7 @@ def replace_dead(pool: Pool, reports: Path, cell_id: str, deadline: float, count
         if ended.followup == RETRY_WHY or not requeue.died(ended.code):
             continue
         assert ended.code is not None
-        lost = requeue.lost_by(reports, cell_id, ended.claims, ended.index, ended.code, ended.last_error)
+        lost = requeue.lost_by(reports, cell[Prop.CELL], ended.claims, ended.index, ended.code, ended.last_error)
         # Alone, it may have left modules nobody took: a follow-up takes them even where it lost nothing.
         wanted = bool(lost.rest) or not pool.running()
         handed_to = None
@@ -42,8 +43,8 @@ def replace_dead(pool: Pool, reports: Path, cell_id: str, deadline: float, count
                                        f"replaces worker {ended.index}, which died ({lost.how})").index
         if lost.nothing and not lost.kept and handed_to is None:
             continue  # nothing known of it and nobody after it: the cell says the worker was lost
-        requeue.record(reports, cell_id, lost, handed_to=handed_to)
-        counted[ended.index] = failed(ended.junit(reports, cell_id))
+        requeue.record(reports, cell, lost, handed_to=handed_to)
+        counted[ended.index] = failed(ended.junit(reports, cell[Prop.CELL]))
 
 
 def retry_alone(pool: Pool, reports: Path, cell_id: str, deadline: float, counted: dict[int, int]) -> None:

@@ -72,10 +72,11 @@ def lost_by(reports: Path, cell_id: str, folder: Path, worker: int, code: int, l
     return Lost(worker=worker, how=how, in_flight=flight, rest=rest, kept=kept)
 
 
-def record(reports: Path, cell_id: str, lost: Lost, *, handed_to: int | None) -> None:
-    """Complete the dead worker's JUnit file (write one where it has none): the case in flight is an
-    error naming how the worker died; where no follow-up runs the rest, each of those is an error too.
-    Its progress file then counts them and says it finished."""
+def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | None) -> None:
+    """Complete the dead worker's JUnit file (write one with the ``cell``'s suite properties where it
+    has none): the case in flight is an error naming how the worker died; where no follow-up runs the
+    rest, each of those is an error too. Its progress file then counts them and says it finished."""
+    cell_id = cell[Prop.CELL]
     added = []
     if lost.in_flight is not None:
         added.append(error_case(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
@@ -85,7 +86,7 @@ def record(reports: Path, cell_id: str, lost: Lost, *, handed_to: int | None) ->
         added += [error_case(case, why) for case in lost.rest_cases]
     path = layout.worker_junit_path(reports, cell_id, lost.worker)
     replaced = [*lost.rest_cases, *([lost.in_flight, INTERNAL_ERROR] if lost.in_flight else [])]
-    complete_junit(path, cell_id, added, replaced)
+    complete_junit(path, cell, added, replaced)
     progress = layout.progress_path(reports, cell_id, lost.worker)
     before = CellProgress.read(progress) or CellProgress(cell=cell_id)
     counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
@@ -115,7 +116,7 @@ def error_case(case: claims.Case, message: str) -> ET.Element:
     return element
 
 
-def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: list[claims.Case]) -> None:
+def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], replaced: list[claims.Case]) -> None:
     """``path`` with the testcases of ``replaced`` dropped (the case in flight, half reported: its
     ``case`` property is written at its teardown; pytest's INTERNALERROR testcase; cases a follow-up
     runs) and ``added`` appended to its suite; a suite naming the cell if none."""
@@ -125,8 +126,10 @@ def complete_junit(path: Path, cell_id: str, added: list[ET.Element], replaced: 
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError):
         root = ET.Element("testsuites")
-        suite = ET.SubElement(root, "testsuite", name=cell_id)
-        ET.SubElement(ET.SubElement(suite, "properties"), "property", name=Prop.CELL, value=cell_id)
+        suite = ET.SubElement(root, "testsuite", name=cell[Prop.CELL])
+        props = ET.SubElement(suite, "properties")
+        for name, value in cell.items():
+            ET.SubElement(props, "property", name=name, value=value)
     suite = root if root.tag == "testsuite" else next(root.iter("testsuite"))
     for element in list(suite.findall("testcase")):
         if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:

@@ -172,7 +172,7 @@ def test_a_crash_loop_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         state, message = seen[f"area/test_a.py::test_{n}_dies"]
         assert state == State.ERROR and message.startswith("not run: worker 2 died (killed by SIGKILL) and the "
                                                            "cell had started its 2 replacement workers"), message
-    assert cell_props(reports)[Prop.WORKERS] == "3"
+    assert cell_props(reports)[Prop.WORKERS] == "3" and cell_props(reports)["triton"] == "24.10"
 
 
 RETRIED = COUNTED + '''
@@ -290,7 +290,7 @@ def test_what_a_hard_killed_worker_lost(tmp_path: Path) -> None:
     claims.Leftover(in_flight=cases[1].nodeid, rest=(cases[2].nodeid,)).write(layout.leftover_path(reports, cell, 1))
     lost = requeue.lost_by(reports, cell, folder, 1, 3, "INTERNALERROR> RuntimeError: boom")
     assert lost.in_flight == cases[1] and lost.rest_cases == [cases[2]] and lost.kept
-    requeue.record(reports, cell, lost, handed_to=2)
+    requeue.record(reports, {Prop.CELL: cell}, lost, handed_to=2)
     completed = ET.parse(layout.worker_junit_path(reports, cell, 1)).getroot()
     outcome = {requeue.case_of(tc): [c.tag for c in tc if c.tag != "properties"] for tc in completed.iter("testcase")}
     assert outcome == {cases[0].case: [], cases[1].case: ["error"]}, "the half-reported case in flight replaced"
