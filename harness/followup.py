@@ -19,12 +19,15 @@ from harness.layout import Prop
 from harness.progress import KNOWN_ISSUE_PROPERTY
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
+STOPPED = 2  # pytest's exit code of an interrupted session
 
 
 def replace_dead(pool: Pool, reports: Path, cell: dict[str, str], deadline: float, counted: dict[int, int]) -> None:
     """Wait for every worker (follow-ups included); replace each that died, at most
-    :data:`requeue.MAX_REPLACEMENTS` times (``cell``: the cell's suite properties, its id under ``cell``). ``counted`` gets dead worker -> the exit code it now counts
-    as (its JUnit file completed: 1 where it holds a failure, such as the error of its case in flight)."""
+    :data:`requeue.MAX_REPLACEMENTS` times, and not once a worker was stopped (``-x``, a signal).
+    ``cell``: the cell's suite properties (its id under ``cell``); ``counted`` gets dead worker -> the
+    exit code it now counts as (its JUnit file completed: 1 where it holds a failure, such as the error
+    of its case in flight)."""
     replacements = 0
     while True:
         ended = pool.next_ended(deadline)
@@ -37,13 +40,14 @@ def replace_dead(pool: Pool, reports: Path, cell: dict[str, str], deadline: floa
         # Alone, it may have left modules nobody took: a follow-up takes them even where it lost nothing.
         wanted = bool(lost.rest) or not pool.running()
         handed_to = None
-        if wanted and replacements < requeue.MAX_REPLACEMENTS:
+        stopped = stopped_any(pool)
+        if wanted and not stopped and replacements < requeue.MAX_REPLACEMENTS:
             replacements += 1
             handed_to = pool.follow_up(list(lost.rest), ended.claims, ended.share.targets,
                                        f"replaces worker {ended.index}, which died ({lost.how})").index
         if lost.nothing and not lost.kept and handed_to is None:
             continue  # nothing known of it and nobody after it: the cell says the worker was lost
-        requeue.record(reports, cell, lost, handed_to=handed_to)
+        requeue.record(reports, cell, lost, handed_to=handed_to, stopped=stopped)
         counted[ended.index] = failed(ended.junit(reports, cell[Prop.CELL]))
 
 
@@ -52,6 +56,8 @@ def retry_alone(pool: Pool, reports: Path, cell_id: str, deadline: float, counte
     results in place of the first attempts (in the workers' JUnit files, before they are joined);
     ``counted`` gets worker -> the exit code it counts as, for each whose results changed."""
     firsts = [w for w in pool.workers if w.followup != RETRY_WHY]
+    if stopped_any(pool):
+        return
     evidence: dict[str, str] = {}
     for worker in firsts:
         evidence.update(retry.candidates(worker.junit(reports, cell_id)))
@@ -72,6 +78,11 @@ def retry_alone(pool: Pool, reports: Path, cell_id: str, deadline: float, counte
             counted[worker.index] = failed(worker.junit(reports, cell_id))
         changed.update(moved)
     retry.amend_progress(layout.progress_path(reports, cell_id, again.index), cell_id, changed)
+
+
+def stopped_any(pool: Pool) -> bool:
+    """Whether a worker of the cell was stopped (pytest's exit code 2): the cell does not go on."""
+    return any(w.code == STOPPED for w in pool.workers)
 
 
 def failed(junit: Path) -> int:

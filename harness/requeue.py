@@ -72,21 +72,23 @@ def lost_by(reports: Path, cell_id: str, folder: Path, worker: int, code: int, l
     return Lost(worker=worker, how=how, in_flight=flight, rest=rest, kept=kept)
 
 
-def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | None) -> None:
+def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | None, stopped: bool = False) -> None:
     """Complete the dead worker's JUnit file (write one with the ``cell``'s suite properties where it
-    has none): the case in flight is an error naming how the worker died; where no follow-up runs the
-    rest, each of those is an error too. Its progress file then counts them and says it finished."""
+    has none): the case in flight is an error naming how the worker died. The rest: run by the follow-up
+    ``handed_to``; else, in a cell that was stopped, not run (in its plan, without a result); else an
+    error each, saying the replacements ran out. Its progress file then counts them and says it finished."""
     cell_id = cell[Prop.CELL]
     added = []
     if lost.in_flight is not None:
         added.append(error_case(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
-    if handed_to is None:
+    if handed_to is None and not stopped:
         why = (f"not run: worker {lost.worker} died ({lost.how}) and the cell had started its "
                f"{MAX_REPLACEMENTS} replacement workers already")
         added += [error_case(case, why) for case in lost.rest_cases]
     path = layout.worker_junit_path(reports, cell_id, lost.worker)
     replaced = [*lost.rest_cases, *([lost.in_flight, INTERNAL_ERROR] if lost.in_flight else [])]
-    complete_junit(path, cell, added, replaced)
+    planned = [case.case for case in lost.rest_cases] if handed_to is None and stopped else []
+    complete_junit(path, cell, added, replaced, planned)
     progress = layout.progress_path(reports, cell_id, lost.worker)
     before = CellProgress.read(progress) or CellProgress(cell=cell_id)
     counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
@@ -116,10 +118,12 @@ def error_case(case: claims.Case, message: str) -> ET.Element:
     return element
 
 
-def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], replaced: list[claims.Case]) -> None:
+def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], replaced: list[claims.Case],
+                   planned: list[str] = ()) -> None:
     """``path`` with the testcases of ``replaced`` dropped (the case in flight, half reported: its
     ``case`` property is written at its teardown; pytest's INTERNALERROR testcase; cases a follow-up
-    runs) and ``added`` appended to its suite; a suite naming the cell if none."""
+    runs) and ``added`` appended to its suite; a suite naming the cell if none. ``planned``: case ids
+    its plan (``Prop.COLLECTED``) must list, so the report says they did not run."""
     ids = {case.case for case in replaced}
     names = {names_of(case.nodeid) for case in replaced}
     try:
@@ -135,10 +139,24 @@ def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], re
         if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:
             suite.remove(element)
     suite.extend(added)
+    if planned:
+        _plan(suite, planned)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, path)
+
+
+def _plan(suite: ET.Element, cases: list[str]) -> None:
+    props = suite.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        suite.insert(0, props)
+    prop = next((p for p in props.iter("property") if p.get("name") == Prop.COLLECTED), None)
+    if prop is None:
+        prop = ET.SubElement(props, "property", name=Prop.COLLECTED, value="")
+    listed = [c for c in (prop.get("value") or "").splitlines() if c]
+    prop.set("value", "\n".join(listed + [c for c in cases if c not in listed]))
 
 
 def case_of(element: ET.Element) -> str | None:

@@ -296,3 +296,34 @@ def test_what_a_hard_killed_worker_lost(tmp_path: Path) -> None:
     assert outcome == {cases[0].case: [], cases[1].case: ["error"]}, "the half-reported case in flight replaced"
     message = completed.find(".//error").get("message")
     assert message == "worker 1 died during this case (exit code 3: INTERNALERROR> RuntimeError: boom)"
+
+
+def test_a_cell_past_its_deadline_starts_no_follow_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopped worker is no dead one: at the cell's deadline it sweeps what nobody took (not run, a
+    timeout after cell_timeout), the case in flight is an error, and nothing is started after it."""
+    lib = library(tmp_path / "lib", {
+        "test_a.py": "import time\n\ndef test_quick():\n    pass\n\ndef test_sleeps():\n    time.sleep(60)\n"
+                     + "#" * 2000,
+        "test_b.py": "def test_never():\n    pass\n",
+    })
+    reports = tmp_path / "reports"
+    assert run_cell(monkeypatch, lib, reports, workers=1, cell_timeout=10) == 2
+    seen = states(reports)
+    assert seen["area/test_a.py::test_quick"][0] == State.PASSED
+    assert seen["area/test_a.py::test_sleeps"][0] == State.ERROR
+    assert seen["area/test_b.py::test_never"][0] == State.TIMEOUT
+    assert cell_props(reports)[Prop.WORKERS] == "1"
+
+
+def test_a_worker_dead_in_a_stopped_cell_leaves_the_rest_not_run(tmp_path: Path) -> None:
+    reports, cell = tmp_path, CELL
+    cases = [claims.Case(f"area/test_a.py::t{n}", f"area/test_a.py::t{n}") for n in range(3)]
+    claims.take(layout.claims_path(reports, cell), claims.Claim("area/test_a.py", 0, tuple(cases)))
+    lost = requeue.Lost(worker=0, how="killed by SIGKILL", in_flight=cases[0],
+                        rest=(claims.Claim("area/test_a.py", 0, tuple(cases[1:])),), kept=False)
+    requeue.record(reports, {Prop.CELL: cell, "triton": "24.10"}, lost, handed_to=None, stopped=True)
+    (reports / "junit").mkdir()
+    layout.worker_junit_path(reports, cell, 0).replace(layout.junit_path(reports, cell))
+    results = model.read(reports)
+    assert results.get(cases[0].case, cell).state == State.ERROR
+    assert [results.get(c.case, cell).state for c in cases[1:]] == [State.MISSING, State.MISSING]
