@@ -18,13 +18,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import envs, interpreters, layout, pool, repository, workers
-from harness.followup import RETRY_WHY, replace_dead, retry_alone
-from harness.pool import code_name
 from harness.errors import HarnessError
+from harness.followup import RETRY_WHY, replace_dead, retry_alone
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
+from harness.pool import code_name
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"

@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import claims, layout, requeue, retry
-from harness.pool import Pool, Worker
 from harness.layout import Prop
+from harness.pool import Pool, Worker
 from harness.progress import KNOWN_ISSUE_PROPERTY
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"

@@ -102,7 +102,7 @@ def names_of(nodeid: str) -> tuple[str, str]:
     """The classname and name pytest's JUnit writer (xunit1) gives a node id."""
     path, _, rest = nodeid.partition("::")
     names = rest.split("::") if rest else [path]
-    module = path[:-3] if path.endswith(".py") else path
+    module = path.removesuffix(".py")
     return ".".join([module.replace("/", "."), *names[:-1]]), names[-1]
 
 

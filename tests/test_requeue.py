@@ -13,8 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import TEST_MATRIX
+
 from harness import cell as cell_mod
 from harness import claims, interpreters, layout, requeue, retry
 from harness import matrix as matrix_mod
@@ -251,7 +251,8 @@ TIMEOUT = '<failure message="harness.supervise.CaseTimeout: no answer within the
 def test_the_retry_patches_the_cells_junit(tmp_path: Path) -> None:
     first, second = tmp_path / "junit-0.xml", tmp_path / "junit-1.xml"
     evidence = {Prop.RETRY_ALONE: "load average 9.1 on 2 CPUs", Prop.VERDICT: Verdict.TIMEOUT}
-    first.write_text(junit(junit_case("a::passes_again", TIMEOUT, evidence), junit_case("a::fails_again", TIMEOUT, evidence),
+    first.write_text(junit(junit_case("a::passes_again", TIMEOUT, evidence),
+                           junit_case("a::fails_again", TIMEOUT, evidence),
                            junit_case("a::known", TIMEOUT, {**evidence, "known_issue": "x"}), junit_case("a::fine")))
     wanted = retry.candidates(first)
     assert wanted == {"a::passes_again": "load average 9.1 on 2 CPUs", "a::fails_again": "load average 9.1 on 2 CPUs"}
@@ -282,7 +283,8 @@ def test_what_a_hard_killed_worker_lost(tmp_path: Path) -> None:
     assert claims.take(folder, claims.Claim("area/test_b.py", 0, (claims.Case("area/test_b.py::t", "b"),)))
     progress = layout.progress_path(reports, cell, 1)
     progress.parent.mkdir(parents=True)
-    progress.write_text('{"cell": "c", "total": 4, "done": 1, "counts": {"passed": 1}, "current": "area/test_a.py::t1"}')
+    progress.write_text('{"cell": "c", "total": 4, "done": 1, "counts": {"passed": 1}, '
+                        '"current": "area/test_a.py::t1"}')
     lost = requeue.lost_by(reports, cell, folder, 1, -9, "")
     assert lost.in_flight == cases[1] and lost.rest_cases == [cases[0], cases[2]] and not lost.kept
     assert lost.how == "killed by SIGKILL"
