@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import envs, interpreters, layout, pool, repository, workers
+from harness import envs, interpreters, layout, pool, progress, repository, workers
 from harness.errors import HarnessError
 from harness.followup import RETRY_WHY, replace_dead, retry_alone
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop
@@ -139,6 +139,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     for log in layout.cell_logs(reports, cell.id):
         log.unlink(missing_ok=True)
     shutil.rmtree(layout.workers_dir(reports, cell.id), ignore_errors=True)
+    progress.clear_cell(reports, cell.id)  # a worker index of the last run (a follow-up) would count again
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:

@@ -23,6 +23,7 @@ from harness.models import cli as models_cli
 from harness.supervise import NOT_RERUN
 
 POLL_S = 0.1  # how often the cell runner looks whether a worker ended
+READER_DRAIN_S = 5.0  # at most this long for an ended worker's output to be read to its end
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ class Pool:
         return self.start(targets, folder, extra, followup=why)
 
     def next_ended(self, deadline: float) -> Worker | None:
-        """The next worker to end (in the order they end), or None once every worker has ended and
-        been handed out; ``subprocess.TimeoutExpired`` at the deadline."""
+        """The next worker to end (in the order they end, its output read to the end), or None once
+        every worker has ended and been handed out; ``subprocess.TimeoutExpired`` at the deadline."""
         while True:
             for worker in self.workers:
                 if worker.index not in self._seen and worker.code is not None:
                     self._seen.add(worker.index)
+                    worker.reader.join(READER_DRAIN_S)  # its last lines: the error it died with
                     return worker
             if all(w.index in self._seen for w in self.workers):
                 return None
