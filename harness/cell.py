@@ -13,18 +13,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import admission, envs, interpreters, layout, processes, repository, workers
+from harness import admission, envs, interpreters, layout, pool, progress, repository, workers
 from harness.errors import HarnessError
+from harness.followup import RETRY_WHY, replace_dead, retry_alone
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
-from harness.supervise import NOT_RERUN
+from harness.pool import code_name
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
@@ -89,6 +89,11 @@ def ensure_env(matrix: Matrix, cell: Cell) -> envs.CellEnv:
                        packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()), env=cell.env)
 
 
+def cell_properties(cell: Cell) -> dict[str, str]:
+    """The suite properties that say which cell a JUnit suite is of (as the plugin writes them)."""
+    return {Prop.CELL if key == "id" else key: value or "" for key, value in cell.as_dict().items() if key != "gpu"}
+
+
 def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
     """A JUnit file with one cell-level testcase: ``not-applicable`` (skipped) or ``error``."""
     path = junit_path(reports, cell)
@@ -98,9 +103,8 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
                           errors="1" if state == "error" else "0", skipped="1" if state != "error" else "0",
                           failures="0")
     props = ET.SubElement(suite, "properties")
-    for key, value in cell.as_dict().items():
-        if key != "gpu":
-            ET.SubElement(props, "property", name=Prop.CELL if key == "id" else key, value=value or "")
+    for name, value in cell_properties(cell).items():
+        ET.SubElement(props, "property", name=name, value=value)
     case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
     if state == "error":
         ET.SubElement(case, "error", message=message).text = message
@@ -112,42 +116,8 @@ def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
     return path
 
 
-def pytest_command(
-    python: Path, matrix: Matrix, cell: Cell, roots: list[Path], reports: Path, options: list[str],
-    share: workers.Share, models: list[Path] = (), serial_loads: bool = False,
-) -> list[str]:
-    """One worker's pytest: the cell's plugin, its share of the case files, its own JUnit file."""
-    return [
-        str(python), "-m", "pytest",
-        "-p", "harness.plugin",
-        "-p", "no:cacheprovider",
-        f"--cell={cell.id}",
-        f"--matrix={matrix.path.resolve()}",
-        f"--reports={reports}",
-        f"--worker={share.worker}",
-        f"--claims={layout.claims_path(reports, cell.id)}",
-        *(["--serial-loads"] if serial_loads else []),
-        *[f"--case-root={r}" for r in roots],
-        f"--junitxml={layout.worker_junit_path(reports, cell.id, share.worker)}",
-        "-o", f"junit_suite_name={cell.id}",
-        "-o", "junit_family=xunit1",
-        "-o", "junit_logging=all",
-        "-o", "junit_log_passing_tests=false",
-        # The plugin's watchdog keeps each case's deadline (harness.deadlines); no pytest-timeout alarm
-        # fires inside pytest's hooks. Re-running a timeout or a crash only costs time.
-        "--reruns=1",
-        f"--rerun-except=^({'|'.join(kind.__name__ for kind in NOT_RERUN)}):",
-        f"--rootdir={rootdir(roots)}",
-        "-q", "-rfEs",
-        *options,
-        # models mode: the team's repositories (harness/models/), in the worker that runs their checks
-        *(models_cli.pytest_options(list(models)) if str(models_cli.CHECKS_MODULE) in share.targets else []),
-        *share.targets,
-    ]
-
-
 def rootdir(roots: list[Path]) -> str:
-    return os.path.commonpath([str(r) for r in roots] or [str(ROOT)])
+    return pool.rootdir(roots, ROOT)
 
 
 def plan_workers(roots: list[Path], extra: list[str], models: list[Path], reports: Path, cell: Cell,
@@ -179,6 +149,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     for log in layout.cell_logs(reports, cell.id):
         log.unlink(missing_ok=True)
     shutil.rmtree(layout.workers_dir(reports, cell.id), ignore_errors=True)
+    progress.clear_cell(reports, cell.id)  # a worker index of the last run (a follow-up) would count again
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
@@ -200,41 +171,39 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
                      PYTHONUNBUFFERED="1")
     if admission.Slots.from_env() is None:  # a cell run on its own bounds its own loads
         child_env[SLOTS_ENV] = admission.Slots.create(layout.workers_dir(reports, cell.id) / "slots").env_value()
-    started: list[_Worker] = []
+    launch = pool.Launch(python=env.python, matrix=matrix.path, cell_id=cell.id, roots=tuple(roots), reports=reports,
+                         options=tuple(options), cwd=ROOT, env=child_env, models=tuple(models), serial=serial)
+    running = pool.Pool(launch, prefixed=len(shares) > 1)
     for share in shares:
-        cmd = pytest_command(env.python, matrix, cell, roots, reports, options, share, list(models), serial)
-        proc = processes.spawn(cmd, env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        started.append(_Worker(share, proc, prefix=f"[w{share.worker}] " if len(shares) > 1 else ""))
+        running.start(share.targets, layout.claims_path(reports, cell.id))
 
     def forward(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; the scheduler may signal again
-        for w in started:
-            if w.proc.poll() is None:
-                w.proc.send_signal(signum)
+        running.signal(signum)
         raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, forward)
     timed_out = False
+    counted: dict[int, int] = {}  # worker -> the exit code it counts as, where a follow-up changed its results
+    deadline = time.monotonic() + matrix.settings.cell_timeout
     try:
         try:
-            deadline = time.monotonic() + matrix.settings.cell_timeout
-            for w in started:
-                w.proc.wait(max(0.0, deadline - time.monotonic()))
+            replace_dead(running, reports, cell_properties(cell), deadline, counted)
+            retry_alone(running, reports, cell.id, deadline, counted)
         except subprocess.TimeoutExpired:
             timed_out = True  # pytest stops its server and writes the JUnit file of what finished
-            _stop(started)
+            running.stop()
     except KeyboardInterrupt:
-        _stop(started)  # the signal reached pytest too: time to stop its server and write its JUnit
+        running.stop()  # the signal reached pytest too: time to stop its server and write its JUnit
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for w in started:
-            w.reader.join(5)
-        code = workers.exit_code([w.proc.poll() for w in started])
-        parts = [(layout.worker_junit_path(reports, cell.id, w.share.worker), w.missing_junit(reports, cell))
-                 for w in started]
+        running.join_readers()
+        joined = [w for w in running.workers if w.followup != RETRY_WHY]
+        code = workers.exit_code([counted.get(w.index, w.code) for w in joined])
+        parts = [(w.junit(reports, cell.id), w.missing_junit(reports, cell.id)) for w in joined]
         ran = workers.join_junit(parts, junit, cell.id) if any(why is None for _, why in parts) else None
-        last_error = next((w.errors[-1] for w in started if w.errors), "")
+        last_error = next((w.last_error for w in joined if w.last_error), "")
         if ran is None or (code not in (0, 1) and ran == 0):
             what = "before writing its JUnit file" if ran is None else "without running a case"
             if code == 5:
@@ -248,8 +217,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
             add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({last_error or 'signal'})"})
         if junit.exists():
-            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(started))})
-        join_logs(reports, cell.id, len(started))  # last: the JUnit file comes first, whatever happens here
+            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(running.workers))})
+        join_logs(reports, cell.id, len(running.workers))  # last: the JUnit file comes first, whatever happens
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
@@ -268,35 +237,6 @@ def join_logs(reports: Path, cell_id: str, count: int) -> None:
             with open(part, "rb") as fh:
                 shutil.copyfileobj(fh, out)
             part.unlink()
-
-
-class _Worker:
-    """One running pytest worker of the cell, its output copied through with a prefix."""
-
-    def __init__(self, share: workers.Share, proc: subprocess.Popen[bytes], prefix: str) -> None:
-        self.share = share
-        self.proc = proc
-        self.errors: list[str] = []
-        self.reader = threading.Thread(target=_copy_output, args=(proc, self.errors, prefix), daemon=True)
-        self.reader.start()
-
-    def missing_junit(self, reports: Path, cell: Cell) -> str | None:
-        """Why this worker's JUnit file is missing (then its cases are an error), or None."""
-        if layout.worker_junit_path(reports, cell.id, self.share.worker).exists():
-            return None
-        code = self.proc.poll()
-        why = f"worker {self.share.worker} ended with code {code_name(code)} before writing its JUnit file"
-        return f"{why}: {self.errors[-1]}" if self.errors else why
-
-
-def _stop(started: list[_Worker]) -> None:
-    """Every worker at once, bounded: each stops its server and writes the JUnit file of what ran."""
-    for w in started:
-        if w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + processes.PYTEST_STOP_GRACE
-    for w in started:
-        processes.shutdown(w.proc, grace=max(0.1, deadline - time.monotonic()), first=signal.SIGTERM)
 
 
 def add_properties(junit: Path, values: dict[str, str]) -> None:
@@ -323,19 +263,3 @@ def _is_marked(junit: Path) -> bool:
         return any(p.get("name") == Prop.INTERRUPTED for p in ET.parse(junit).getroot().iter("property"))
     except (ET.ParseError, OSError):
         return False
-
-
-def _copy_output(proc: subprocess.Popen[bytes], errors: list[str], prefix: str = "") -> None:
-    """Copy a worker's output through (each line with its prefix), keeping its error lines for the
-    cell's error message."""
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        sys.stdout.buffer.write(prefix.encode() + raw)
-        sys.stdout.flush()
-        line = raw.decode("utf-8", "replace").strip()
-        if line.startswith(("ERROR:", "INTERNALERROR>", "E   ")):
-            errors.append(line)
-
-
-def code_name(code: int | None) -> str:
-    return str(code) if code is not None and code >= 0 else f"{code} ({processes.describe_exit(code)})"

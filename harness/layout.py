@@ -41,6 +41,9 @@ class Prop:
     # testcase: why this failure is run again once, alone, at the end of its cell (a deadline that
     # expired while the machine was saturated: the evidence, e.g. "load average 9.1 on 2 CPUs; ...")
     RETRY_ALONE = "retry_alone"
+    # testcase: the case timed out under load, then passed when run again alone (the first attempt's
+    # evidence): the report shows it flaky
+    PASSED_ALONE = "passed_alone"
 
 
 class Verdict:
@@ -49,6 +52,7 @@ class Verdict:
     TIMEOUT = "timeout"  # the case ran past its deadline; the watchdog ended what it waited on
     SERVER_DIED = "server-died"  # the server ended during the case
     INTERRUPTED = "interrupted"  # the run was stopped while this case ran
+    WORKER_DIED = "worker-died"  # the worker running this case died (SIGKILL, a segfault, INTERNALERROR)
 
 
 def junit_path(reports: Path, cell_id: str) -> Path:
@@ -95,6 +99,16 @@ def claims_path(reports: Path, cell_id: str) -> Path:
 def slots_path(reports: Path) -> Path:
     """The folder of a run's load slots (``harness.admission``)."""
     return reports / "workers" / ".slots"
+
+
+def followup_claims_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """The claims folder of a follow-up worker that runs given cases only (``harness.followup``)."""
+    return workers_dir(reports, cell_id) / f"claims-{worker}"
+
+
+def leftover_path(reports: Path, cell_id: str, worker: int) -> Path:
+    """What a worker that ended abnormally did not finish (``harness.claims.Leftover``)."""
+    return workers_dir(reports, cell_id) / f"leftover-{worker}.json"
 
 
 def progress_dir(reports: Path, cell_id: str) -> Path:

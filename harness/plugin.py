@@ -31,7 +31,7 @@ from harness import applicability, deadlines, known_issues, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
-from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, progress_path, worker_log_path
+from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, leftover_path, progress_path, worker_log_path
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
 from harness.servers import Server, ServerError
@@ -83,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
                         serial_loads=config.getoption("--serial-loads"))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     if config.getoption(CLAIMS_OPTION):
-        plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)))
+        plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)), worker)
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
     config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id, worker), cell=cell.id),
                                   "triton-matrix-progress")
@@ -208,9 +208,15 @@ class CellPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """The worker's plan (every case it collected, or of the modules it claimed, then also of those
-        nobody took) and, for an interrupted cell, that it is partial: the report reads both."""
-        if self.queue is not None:
+        nobody took when it was stopped) and, for an interrupted cell, that it is partial: the report
+        reads both. A worker that ended abnormally (INTERNALERROR) takes nothing more: it says what it
+        did not finish, and the cell runner hands that on to a follow-up worker (``harness.requeue``)."""
+        stopped = bool(self.interrupted or session.shouldstop or session.shouldfail) \
+            or exitstatus == pytest.ExitCode.INTERRUPTED
+        if self.queue is not None and stopped:
             self.queue.sweep()
+        elif self.queue is not None and exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            self.queue.leftover().write(leftover_path(self.reports, self.cell.id, self.worker))
         planned = self.queue.claimed if self.queue is not None else session.items
         self.suite_property(Prop.COLLECTED, "\n".join(item.stash[_CASE] for item in planned if _CASE in item.stash))
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)

@@ -8,15 +8,20 @@ runs, so pytest tears down module fixtures (and keeps session ones, the worker's
 
 A worker lists only the cases of the modules it claimed as its plan (``Prop.COLLECTED``); when it is
 stopped, it claims every module nobody has taken, so those cases are reported as not run, never lost.
+A claim names the worker and the module's cases (``harness.claims``): when a worker dies, the cell
+runner hands its unfinished cases on to a follow-up worker by claiming them in that worker's name,
+and the follow-up runs those first (:meth:`ModuleQueue.leftover` is what a worker says it left).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
+
+from harness import claims
+from harness.layout import Prop
 
 CLAIMS_OPTION = "--claims"
 
@@ -24,17 +29,37 @@ CLAIMS_OPTION = "--claims"
 class ModuleQueue:
     """pytest plugin of one worker: its run loop takes modules from the claims folder."""
 
-    def __init__(self, claims: Path) -> None:
-        self.claims = claims
+    def __init__(self, folder: Path, worker: int = 0) -> None:
+        self.claims = folder
+        self.worker = worker
         self.claimed: list[pytest.Item] = []
         self._groups: list[list[pytest.Item]] = []
+        self._handed: list[list[pytest.Item]] = []  # claimed in this worker's name before it started
+        self._started: str | None = None
+        self._finished: set[str] = set()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """The modules of what is left after selection (-k, -m, deselection), in collection order."""
+        """The modules of what is left after selection (-k, -m, deselection), in collection order;
+        first the cases the cell runner handed on to this worker (a dead worker's unfinished ones)."""
+        handed = {c.nodeid for claim in claims.handed(self.claims, self.worker) for c in claim.cases}
         groups: dict[str, list[pytest.Item]] = {}
+        own: dict[str, list[pytest.Item]] = {}
         for item in session.items:
-            groups.setdefault(_module_of(item), []).append(item)
-        self._groups = list(groups.values())
+            (own if item.nodeid in handed else groups).setdefault(_module_of(item), []).append(item)
+        self._handed = list(own.values())
+        self._groups = [g for module, g in groups.items() if module not in own]
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self._started = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self._finished.add(nodeid)
+
+    def leftover(self) -> claims.Leftover:
+        """What this worker claimed and did not finish, the case in flight apart (it ended abnormally)."""
+        in_flight = self._started if self._started not in self._finished else None
+        rest = tuple(i.nodeid for i in self.claimed if i.nodeid not in self._finished and i.nodeid != in_flight)
+        return claims.Leftover(in_flight=in_flight, rest=rest)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -62,23 +87,22 @@ class ModuleQueue:
             pass
 
     def _next(self) -> list[pytest.Item] | None:
+        if self._handed:
+            group = self._handed.pop(0)
+            self.claimed += group
+            return group
         while self._groups:
             group = self._groups.pop(0)
-            if self._claim(_module_of(group[0])):
+            cases = tuple(claims.Case(item.nodeid, _case_of(item)) for item in group)
+            if claims.take(self.claims, claims.Claim(_module_of(group[0]), self.worker, cases, os.getpid())):
                 self.claimed += group
                 return group
         return None
 
-    def _claim(self, module: str) -> bool:
-        self.claims.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(module.encode()).hexdigest()[:16]
-        try:
-            fd = os.open(self.claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{module}\n{os.getpid()}\n")
-        return True
+
+def _case_of(item: pytest.Item) -> str:
+    """The case id the cell's plugin gave the item (a plain pytest run: its node id)."""
+    return next((value for name, value in item.user_properties if name == Prop.CASE), item.nodeid)
 
 
 def _module_of(item: pytest.Item) -> str:

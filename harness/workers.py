@@ -6,7 +6,8 @@ while the CPU idles; run them in a few workers at once and the same cell takes a
 
 Each worker is a pytest process of its own with a server of its own (one starts in about 0.1 s), so a
 case that kills its stub or its server, counts the server's processes or reads its shared-memory
-regions sees only its worker's server, and a crash costs the cases of one worker, not the cell. A
+regions sees only its worker's server, and a crash costs one worker's case in flight, not the cell
+(a dead worker's other cases go to a follow-up worker: ``harness.followup``). A
 module stays whole in one worker: its models are loaded once. Workers take modules as they become
 free (``harness.sharing``), longest first by the last run's times (the cell's own JUnit file, else
 another cell's, else the file's size).

@@ -132,6 +132,33 @@ def test_server_sigkilled_mid_case_errors_that_case_and_the_cell_goes_on(tmp_pat
     assert not triton_processes(marker)
 
 
+def test_a_worker_sigkilled_mid_case_loses_only_that_case(tmp_path: Path, marker: str) -> None:
+    """A case that kills its own pytest worker: its server and stubs go with it, that case is an error
+    naming the signal, and a replacement worker (a server of its own) runs every other case of the
+    module, the ones the dead worker had finished included (their results died with it)."""
+    lib = write_case_library(tmp_path / "lib", served_around('''
+        @pytest.mark.models("e2e_add_sub")
+        def test_2_kills_its_worker(triton):
+            os.kill(os.getpid(), signal.SIGKILL)
+        '''))
+    reports = tmp_path / "reports"
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX)
+    done = run_harness("cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+                       f"--reports={reports}", env={"TRITON_MATRIX_TEST": marker}, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "worker 1 replaces worker 0, which died (killed by SIGKILL)" in done.stderr, done.stderr[-3000:]
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
+    data = json.loads((reports / "compat.json").read_text())
+    states = {r["case"]: (r["state"], r["message"]) for r in data["results"]}
+    state, message = states.pop("area/test_area.py::test_2_kills_its_worker")
+    assert state == "error" and message.startswith("worker 0 died during this case (killed by SIGKILL)"), message
+    assert {case: s for case, (s, _) in states.items()} == {
+        f"area/test_area.py::test_{n}[{p}]": "passed" for n in ("1_serves", "3_after") for p in ("http", "grpc")}
+    assert data["partial"] is False
+    assert not triton_processes(marker)
+
+
 def test_case_blocked_in_the_grpc_core_times_out_and_the_next_case_passes(tmp_path: Path, marker: str) -> None:
     """A raw gRPC call without a client timeout to a model that never answers: pytest-timeout's alarm
     cannot interrupt it; the watchdog ends the wait at the deadline and the cell goes on."""

@@ -7,7 +7,8 @@ cell-level outcome written by the cell runner (testcase ``<cell>``) fills the wh
 A failed case is re-run once (pytest-rerunfailures, ``--reruns=1``). pytest's JUnit writer then holds
 one testcase per attempt, and the failed attempt's testcase is empty (the plugin's "rerun" outcome is
 none of passed, failed or skipped, so no failure text is written). A case whose last testcase passed
-after such an empty one is ``flaky``.
+after such an empty one is ``flaky``. So is a case that timed out under load and passed when the cell
+ran it again alone (``harness.retry``: the property ``passed_alone`` holds the first attempt's evidence).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from harness.report.issues import IssueSummary
 from harness.states import State, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
-VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.INTERRUPTED: "error"}
+VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.INTERRUPTED: "error",
+                  Verdict.WORKER_DIED: "error"}
 DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module path says nothing to a reader
 CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
 
 FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
                  "(pytest-rerunfailures keeps no text of the failed attempt)")
+PASSED_ALONE_MESSAGE = "timed out under load: {evidence}; passed when run again alone"
 
 
 @dataclass
@@ -259,7 +262,10 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                     declared_in.setdefault(issue.id, []).append(cell_id)
             for case_id, tries in attempts.items():
                 result = _result(tries[-1], case_id, cell_id)
-                if result.state == State.PASSED and any(not t.result for t in tries[:-1]):
+                alone = dict(_props(tries[-1])).get(Prop.PASSED_ALONE)
+                if result.state == State.PASSED and alone is not None:
+                    result.state, result.message = State.FLAKY, PASSED_ALONE_MESSAGE.format(evidence=scrub(alone))
+                elif result.state == State.PASSED and any(not t.result for t in tries[:-1]):
                     result.state, result.message = State.FLAKY, FLAKY_MESSAGE
                 results[case_id] = issues.apply_known(result, _props(tries[-1]), facts, known)
             for case_id in collected:  # the plan of the cell: what did not run is said, never dropped

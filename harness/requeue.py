@@ -1,0 +1,164 @@
+"""A worker that dies loses only its case in flight: what it had not finished goes to a follow-up worker.
+
+A worker dies of a segfault, an OOM kill or an INTERNALERROR far more often than its cases are wrong;
+reporting every case it would have run as not run would be a false red. The cell runner works out
+what the dead worker lost from what it left behind: its claims (``harness.claims``: the modules it took,
+each with its cases), its :class:`~harness.claims.Leftover` (written at an INTERNALERROR), its progress
+file (the case in flight at a hard death) and its JUnit file (what it finished, where it wrote one; a
+hard death writes none, so then everything it took is run again). The case in flight becomes an error
+saying the worker died during it; the rest is claimed in a follow-up worker's name, at most
+:data:`MAX_REPLACEMENTS` times a cell so that a crash loop cannot stall it. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness import claims, layout, processes
+from harness.layout import Prop, Verdict
+from harness.progress import ERROR, CellProgress, write_json
+
+MAX_REPLACEMENTS = 2  # follow-up workers a cell starts for dead ones
+# pytest's JUnit testcase of an INTERNALERROR: the error of the case in flight says it, with its line
+INTERNAL_ERROR = claims.Case("pytest::internal", "pytest::internal")
+
+
+@dataclass(frozen=True)
+class Lost:
+    """What a dead worker did not finish: the case in flight, and the rest (claims in its name)."""
+
+    worker: int
+    how: str  # "killed by SIGKILL: <its last error line>"
+    in_flight: claims.Case | None
+    rest: tuple[claims.Claim, ...]
+    kept: bool  # its JUnit file holds what it finished
+
+    @property
+    def rest_cases(self) -> list[claims.Case]:
+        return [case for claim in self.rest for case in claim.cases]
+
+    @property
+    def nothing(self) -> bool:
+        return self.in_flight is None and not self.rest
+
+
+def died(code: int | None) -> bool:
+    """Whether a worker's exit code means it died (a signal, INTERNALERROR, an exit pytest never makes);
+    0, 1 (failures), 2 (stopped), 4 (usage) and 5 (nothing collected) are ends pytest chose."""
+    return code is not None and (code < 0 or code == 3 or code > 5)
+
+
+def lost_by(reports: Path, cell_id: str, folder: Path, worker: int, code: int, last_error: str) -> Lost:
+    """Work out what worker ``worker`` (claims in ``folder``) lost when it ended with ``code``."""
+    own = claims.of_worker(folder, worker)
+    cases = {case.nodeid: case for claim in own for case in claim.cases}
+    leftover = claims.Leftover.read(layout.leftover_path(reports, cell_id, worker))
+    kept = layout.worker_junit_path(reports, cell_id, worker).exists()
+    progress = CellProgress.read(layout.progress_path(reports, cell_id, worker))
+    in_flight = leftover.in_flight if leftover else (progress.current if progress else None)
+    if kept:
+        unfinished = set(leftover.rest) if leftover else set()
+    else:  # a hard death: its results died with it, so everything it took but the case in flight
+        unfinished = set(cases) - {in_flight}
+    rest = tuple(replace(claim, cases=kept_cases) for claim in own
+                 if (kept_cases := tuple(c for c in claim.cases if c.nodeid in unfinished)))
+    how = processes.describe_exit(code) + (f": {last_error}" if last_error else "")
+    flight = cases.get(in_flight) if in_flight else None
+    if in_flight and flight is None:
+        flight = claims.Case(in_flight, in_flight)
+    return Lost(worker=worker, how=how, in_flight=flight, rest=rest, kept=kept)
+
+
+def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | None, stopped: bool = False) -> None:
+    """Complete the dead worker's JUnit file (write one with the ``cell``'s suite properties where it
+    has none): the case in flight is an error naming how the worker died. The rest: run by the follow-up
+    ``handed_to``; else, in a cell that was stopped, not run (in its plan, without a result); else an
+    error each, saying the replacements ran out. Its progress file then counts them and says it finished."""
+    cell_id = cell[Prop.CELL]
+    added = []
+    if lost.in_flight is not None:
+        added.append(error_case(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
+    if handed_to is None and not stopped:
+        why = (f"not run: worker {lost.worker} died ({lost.how}) and the cell had started its "
+               f"{MAX_REPLACEMENTS} replacement workers already")
+        added += [error_case(case, why) for case in lost.rest_cases]
+    path = layout.worker_junit_path(reports, cell_id, lost.worker)
+    replaced = [*lost.rest_cases, *([lost.in_flight, INTERNAL_ERROR] if lost.in_flight else [])]
+    planned = [case.case for case in lost.rest_cases] if handed_to is None and stopped else []
+    complete_junit(path, cell, added, replaced, planned)
+    progress = layout.progress_path(reports, cell_id, lost.worker)
+    before = CellProgress.read(progress) or CellProgress(cell=cell_id)
+    counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
+    if added:
+        counts[ERROR] = counts.get(ERROR, 0) + len(added)
+    done = (before.done if lost.kept else 0) + len(added)
+    write_json(progress, replace(before, done=done, counts=counts, current=None, finished=True).as_dict())
+
+
+def names_of(nodeid: str) -> tuple[str, str]:
+    """The classname and name pytest's JUnit writer (xunit1) gives a node id."""
+    path, _, rest = nodeid.partition("::")
+    names = rest.split("::") if rest else [path]
+    module = path.removesuffix(".py")
+    return ".".join([module.replace("/", "."), *names[:-1]]), names[-1]
+
+
+def error_case(case: claims.Case, message: str) -> ET.Element:
+    """A JUnit testcase for a case the worker running it did not finish."""
+    classname, name = names_of(case.nodeid)
+    element = ET.Element("testcase", classname=classname, name=name, file=case.nodeid.partition("::")[0],
+                         time="0")
+    props = ET.SubElement(element, "properties")
+    ET.SubElement(props, "property", name=Prop.CASE, value=case.case)
+    ET.SubElement(props, "property", name=Prop.VERDICT, value=Verdict.WORKER_DIED)
+    ET.SubElement(element, "error", message=message).text = message
+    return element
+
+
+def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], replaced: list[claims.Case],
+                   planned: list[str] = ()) -> None:
+    """``path`` with the testcases of ``replaced`` dropped (the case in flight, half reported: its
+    ``case`` property is written at its teardown; pytest's INTERNALERROR testcase; cases a follow-up
+    runs) and ``added`` appended to its suite; a suite naming the cell if none. ``planned``: case ids
+    its plan (``Prop.COLLECTED``) must list, so the report says they did not run."""
+    ids = {case.case for case in replaced}
+    names = {names_of(case.nodeid) for case in replaced}
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        root = ET.Element("testsuites")
+        suite = ET.SubElement(root, "testsuite", name=cell[Prop.CELL])
+        props = ET.SubElement(suite, "properties")
+        for name, value in cell.items():
+            ET.SubElement(props, "property", name=name, value=value)
+    suite = root if root.tag == "testsuite" else next(root.iter("testsuite"))
+    for element in list(suite.findall("testcase")):
+        if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:
+            suite.remove(element)
+    suite.extend(added)
+    if planned:
+        _plan(suite, planned)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
+def _plan(suite: ET.Element, cases: list[str]) -> None:
+    props = suite.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        suite.insert(0, props)
+    prop = next((p for p in props.iter("property") if p.get("name") == Prop.COLLECTED), None)
+    if prop is None:
+        prop = ET.SubElement(props, "property", name=Prop.COLLECTED, value="")
+    listed = [c for c in (prop.get("value") or "").splitlines() if c]
+    prop.set("value", "\n".join(listed + [c for c in cases if c not in listed]))
+
+
+def case_of(element: ET.Element) -> str | None:
+    """A testcase element's case id (the plugin's ``case`` property)."""
+    return next((p.get("value") for p in element.iter("property") if p.get("name") == Prop.CASE), None)
