@@ -40,6 +40,13 @@ class Prop:
     # testcase: why this failure is run again once, alone, at the end of its cell (a deadline that
     # expired while the machine was saturated: the evidence, e.g. "load average 9.1 on 2 CPUs; ...")
     RETRY_ALONE = "retry_alone"
+    # Written by harness.known_issues in the cell: testcase properties (the last, a suite property).
+    KNOWN_ISSUE = "known_issue"  # the failure is this declared known issue (its id)
+    KNOWN_ISSUE_REASON = "known_issue_reason"
+    KNOWN_ISSUE_LINK = "known_issue_link"
+    KNOWN_ISSUE_ABSENT = "known_issue_absent"  # the case passed where this issue is declared
+    SKIPPED_BY_ERROR = "skipped_by_error"  # a skip raised while handling an exception: an error
+    KNOWN_ISSUE_DECLARED = "known_issue_declared"  # suite: JSON of one issue that applies to the cell
 
 
 class Verdict:
@@ -48,6 +55,14 @@ class Verdict:
     TIMEOUT = "timeout"  # the case ran past its deadline; the watchdog ended what it waited on
     SERVER_DIED = "server-died"  # the server ended during the case
     INTERRUPTED = "interrupted"  # the run was stopped while this case ran
+
+
+class Element:
+    """The result elements of a JUnit testcase, as pytest's writer writes them (none: it passed)."""
+
+    FAILURE = "failure"  # the call failed
+    ERROR = "error"  # setup or teardown failed
+    SKIPPED = "skipped"  # skipped, or xfail
 
 
 def junit_path(reports: Path, cell_id: str) -> Path:
