@@ -100,7 +100,8 @@ def test_recorder_counts_each_case_once_by_its_final_state(pytester: pytest.Pyte
 
 def report(when: str, outcome: str, nodeid: str = "t.py::test_a") -> SimpleNamespace:
     return SimpleNamespace(nodeid=nodeid, when=when, outcome=outcome, passed=outcome == "passed",
-                           skipped=outcome == "skipped", longrepr="assert False", user_properties=[])
+                           failed=outcome == "failed", skipped=outcome == "skipped", longrepr="assert False",
+                           user_properties=[])
 
 
 @pytest.mark.parametrize("rerun_teardown_logged", [True, False], ids=["rerunfailures>=15", "rerunfailures<15"])
