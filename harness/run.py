@@ -23,7 +23,8 @@ from typing import IO, Any
 from harness import layout, processes
 from harness.compat import KW_ONLY
 from harness.matrix import Cell
-from harness.progress_view import read_durations, typical
+from harness.eta import typical
+from harness.progress_view import read_durations
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.5
@@ -151,12 +152,15 @@ def write_plan(reports: Path, cells: list[Cell]) -> None:
 
 def main(cells: list[Cell], options: RunOptions) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
+    from harness import known_issues
+    from harness import matrix as matrix_mod
     from harness.progress_view import Progress
     from harness.report import build
 
     write_plan(options.reports, cells)
+    known = known_issues.from_matrix(matrix_mod.load(options.matrix).known_failures)  # as the report's
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
-                  jobs=options.jobs) as progress:
+                  jobs=options.jobs, known=known) as progress:
         code = run_cells(cells, options, progress)
     report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix,
                              reference=options.reference)
