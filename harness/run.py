@@ -22,8 +22,8 @@ from typing import IO, Any
 
 from harness import layout, processes
 from harness.compat import KW_ONLY
-from harness.matrix import Cell
 from harness.eta import typical
+from harness.matrix import Cell
 from harness.progress_view import read_durations
 
 ROOT = Path(__file__).resolve().parent.parent

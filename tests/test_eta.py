@@ -6,11 +6,11 @@ import io
 from pathlib import Path
 
 import pytest
+from test_progress import FakeClock, finish
 
 from harness import eta
 from harness.progress import DURATIONS_FILE, write_json
 from harness.progress_view import Progress
-from test_progress import FakeClock, finish
 
 pytestmark = pytest.mark.fast
 

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_progress import FakeClock, finish
 
 from harness.progress import ProgressRecorder, format_counts, progress_path
 from harness.progress_view import Progress
 from harness.report import model
-from test_progress import FakeClock, finish
 
 pytestmark = pytest.mark.fast
 pytest_plugins = ["pytester"]
