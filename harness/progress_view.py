@@ -47,6 +47,7 @@ from harness.progress import (
     read_cell,
     write_json,
 )
+from harness.states import State
 
 if TYPE_CHECKING:
     from harness.report.column import Column
@@ -62,24 +63,23 @@ class CellOutcome:
 
     cell: str
     elapsed_s: float
-    column: Column | None = None
+    column: Column
     collected: int = 0  # the cases its pytest collected (its progress files)
     problem: str | None = None  # why it is red beyond its counts: an error, an interruption, an exit code
     exit_code: int = 0
 
     @property
     def not_applicable(self) -> str | None:
-        return self.column.not_applicable if self.column is not None else None
+        return self.column.not_applicable
 
     def counts(self, cases: Collection[str] = ()) -> dict[str, int]:
         """As the report will count the cell, its rows being ``cases`` and its own."""
-        return self.column.counts(cases, self.collected) if self.column is not None else {}
+        return self.column.counts(cases, self.collected)
 
     def red(self, cases: Collection[str] = ()) -> bool:
         if self.not_applicable is not None:
             return False
-        return bool(self.problem) or (self.column is not None and self.column.state.bad) \
-            or bad_count(self.counts(cases)) > 0
+        return bool(self.problem) or self.column.state.bad or bad_count(self.counts(cases)) > 0
 
 
 @dataclass
@@ -95,9 +95,12 @@ def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float,
     The exit code alone says little (2 is a bad command line for ``python -m harness`` and an
     interrupted run for pytest): it is shown only where nothing else explains it.
     """
-    from harness.report.column import read_column  # junitparser: the report's reader, not a second one
+    from harness.report.column import Column, read_column  # junitparser: the report's reader, not a second one
 
-    column = read_column(reports, cell_id, known)
+    try:
+        column = read_column(reports, cell_id, known)
+    except Exception as exc:  # noqa: BLE001 - one cell's odd file must not stop the run; the report says more
+        column = Column(cell_id, state=State.ERROR, fill=State.ERROR, level=f"its JUnit file could not be read: {exc}")
     progress = read_cell(reports, cell_id)
     interrupted = column.interrupted is not None or exit_code in SIGNALLED
     problems = []
@@ -209,7 +212,7 @@ class Progress:
 
     def cases(self) -> set[str]:
         """The report's rows so far: every case a finished cell's JUnit file names."""
-        return {case for o in self.outcomes.values() if o.column is not None for case in o.column.states}
+        return {case for o in self.outcomes.values() for case in o.column.states}
 
     def line(self, outcome: CellOutcome, cases: Collection[str] = ()) -> str:
         cell = outcome.cell.ljust(self._width)

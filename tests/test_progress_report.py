@@ -155,3 +155,15 @@ def test_a_dead_worker_and_a_cell_that_could_not_run_count_as_in_the_report(tmp_
     assert "✗ b  1 passed · 1 failed · 3 error · error: worker 1 ended with code -9 before writing its JUnit file  1 s" \
         in lines
     assert lines[-1].startswith(f"✗ 4 cells, 3 red, 1 not applicable  {format_counts(results.counts())}  ")
+
+
+def test_a_cut_off_junit_file_is_an_error_as_in_the_report(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with Progress(["a"], reports=tmp_path, live=False, stream=out, clock=FakeClock()) as view:
+        view.started("a")
+        (tmp_path / "junit").mkdir()
+        (tmp_path / "junit" / "a.xml").write_text("<testsuites><testsuite name='a'><testcase")
+        view.finished("a", 1, 2)
+    assert model.read(tmp_path).cells[0].state.value == "error"
+    line = out.getvalue().splitlines()[1]
+    assert line.startswith("✗ a  error: ") and "not valid JUnit XML" in line
