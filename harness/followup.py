@@ -16,7 +16,7 @@ from pathlib import Path
 from harness import claims, layout, requeue, retry
 from harness.layout import Prop
 from harness.pool import Pool, Worker
-from harness.progress import KNOWN_ISSUE_PROPERTY
+
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
 STOPPED = 2  # pytest's exit code of an interrupted session
@@ -92,7 +92,7 @@ def failed(junit: Path) -> int:
     except (ET.ParseError, OSError):
         return 1
     for case in cases:
-        known = any(p.get("name") == KNOWN_ISSUE_PROPERTY for p in case.iter("property"))
+        known = any(p.get("name") == Prop.KNOWN_ISSUE for p in case.iter("property"))
         if not known and (case.find("failure") is not None or case.find("error") is not None):
             return 1
     return 0

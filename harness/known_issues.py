@@ -44,13 +44,13 @@ from harness.settings import RELEASE_RE, Validator, release_key
 FILENAME = "known_issues.toml"
 
 # Testcase properties written by the cell, read by the report.
-PROP_ISSUE = "known_issue"
-PROP_REASON = "known_issue_reason"
-PROP_LINK = "known_issue_link"
-PROP_ABSENT = "known_issue_absent"
-PROP_SKIP_ERROR = "skipped_by_error"
+PROP_ISSUE = Prop.KNOWN_ISSUE
+PROP_REASON = Prop.KNOWN_ISSUE_REASON
+PROP_LINK = Prop.KNOWN_ISSUE_LINK
+PROP_ABSENT = Prop.KNOWN_ISSUE_ABSENT
+PROP_SKIP_ERROR = Prop.SKIPPED_BY_ERROR
 # Suite property, one per issue that applies to the cell: JSON of :meth:`KnownIssue.as_dict`.
-PROP_DECLARED = "known_issue_declared"
+PROP_DECLARED = Prop.KNOWN_ISSUE_DECLARED
 
 # What a failure looks like for each outcome. The harness's own texts (pytest-timeout, the clients'
 # timeouts, the server's death as the plugin reports it) and the python backend's words for a dead stub.

@@ -44,6 +44,13 @@ class Prop:
     # testcase: the case timed out under load, then passed when run again alone (the first attempt's
     # evidence): the report shows it flaky
     PASSED_ALONE = "passed_alone"
+    # Written by harness.known_issues in the cell: testcase properties (the last, a suite property).
+    KNOWN_ISSUE = "known_issue"  # the failure is this declared known issue (its id)
+    KNOWN_ISSUE_REASON = "known_issue_reason"
+    KNOWN_ISSUE_LINK = "known_issue_link"
+    KNOWN_ISSUE_ABSENT = "known_issue_absent"  # the case passed where this issue is declared
+    SKIPPED_BY_ERROR = "skipped_by_error"  # a skip raised while handling an exception: an error
+    KNOWN_ISSUE_DECLARED = "known_issue_declared"  # suite: JSON of one issue that applies to the cell
 
 
 class Verdict:
@@ -53,6 +60,14 @@ class Verdict:
     SERVER_DIED = "server-died"  # the server ended during the case
     INTERRUPTED = "interrupted"  # the run was stopped while this case ran
     WORKER_DIED = "worker-died"  # the worker running this case died (SIGKILL, a segfault, INTERNALERROR)
+
+
+class Element:
+    """The result elements of a JUnit testcase, as pytest's writer writes them (none: it passed)."""
+
+    FAILURE = "failure"  # the call failed
+    ERROR = "error"  # setup or teardown failed
+    SKIPPED = "skipped"  # skipped, or xfail
 
 
 def junit_path(reports: Path, cell_id: str) -> Path:

@@ -20,29 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.layout import NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict, progress_dir, progress_path
-from harness.states import State
+from harness.layout import Element, progress_dir, progress_path
+from harness.states import State, case_state
 
 __all__ = ["ProgressRecorder", "progress_path"]
 
 DURATIONS_FILE = "durations.json"  # under the reports folder: cell id -> seconds of its last finished run
-KNOWN_ISSUE_PROPERTY = "known_issue"  # a JUnit property: the failure is a declared known incompatibility
 
-PASSED = State.PASSED.value
-FAILED = State.FAILED.value
-ERROR = State.ERROR.value
-TIMEOUT = State.TIMEOUT.value
-KNOWN = State.KNOWN_INCOMPATIBLE.value
-FLAKY = State.FLAKY.value
-SKIPPED = State.SKIPPED.value
-NOT_APPLICABLE = State.NOT_APPLICABLE.value
-# Worst first: a case whose phases disagree (a failed call, then a failed teardown) counts as the worst.
-SEVERITY = tuple(s.value for s in State if s.value in (ERROR, TIMEOUT, FAILED, KNOWN, FLAKY, PASSED, SKIPPED,
-                                                        NOT_APPLICABLE))
-BAD = tuple(s for s in SEVERITY if State(s).bad)  # what makes a cell red
-# The order of a cell's counts on its line, and their labels.
-SHOWN = (PASSED, FAILED, ERROR, TIMEOUT, NOT_APPLICABLE, KNOWN, FLAKY, SKIPPED)
-LABELS = {NOT_APPLICABLE: "n/a", KNOWN: "known"}
+BAD = tuple(s.value for s in State if s.bad)  # what makes a cell red
+# The order of a cell's counts on its line (the report's states, all of them), and their short labels.
+SHOWN = tuple(s.value for s in (State.PASSED, State.FAILED, State.ERROR, State.TIMEOUT, State.MISSING,
+                                State.NOT_APPLICABLE, State.KNOWN_INCOMPATIBLE, State.UNEXPECTEDLY_PASSING,
+                                State.FLAKY, State.SKIPPED))
+LABELS = {State.NOT_APPLICABLE.value: "n/a", State.KNOWN_INCOMPATIBLE.value: "known"}
 _RERUN = "rerun"  # pytest-rerunfailures' outcome of an attempt that is run again: not counted
 
 
@@ -126,9 +116,10 @@ class ProgressRecorder:
 
     Register it with
     ``config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell, worker), cell=cell))``.
-    A case is its nodeid; its state is the worst of its phases (setup, call, teardown), decided at its
-    teardown. An attempt that is run again (pytest-rerunfailures' ``rerun`` outcome) is forgotten and
-    the case is counted by its last attempt (``flaky`` when that one passed).
+    A case is its nodeid, decided at its teardown by the report's own mapping
+    (:func:`harness.states.case_state`) of what pytest's JUnit writer records of its last attempt
+    (:class:`_Record`). An attempt that is run again (pytest-rerunfailures' ``rerun`` outcome) is
+    forgotten (``flaky`` when the last one passed).
     """
 
     def __init__(self, path: Path, *, cell: str, wall_clock: Any = time.time) -> None:
@@ -139,7 +130,7 @@ class ProgressRecorder:
         self.current: str | None = None
         self.started = float(wall_clock())
         self.finished = False
-        self._attempt: dict[str, str] = {}  # nodeid -> worst state of its phases so far, this attempt
+        self._attempt: dict[str, _Record | None] = {}  # nodeid -> this attempt's record (None: run again)
         self._rerun: set[str] = set()
         self._done: set[str] = set()
         self._write()
@@ -157,20 +148,19 @@ class ProgressRecorder:
         if nodeid in self._done:
             return
         if report.when == "setup":
-            self._attempt.pop(nodeid, None)  # a new attempt: what an earlier one said is forgotten
-        if report.outcome == "rerun":
-            self._attempt[nodeid] = _RERUN
+            self._attempt[nodeid] = _Record()  # a new attempt: what an earlier one said is forgotten
+        if report.outcome == _RERUN:
+            self._attempt[nodeid] = None
             self._rerun.add(nodeid)
             return
-        if self._attempt.get(nodeid) == _RERUN:
+        record = self._attempt.setdefault(nodeid, _Record())
+        if record is None:
             return  # the rest of an attempt that is run again (rerunfailures >= 15 logs its teardown)
-        state = state_of(report)
-        if state is not None:
-            self._attempt[nodeid] = worst(self._attempt.get(nodeid), state)
+        record.add(report)
         if report.when == "teardown":
-            final = self._attempt.pop(nodeid, PASSED)
-            if final == PASSED and nodeid in self._rerun:
-                final = FLAKY
+            del self._attempt[nodeid]
+            props = {str(name): str(value) for name, value in report.user_properties}
+            final = case_state(*record.first(), props, rerun=nodeid in self._rerun).value
             self._done.add(nodeid)
             self.counts[final] = self.counts.get(final, 0) + 1
             self.current = None
@@ -189,23 +179,35 @@ class ProgressRecorder:
         write_json(self.path, self.snapshot().as_dict())
 
 
-def state_of(report: Any) -> str | None:
-    """The state one phase's report gives its case, or None where the phase says nothing (a passed
-    setup or teardown)."""
-    if report.passed:
-        return PASSED if report.when == "call" else None
-    if report.skipped:
-        if hasattr(report, "wasxfail"):
-            return KNOWN  # pytest's xfail: declared, like a known incompatibility
-        return NOT_APPLICABLE if skip_reason(report).startswith(NOT_APPLICABLE_PREFIX) else SKIPPED
-    if any(name == KNOWN_ISSUE_PROPERTY for name, _ in report.user_properties):
-        return KNOWN
-    if (Prop.VERDICT, Verdict.TIMEOUT) in report.user_properties or TIMEOUT_RE.search(failure_message(report)):
-        return TIMEOUT
-    return FAILED if report.when == "call" else ERROR  # as pytest's JUnit: setup/teardown fail as errors
+class _Record:
+    """The result elements pytest's JUnit writer gives an attempt's last testcase: a failed call is a
+    failure, a failed setup or teardown an error, a skip (or xfail) skipped; a call's failure followed by
+    a teardown's error starts a new testcase (the report reads the last one)."""
+
+    def __init__(self) -> None:
+        self.elements: list[tuple[str, str]] = []  # (element, message), in order
+        self.call_failed = False
+
+    def add(self, report: Any) -> None:
+        if report.failed and report.when == "call":
+            self.elements.append((Element.FAILURE, failure_message(report)))
+            self.call_failed = True
+        elif report.failed:
+            if report.when == "teardown" and self.call_failed:
+                self.elements = []
+            self.elements.append((Element.ERROR, f'failed on {report.when} with "{failure_message(report)}"'))
+        elif report.skipped:
+            self.elements.append((Element.SKIPPED, skip_reason(report)))
+
+    def first(self) -> tuple[str | None, str]:
+        """What the report maps: the testcase's first element and its message (none: it passed)."""
+        return self.elements[0] if self.elements else (None, "")
 
 
 def skip_reason(report: Any) -> str:
+    """As pytest's JUnit writer puts it in the message attribute (an xfail's reason, or the skip's)."""
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail).removeprefix("reason: ")
     longrepr = report.longrepr
     reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
     return reason.removeprefix("Skipped: ")
@@ -215,7 +217,3 @@ def failure_message(report: Any) -> str:
     """The first line of the failure, as pytest's JUnit writer puts it in the message attribute."""
     crash = getattr(report.longrepr, "reprcrash", None)
     return crash.message if crash is not None else str(report.longrepr)
-
-
-def worst(a: str | None, b: str) -> str:
-    return b if a is None or SEVERITY.index(b) < SEVERITY.index(a) else a

@@ -14,29 +14,29 @@ Each finished cell is one line (``✓ 24.10-python-cpu-py3.11  212 passed · 50 
 a not-applicable cell only with ``verbose``. On a terminal a rich table shows the running cells
 (cases done / total, failures, elapsed, current case) and the ETA; elsewhere a heartbeat line every
 ``heartbeat_s`` names what runs. On exit the total line is printed and the finished cells' durations
-are saved to ``reports/durations.json`` for the next run's ETA.
+are saved to ``reports/durations.json`` for the next run's ETA (``harness.eta``).
 
-ETA, deliberately simple: every unfinished cell is expected to take what it took last time (a cell
-never run: the median of the known ones); a running cell's own elapsed time is taken off its share
-(not below zero); the sum is divided by ``jobs``. No history at all: no ETA.
+A finished cell's line and the total line count what the report will: the cell's JUnit file read by
+the report's own model (``harness.report.column``), missing cases included. A running cell's numbers
+come from its progress files, classified by the same mapping (``harness.states.case_state``).
 
-Plain mode needs the standard library only; rich is imported for the live view alone.
+Plain mode needs the standard library and junitparser (the report's); rich is imported for the live
+view alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX
+from harness import eta
+from harness.known_issues import KnownIssue
 from harness.progress import (
     DURATIONS_FILE,
     CellProgress,
@@ -47,6 +47,10 @@ from harness.progress import (
     read_cell,
     write_json,
 )
+from harness.states import State
+
+if TYPE_CHECKING:
+    from harness.report.column import Column
 
 GREEN, RED, NOT_APPLICABLE_SYMBOL, HEARTBEAT_SYMBOL = "✓", "✗", "–", "…"
 SYMBOL_STYLES = {GREEN: "bold green", RED: "bold red", NOT_APPLICABLE_SYMBOL: "dim"}  # on a terminal
@@ -55,19 +59,27 @@ SIGNALLED = (130, -2, -15)  # a cell stopped by SIGINT or SIGTERM (as a shell or
 
 @dataclass(frozen=True)
 class CellOutcome:
-    """A finished cell, as its line shows it."""
+    """A finished cell, as its line shows it: its column of the report, and what else went wrong."""
 
     cell: str
     elapsed_s: float
-    counts: dict[str, int] = field(default_factory=dict)
-    not_applicable: str | None = None  # the reason, for a cell that did not apply here
-    problem: str | None = None  # why it is red beyond its counts: an error, cases not run, an exit code
-    note: str | None = None  # shown, not red
+    column: Column
+    collected: int = 0  # the cases its pytest collected (its progress files)
+    problem: str | None = None  # why it is red beyond its counts: an error, an interruption, an exit code
     exit_code: int = 0
 
     @property
-    def red(self) -> bool:
-        return self.not_applicable is None and (bool(self.problem) or bad_count(self.counts) > 0)
+    def not_applicable(self) -> str | None:
+        return self.column.not_applicable
+
+    def counts(self, cases: Collection[str] = ()) -> dict[str, int]:
+        """As the report will count the cell, its rows being ``cases`` and its own."""
+        return self.column.counts(cases, self.collected)
+
+    def red(self, cases: Collection[str] = ()) -> bool:
+        if self.not_applicable is not None:
+            return False
+        return bool(self.problem) or self.column.state.bad or bad_count(self.counts(cases)) > 0
 
 
 @dataclass
@@ -76,58 +88,32 @@ class _Running:
     progress: CellProgress | None = None
 
 
-@dataclass(frozen=True)
-class JUnitStatus:
-    """What the cell runner wrote into a cell's JUnit file beyond its cases: a cell-level outcome
-    (testcase ``<cell>``: not applicable, or an error) and the ``interrupted`` suite property."""
-
-    not_applicable: str | None = None
-    error: str | None = None
-    interrupted: str | None = None
-
-    @classmethod
-    def read(cls, junit: Path) -> JUnitStatus:
-        try:
-            root = ET.parse(junit).getroot()
-        except (ET.ParseError, OSError):
-            return cls()
-        interrupted = next((p.get("value", "") for p in root.iter("property") if p.get("name") == "interrupted"),
-                           None)
-        for case in root.iter("testcase"):
-            if case.get("name") != CELL_CASE:
-                continue
-            skipped, error = case.find("skipped"), case.find("error")
-            if skipped is not None:
-                return cls(not_applicable=skipped.get("message", "").removeprefix(NOT_APPLICABLE_PREFIX))
-            if error is not None:
-                lines = (error.get("message") or "").strip().splitlines()
-                return cls(error=lines[0] if lines else "", interrupted=interrupted)
-        return cls(interrupted=interrupted)
-
-
-def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float) -> CellOutcome:
-    """A finished cell from its last progress file and what the cell runner wrote into its JUnit file.
+def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float,
+               known: tuple[KnownIssue, ...] = ()) -> CellOutcome:
+    """A finished cell from its JUnit file (the report's reading) and its progress files' case total.
 
     The exit code alone says little (2 is a bad command line for ``python -m harness`` and an
-    interrupted run for pytest): it is shown only where nothing else explains a red cell.
+    interrupted run for pytest): it is shown only where nothing else explains it.
     """
-    final = read_cell(reports, cell_id)
-    status = JUnitStatus.read(reports / "junit" / f"{cell_id}.xml")
-    counts = dict(final.counts) if final else {}
-    if status.not_applicable is not None and not counts:
-        return CellOutcome(cell_id, elapsed_s, not_applicable=status.not_applicable, exit_code=exit_code)
-    not_run = final.total - final.done if final else 0
-    problem = None
-    if status.error is not None:
-        problem = f"error: {status.error}"
-    elif status.interrupted is not None or exit_code in SIGNALLED:
-        problem = "interrupted" + (f", {not_run} not run" if not_run else "")
-    elif not_run:
-        problem = f"{not_run} not run"
-    elif exit_code not in (0, 1) or (exit_code == 1 and final is None):
-        problem = f"exit code {exit_code}"
-    note = "no progress file" if final is None and not problem else None
-    return CellOutcome(cell_id, elapsed_s, counts, problem=problem, note=note, exit_code=exit_code)
+    from harness.report.column import Column, read_column  # junitparser: the report's reader, not a second one
+
+    try:
+        column = read_column(reports, cell_id, known)
+    except Exception as exc:  # noqa: BLE001 - one cell's odd file must not stop the run; the report says more
+        column = Column(cell_id, state=State.ERROR, fill=State.ERROR, level=f"its JUnit file could not be read: {exc}")
+    progress = read_cell(reports, cell_id)
+    interrupted = column.interrupted is not None or exit_code in SIGNALLED
+    problems = []
+    if column.error is not None:
+        problems.append(f"error: {column.error}")
+    if interrupted:
+        problems.append("interrupted")
+    elif not column.junit and column.error is None:
+        problems.append("no JUnit file")
+    if exit_code not in (0, 1) and not interrupted and column.error is None:
+        problems.append(f"exit code {exit_code}")
+    return CellOutcome(cell_id, elapsed_s, column, collected=progress.total if progress else 0,
+                       problem=" · ".join(problems) or None, exit_code=exit_code)
 
 
 def cases_text(progress: CellProgress | None) -> str:
@@ -137,11 +123,6 @@ def cases_text(progress: CellProgress | None) -> str:
     if progress.total == 0 and not progress.finished:
         return "collecting"
     return f"{progress.done}/{progress.total}"
-
-
-def typical(durations: dict[str, float]) -> float:
-    """What a cell never run is expected to take: the median of the known ones (0 without any)."""
-    return statistics.median(durations.values()) if durations else 0.0
 
 
 def read_durations(reports: Path) -> dict[str, float]:
@@ -156,12 +137,14 @@ class Progress:
     """The view of one matrix run; a context manager, driven by the scheduler's thread (not thread-safe).
 
     ``live``: None -> a rich live view when ``stream`` is a terminal and ``$CI`` is unset, else plain
-    lines. ``console``: a rich Console to render to (tests); by default one on ``stream``.
+    lines. ``console``: a rich Console to render to (tests); by default one on ``stream``. ``known``:
+    the known issues the report is given (the matrix's), so a finished cell counts as there.
     """
 
     def __init__(self, cells: list[str], *, reports: Path, jobs: int = 1, live: bool | None = None,
                  verbose: bool = False, heartbeat_s: float = 30.0, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic, console: Any = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, console: Any = None,
+                 known: tuple[KnownIssue, ...] = ()) -> None:
         self.cells = list(cells)
         self.reports = reports
         self.jobs = max(1, jobs)
@@ -171,6 +154,7 @@ class Progress:
         self.heartbeat_s = heartbeat_s
         self.clock = clock
         self.history = read_durations(reports)
+        self.known = known
         self.running: dict[str, _Running] = {}
         self.outcomes: dict[str, CellOutcome] = {}
         self._width = max((len(c) for c in self.cells), default=0)
@@ -210,10 +194,10 @@ class Progress:
     def finished(self, cell_id: str, exit_code: int, elapsed_s: float) -> CellOutcome:
         """Print the cell's line (a not-applicable cell's only when verbose); returns what it showed."""
         self.running.pop(cell_id, None)
-        outcome = outcome_of(self.reports, cell_id, exit_code, elapsed_s)
+        outcome = outcome_of(self.reports, cell_id, exit_code, elapsed_s, self.known)
         self.outcomes[cell_id] = outcome
         if outcome.not_applicable is None or self.verbose:
-            self._print(self.line(outcome))
+            self._print(self.line(outcome, self.cases()))
         self._refresh()
         return outcome
 
@@ -226,21 +210,26 @@ class Progress:
 
     # -- what it shows
 
-    def line(self, outcome: CellOutcome) -> str:
+    def cases(self) -> set[str]:
+        """The report's rows so far: every case a finished cell's JUnit file names."""
+        return {case for o in self.outcomes.values() for case in o.column.states}
+
+    def line(self, outcome: CellOutcome, cases: Collection[str] = ()) -> str:
         cell = outcome.cell.ljust(self._width)
         if outcome.not_applicable is not None:
             return f"{NOT_APPLICABLE_SYMBOL} {cell}  not applicable: {outcome.not_applicable}"
-        parts = [p for p in (format_counts(outcome.counts), outcome.problem, outcome.note) if p]
+        parts = [p for p in (format_counts(outcome.counts(cases)), outcome.problem) if p]
         what = " · ".join(parts) or "no cases"
-        return f"{RED if outcome.red else GREEN} {cell}  {what}  {format_seconds(outcome.elapsed_s)}"
+        return f"{RED if outcome.red(cases) else GREEN} {cell}  {what}  {format_seconds(outcome.elapsed_s)}"
 
     def total_line(self, *, interrupted: bool = False) -> str:
-        finished = list(self.outcomes.values())
-        red = sum(o.red for o in finished)
+        """The finished cells, counted as the report will (every cell's column has every cell's cases)."""
+        finished, cases = list(self.outcomes.values()), self.cases()
+        red = sum(o.red(cases) for o in finished)
         not_applicable = sum(o.not_applicable is not None for o in finished)
         counts: dict[str, int] = {}
         for outcome in finished:
-            for state, n in outcome.counts.items():
+            for state, n in outcome.counts(cases).items():
                 counts[state] = counts.get(state, 0) + n
         noun = "cell" if len(self.cells) == 1 else "cells"
         cells = f"{len(finished)} {noun}" if len(finished) == len(self.cells) else \
@@ -258,19 +247,13 @@ class Progress:
                 + (f" · ETA {format_seconds(eta)}" if eta is not None else ""))
 
     def eta_s(self) -> float | None:
-        """Seconds until the run ends, from the last run's durations (see the module's docstring)."""
-        if not self.history:
-            return None
-        median = typical(self.history)
+        """Seconds until the run ends: the last run's durations at this run's pace (``harness.eta``)."""
         now = self.clock()
-        left = 0.0
-        for cell in self.cells:
-            if cell in self.outcomes:
-                continue
-            expected = self.history.get(cell, median)
-            running = self.running.get(cell)
-            left += max(expected - (now - running.started_at), 0.0) if running else expected
-        return left / self.jobs
+        ran = {c: o.elapsed_s for c, o in self.outcomes.items() if o.exit_code in (0, 1) and o.not_applicable is None}
+        return eta.eta_s(eta.RunState(
+            history=self.history, finished=ran, jobs=self.jobs,
+            running={c: now - r.started_at for c, r in self.running.items()},
+            pending=tuple(c for c in self.cells if c not in self.outcomes and c not in self.running)))
 
     def save_durations(self) -> None:
         """Keep each cell's last finished run (an interrupted cell's time says nothing of a whole one)."""

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from harness import claims, layout, processes
 from harness.layout import Prop, Verdict
-from harness.progress import ERROR, CellProgress, write_json
+from harness.progress import CellProgress, write_json
+from harness.states import State
 
 MAX_REPLACEMENTS = 2  # follow-up workers a cell starts for dead ones
 # pytest's JUnit testcase of an INTERNALERROR: the error of the case in flight says it, with its line
@@ -93,7 +94,7 @@ def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | 
     before = CellProgress.read(progress) or CellProgress(cell=cell_id)
     counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
     if added:
-        counts[ERROR] = counts.get(ERROR, 0) + len(added)
+        counts[State.ERROR.value] = counts.get(State.ERROR.value, 0) + len(added)
     done = (before.done if lost.kept else 0) + len(added)
     write_json(progress, replace(before, done=done, counts=counts, current=None, finished=True).as_dict())
 

@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import claims
-from harness.layout import TIMEOUT_RE, Prop, Verdict
-from harness.progress import ERROR, FAILED, FLAKY, KNOWN_ISSUE_PROPERTY, PASSED, TIMEOUT, CellProgress, write_json
+from harness.layout import Element, Prop
+from harness.progress import CellProgress, write_json
+from harness.states import State, case_state
 from harness.requeue import case_of
 
 RERUNS = ("--reruns=0",)  # the retry is the second attempt: no third
@@ -34,7 +35,7 @@ def candidates(junit: Path) -> dict[str, str]:
         props = _props(element)
         case = props.get(Prop.CASE)
         failed = element.find("failure") is not None or element.find("error") is not None
-        if case and failed and Prop.RETRY_ALONE in props and KNOWN_ISSUE_PROPERTY not in props:
+        if case and failed and Prop.RETRY_ALONE in props and Prop.KNOWN_ISSUE not in props:
             found[case] = props[Prop.RETRY_ALONE]
     return found
 
@@ -74,7 +75,7 @@ def apply(junit: Path, retried: Path, evidence: dict[str, str]) -> dict[str, tup
                 ET.SubElement(props, "property", name=Prop.PASSED_ALONE, value=evidence[case])
             suite.remove(first)
             suite.insert(index, again)
-            changed[case] = (_state(first), FLAKY if passed else _state(again))
+            changed[case] = (_state(first), State.FLAKY.value if passed else _state(again))
     tmp = junit.with_name(f".{junit.name}.tmp")
     ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, junit)
@@ -94,15 +95,10 @@ def amend_progress(path: Path, cell_id: str, changed: dict[str, tuple[str, str]]
 
 
 def _state(element: ET.Element) -> str:
-    """The progress state of a testcase, as the progress recorder counts it."""
-    props = _props(element)
-    for tag, state in (("failure", FAILED), ("error", ERROR)):
-        found = element.find(tag)
-        if found is not None:
-            if props.get(Prop.VERDICT) == Verdict.TIMEOUT or TIMEOUT_RE.search(found.get("message") or ""):
-                return TIMEOUT
-            return state
-    return PASSED
+    """The progress state of a testcase, by the one classifier the recorder and the report share."""
+    found = next((child for child in element if child.tag in (Element.FAILURE, Element.ERROR, Element.SKIPPED)), None)
+    message = (found.get("message") or "") if found is not None else ""
+    return case_state(found.tag if found is not None else None, message, _props(element)).value
 
 
 def _props(element: ET.Element) -> dict[str, str]:

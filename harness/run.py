@@ -23,8 +23,9 @@ from typing import IO, Any
 from harness import admission, layout, processes
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
+from harness.eta import typical
 from harness.matrix import Cell, Matrix
-from harness.progress_view import read_durations, typical
+from harness.progress_view import read_durations
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.5
@@ -166,6 +167,8 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
 
 def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
+    from harness import known_issues
+    from harness import matrix as matrix_mod
     from harness.progress_view import Progress
     from harness.report import build
 
@@ -173,8 +176,9 @@ def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -
     if matrix is not None:
         prepare_envs(matrix, cells, say=lambda text: print(text, file=sys.stderr, flush=True))
     write_plan(options.reports, cells)
+    known = known_issues.from_matrix((matrix or matrix_mod.load(options.matrix)).known_failures)  # as the report's
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
-                  jobs=options.jobs) as progress:
+                  jobs=options.jobs, known=known) as progress:
         code = run_cells(cells, options, progress)
     report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix,
                              reference=options.reference)

@@ -309,14 +309,13 @@ def test_a_cell_past_its_deadline_starts_no_follow_up(tmp_path: Path, monkeypatc
     """A stopped worker is no dead one: at the cell's deadline it sweeps what nobody took (not run, a
     timeout after cell_timeout), the case in flight is an error, and nothing is started after it."""
     lib = library(tmp_path / "lib", {
-        "test_a.py": "import threading\n\ndef test_quick():\n    pass\n\ndef test_sleeps():\n"
-                     "    lock = threading.Lock()\n    lock.acquire()\n    lock.acquire(timeout=60)\n"
+        "test_a.py": "import time\nimport pytest\n\ndef test_quick():\n    pass\n\n"
+                     "@pytest.mark.case_timeout(100)\ndef test_sleeps():\n    time.sleep(60)\n"
                      + "#" * 2000,
         "test_b.py": "def test_never():\n    pass\n",
     })
     reports = tmp_path / "reports"
-    # A case blocked in C (a lock: no async exception reaches it, unlike the fallback's) is still
-    # blocked when the cell's deadline stops the cell.
+    # The case's own deadline (and so its fallback) lies past the cell's: the cell's deadline stops it.
     assert run_cell(monkeypatch, lib, reports, workers=1, cell_timeout=20,
                     settings="case_timeout = 2\nload_timeout = 1") == 2
     seen = states(reports)

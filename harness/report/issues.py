@@ -14,7 +14,7 @@ from harness import known_issues as ki
 from harness.known_issues import KnownIssue
 from harness.layout import Prop
 from harness.matrix import Cell
-from harness.states import State
+from harness.states import FAILING, State, held_to_issues
 
 if TYPE_CHECKING:
     from harness.report.model import CellInfo, Result
@@ -42,27 +42,29 @@ class IssueSummary:
 
 def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
                 known: tuple[KnownIssue, ...] = ()) -> Result:
-    """Classify a result by what its cell wrote (harness.known_issues), else by issues given to the
-    report (a matrix's known_failures applied to cells that ran without them)."""
+    """Name the issue behind a result its cell classified (its state already says so,
+    :func:`harness.states.case_state`), else hold the result to issues given to the report (a matrix's
+    known_failures applied to cells that ran without them), by the same mapping."""
     values = dict(props)
-    if ki.PROP_SKIP_ERROR in values:
-        result.state = State.ERROR
+    if Prop.SKIPPED_BY_ERROR in values:
         return result
-    issue_id, reason = values.get(ki.PROP_ISSUE), values.get(ki.PROP_REASON, "")
-    absent = values.get(ki.PROP_ABSENT)
+    issue_id, reason = values.get(Prop.KNOWN_ISSUE), values.get(Prop.KNOWN_ISSUE_REASON, "")
+    absent = values.get(Prop.KNOWN_ISSUE_ABSENT)
     if issue_id is None and absent is None and known and cell is not None:
         entries = ki.declared(known, cell, result.case)
-        if result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
+        if result.state in FAILING:
             found = ki.first_explaining(entries, f"{result.message}\n{result.details}", values.get(Prop.VERDICT))
             if found is not None:
                 issue_id, reason = found.id, found.reason
         elif result.state == State.PASSED:
             absent = next((e.id for e in entries if e.flag_absent), None)
-    if issue_id is not None and result.state in (State.FAILED, State.ERROR, State.TIMEOUT):
-        result.state, result.issue, result.observed = State.KNOWN_INCOMPATIBLE, issue_id, result.first_line
+        found_props = {Prop.KNOWN_ISSUE: issue_id or "", Prop.KNOWN_ISSUE_ABSENT: absent or ""}
+        result.state = held_to_issues(result.state, found_props)
+    if result.state == State.KNOWN_INCOMPATIBLE and issue_id is not None:
+        result.issue, result.observed = issue_id, result.first_line
         result.message = f"{result.first_line} — known issue {issue_id}: {reason}"
-    elif absent is not None and result.state in (State.PASSED, State.FLAKY):
-        result.state, result.issue = State.UNEXPECTEDLY_PASSING, absent
+    elif result.state == State.UNEXPECTEDLY_PASSING and absent is not None:
+        result.issue = absent
         result.message = f"declared known issue {absent} did not occur: the case passed"
     return result
 

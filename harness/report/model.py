@@ -1,6 +1,7 @@
 """Read the cells' JUnit files (junitparser) into one results model: cells x cases, a state each.
 
-States are mapped from JUnit elements in one place (:func:`state_of`). A cell whose JUnit file is
+States are mapped from JUnit elements in one place, shared with the in-cell progress recorder
+(:func:`harness.states.case_state`). A cell whose JUnit file is
 missing or unreadable becomes an ``error`` cell naming the file; the other cells are kept. A
 cell-level outcome written by the cell runner (testcase ``<cell>``) fills the whole column.
 
@@ -24,14 +25,12 @@ from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase,
 from harness import known_issues as ki
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, TIMEOUT_RE, Prop, Verdict
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Element, Prop, Verdict
 from harness.report import issues
 from harness.report.issues import IssueSummary
-from harness.states import State, worst
+from harness.states import State, case_state, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
-VERDICT_STATES = {Verdict.TIMEOUT: "timeout", Verdict.SERVER_DIED: "error", Verdict.INTERRUPTED: "error",
-                  Verdict.WORKER_DIED: "error"}
 DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module path says nothing to a reader
 CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
@@ -53,6 +52,7 @@ class CellInfo:
     problem: str | None = None  # why the cell's JUnit could not be used
     interrupted: str | None = None  # the cell was stopped before its end; its JUnit holds what ran
     state: State = State.MISSING
+    level: Result | None = None  # the cell-level outcome that fills the cases it has no result for
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, **{k: self.axes.get(k) for k in CELL_KEYS}, "server_version": self.server_version,
@@ -132,20 +132,26 @@ def scrub(text: str) -> str:
     return text.replace(HOME, "~") if HOME not in ("/", "") else text
 
 
-def state_of(case: TestCase) -> tuple[State, str, str]:
-    """(state, message, details) of one JUnit testcase."""
+ELEMENTS = ((Failure, Element.FAILURE), (Error, Element.ERROR), (Skipped, Element.SKIPPED))
+
+
+def element_of(case: TestCase) -> tuple[str | None, str, str]:
+    """(element, message, details) of one JUnit testcase: its first result element, None when it passed."""
     for result in case.result:
-        text = (result.text or "").strip()
-        message = (result.message or "").strip() or (text.splitlines()[0] if text else "")
-        if isinstance(result, Failure):
-            return (State.TIMEOUT if TIMEOUT_RE.search(message) else State.FAILED), message, text
-        if isinstance(result, Error):
-            return State.ERROR, message, text
-        if isinstance(result, Skipped):
-            if message.startswith(NOT_APPLICABLE):
-                return State.NOT_APPLICABLE, message[len(NOT_APPLICABLE):].strip(), text
-            return State.SKIPPED, message, text
-    return State.PASSED, "", ""
+        element = next((name for kind, name in ELEMENTS if isinstance(result, kind)), None)
+        if element is not None:
+            text = (result.text or "").strip()
+            return element, (result.message or "").strip() or (text.splitlines()[0] if text else ""), text
+    return None, "", ""
+
+
+def state_of(case: TestCase, *, rerun: bool = False) -> tuple[State, str, str]:
+    """(state, message, details) of one JUnit testcase (``rerun``: an earlier attempt was run again)."""
+    element, message, details = element_of(case)
+    state = case_state(element, message, dict(_props(case)), rerun=rerun)
+    if state == State.NOT_APPLICABLE:
+        message = message[len(NOT_APPLICABLE):].strip()
+    return state, message, details
 
 
 def _case_id(case: TestCase) -> str:
@@ -198,16 +204,20 @@ def _props(case: TestCase) -> list[tuple[str, str]]:
     return [(p.name, p.value) for p in props] if props is not None else []
 
 
-def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] = ()) -> Results:
+def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] = (), *,
+         only: str | None = None) -> Results:
     """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`.
 
     Cells classify their results against the declared known issues themselves (testcase properties of
     harness.known_issues); ``known`` are issues applied here to results a cell left unclassified.
+    ``only``: that one cell's file, as if the plan named it alone (the live view of a finished cell).
     """
     junit_dir = reports / "junit"
     files = sorted(junit_dir.glob("*.xml")) if junit_dir.is_dir() else []
     plan_path = plan or reports / "plan.json"
-    planned = load_plan(plan_path) if plan_path.exists() else []
+    planned = load_plan(plan_path) if plan_path.exists() and only is None else []
+    if only is not None:
+        files, planned = [f for f in files if f.stem == only], [{"id": only}]
     if not files and not planned:
         raise HarnessError("no JUnit files", where=str(junit_dir), fix="run 'nox -s matrix' (or one cell) first")
 
@@ -261,12 +271,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                     declared.setdefault(issue.id, issue.as_dict())
                     declared_in.setdefault(issue.id, []).append(cell_id)
             for case_id, tries in attempts.items():
-                result = _result(tries[-1], case_id, cell_id)
-                alone = dict(_props(tries[-1])).get(Prop.PASSED_ALONE)
-                if result.state == State.PASSED and alone is not None:
-                    result.state, result.message = State.FLAKY, PASSED_ALONE_MESSAGE.format(evidence=scrub(alone))
-                elif result.state == State.PASSED and any(not t.result for t in tries[:-1]):
-                    result.state, result.message = State.FLAKY, FLAKY_MESSAGE
+                result = _result(tries[-1], case_id, cell_id, rerun=any(not t.result for t in tries[:-1]))
                 results[case_id] = issues.apply_known(result, _props(tries[-1]), facts, known)
             for case_id in collected:  # the plan of the cell: what did not run is said, never dropped
                 if case_id not in results:
@@ -287,6 +292,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
         if info.problem:  # a cell without a JUnit file did not run (missing); an unreadable one is an error
             level = Result(case=CELL_CASE, cell=info.id, state=State.MISSING if info.junit is None else State.ERROR,
                            message=info.problem)
+        info.level = level
         own = per_cell.get(info.id, {})
         for case in all_cases:
             if case in own:
@@ -310,13 +316,16 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                    known_issues=summaries)
 
 
-def _result(case: TestCase, case_id: str, cell_id: str) -> Result:
+def _result(case: TestCase, case_id: str, cell_id: str, *, rerun: bool = False) -> Result:
     """One testcase element as a result (the last one of a case that was re-run)."""
-    state, message, details = state_of(case)
-    verdict = dict(_props(case)).get(Prop.VERDICT)
-    message = DIAGNOSED.sub("", message)
-    if verdict in VERDICT_STATES and state in (State.FAILED, State.ERROR, State.TIMEOUT):
-        state = State(VERDICT_STATES[verdict])
+    state, message, details = state_of(case, rerun=rerun)
+    props = dict(_props(case))
+    verdict = props.get(Prop.VERDICT)
+    if state == State.FLAKY:
+        alone = props.get(Prop.PASSED_ALONE)
+        message = FLAKY_MESSAGE if alone is None else PASSED_ALONE_MESSAGE.format(evidence=scrub(alone))
+    else:
+        message = DIAGNOSED.sub("", message)
     captured = _captured(case)
     return Result(case=case_id, cell=cell_id, state=state, message=scrub(message),
                   details=scrub("\n\n".join(x for x in (details, captured) if x)), time=case.time or 0.0,

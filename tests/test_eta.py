@@ -1,0 +1,64 @@
+"""The run's ETA: the last run's durations at this run's pace, over the slots the scheduler fills."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from test_progress import FakeClock, finish
+
+from harness import eta
+from harness.progress import DURATIONS_FILE, write_json
+from harness.progress_view import Progress
+
+pytestmark = pytest.mark.fast
+
+
+def view_after_a(tmp_path: Path, took: float, *, history: dict[str, float] | None) -> float | None:
+    """Cells a, b, c one at a time; a finished in ``took`` s; the ETA then."""
+    if history is not None:
+        write_json(tmp_path / DURATIONS_FILE, history)
+    clock = FakeClock()
+    with Progress(["a", "b", "c"], reports=tmp_path, jobs=1, live=False, stream=io.StringIO(), clock=clock) as view:
+        assert view.eta_s() == (sum(history.values()) if history else None)  # nothing to go by without history
+        view.started("a")
+        clock.now += took
+        finish(tmp_path, "a", ["passed"])
+        view.finished("a", 0, took)
+        return view.eta_s()
+
+
+def test_the_eta_rises_when_this_runs_cells_take_twice_their_history(tmp_path: Path) -> None:
+    history = {"a": 60.0, "b": 100.0, "c": 80.0}
+    assert view_after_a(tmp_path / "on-time", 60, history=history) == 180
+    assert view_after_a(tmp_path / "loaded", 120, history=history) == 360
+
+
+def test_without_history_the_finished_cells_of_this_run_set_the_pace(tmp_path: Path) -> None:
+    assert view_after_a(tmp_path, 50, history=None) == 100
+
+
+def test_a_running_cell_counts_what_it_has_left_at_this_pace() -> None:
+    state = eta.RunState(history={"a": 60, "b": 100}, finished={"a": 90}, running={"b": 40}, pending=())
+    assert eta.eta_s(state) == 100 * 1.5 - 40
+    late = eta.RunState(history={"b": 100}, finished={}, running={"b": 130}, pending=())
+    assert eta.eta_s(late) == 0  # late: its share is spent, not negative
+
+
+def test_at_the_tail_the_longest_cell_left_decides_not_the_sum_over_the_jobs() -> None:
+    history = {"long": 100, "short": 10, "new": 30}
+    assert eta.eta_s(eta.RunState(history=history, finished={}, running={}, pending=("long", "short"), jobs=4)) == 100
+    # Two slots: long on one, short then new (the median, 30) on the other: 100 either way.
+    assert eta.eta_s(eta.RunState(history=history, finished={}, running={}, pending=("long", "short", "x"),
+                                  jobs=2)) == 100
+    assert eta.eta_s(eta.RunState(history=history, finished={}, running={"long": 20}, pending=("short", "new"),
+                                  jobs=1)) == 80 + 30 + 10
+
+
+def test_cells_that_were_stopped_or_did_not_apply_say_nothing_of_the_pace(tmp_path: Path) -> None:
+    write_json(tmp_path / DURATIONS_FILE, {"a": 60.0, "b": 100.0})
+    with Progress(["a", "b"], reports=tmp_path, live=False, stream=io.StringIO(), clock=FakeClock()) as view:
+        view.started("a")
+        view.finished("a", -15, 1)  # stopped after 1 s of its 60
+        assert view.eta_s() == 100
