@@ -208,6 +208,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
 
     previous = signal.signal(signal.SIGTERM, forward)
     timed_out = False
+    signalled = ""  # the signal that stopped the cell: only then is it interrupted
     try:
         try:
             deadline = time.monotonic() + matrix.settings.cell_timeout
@@ -216,7 +217,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         except subprocess.TimeoutExpired:
             timed_out = True  # pytest stops its server and writes the JUnit file of what finished
             _stop(started)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signalled = str(exc) or "Ctrl-C"
         _stop(started)  # the signal reached pytest too: time to stop its server and write its JUnit
         raise
     finally:
@@ -238,8 +240,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} s "
                                                       "deadline (settings.cell_timeout)",
                                    Prop.UNFINISHED: "timeout"})
-        elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
-            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({last_error or 'signal'})"})
+        elif signalled and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
+            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({signalled})"})
         if junit.exists():
             add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(started))})
         join_logs(reports, cell.id, len(started))  # last: the JUnit file comes first, whatever happens here

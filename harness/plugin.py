@@ -129,7 +129,7 @@ class CellPlugin:
         self.queue: ModuleQueue | None = None  # the modules this worker shares with the cell's others
         self.in_flight: pytest.Item | None = None
         self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
-        self.interrupted: str | None = None
+        self.interrupted: str | None = None  # why a signal stopped the worker; None: no signal did
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
@@ -215,8 +215,16 @@ class CellPlugin:
         self.suite_property(Prop.COLLECTED, "\n".join(item.stash[_CASE] for item in planned if _CASE in item.stash))
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
         session.exitstatus = known_issues.exit_status(session, exitstatus)
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
-            self.suite_property(Prop.INTERRUPTED, self.interrupted or "interrupted by Ctrl-C")
+        if self.interrupted:
+            self.suite_property(Prop.INTERRUPTED, self.interrupted)
+        elif exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # pytest stopped itself on errors: no signal
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C where another SIGINT handler than ours was in place; pytest's own stop (its
+        ``Session.Interrupted``, e.g. after collection errors) is no interruption."""
+        if self.interrupted is None and not isinstance(excinfo.value, pytest.Session.Interrupted):
+            self.interrupted = "interrupted by Ctrl-C"
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.watchdog.close()
