@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import applicability, known_issues, supervise
+from harness import applicability, collect_errors, known_issues, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
@@ -83,6 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = CellPlugin(config, matrix, cell, reports, roots, issues, worker=worker,
                         serial_loads=config.getoption("--serial-loads"))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    # A module that fails to import is an error result of its own; the cell's other modules still run.
+    config.option.continue_on_collection_errors = True
     if config.getoption(CLAIMS_OPTION):
         plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)))
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
@@ -130,6 +132,7 @@ class CellPlugin:
         self.in_flight: pytest.Item | None = None
         self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
         self.interrupted: str | None = None  # why a signal stopped the worker; None: no signal did
+        self.collect_errors: dict[str, tuple[str, str]] = {}  # nodeid -> (case id, where and what failed)
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
@@ -225,6 +228,20 @@ class CellPlugin:
         ``Session.Interrupted``, e.g. after collection errors) is no interruption."""
         if self.interrupted is None and not isinstance(excinfo.value, pytest.Session.Interrupted):
             self.interrupted = "interrupted by Ctrl-C"
+
+    # -- collection errors -------------------------------------------------------------------------
+    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],
+                                  report: pytest.CollectReport | pytest.TestReport) -> None:
+        """The exception of a module or conftest.py that failed to import (only here is it at hand)."""
+        if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+            case = collect_errors.shown_path(str(node.path), self.case_roots)
+            self.collect_errors[report.nodeid] = (case, collect_errors.describe(call.excinfo.value, self.case_roots))
+
+    @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer made its testcase
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and report.nodeid in self.collect_errors:
+            case, message = self.collect_errors[report.nodeid]
+            collect_errors.name_in_junit(self.config, report, message, case)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.watchdog.close()
