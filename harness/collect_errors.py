@@ -61,6 +61,15 @@ def describe(exc: BaseException, roots: list[Path]) -> str:
     return f"{where}: {what}" if where else what
 
 
+def outside(args: list[str], folders: list[Path]) -> list[str]:
+    """The command line's case files and node ids that are not below one of ``folders``."""
+    def below(arg: str) -> bool:
+        path = Path(arg.split("::")[0]).resolve()
+        return any(path == folder or folder in path.parents for folder in folders)
+
+    return [arg for arg in args if not below(arg)]
+
+
 def name_in_junit(config: pytest.Config, report: pytest.CollectReport, message: str, case: str) -> None:
     """Give the testcase pytest's JUnit writer made of a collection error its message and case id.
 

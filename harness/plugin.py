@@ -61,6 +61,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load a case's models one by one (the serial path the benchmark compares with)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> Iterator[None]:
+    """A case library's conftest.py that raises at import becomes an error result of its folder when
+    pytest collects it again (``harness.collect_errors``), and the other areas run; at startup it
+    would end the worker with a usage error, before it writes its JUnit file."""
+    try:
+        return (yield)
+    except collect_errors.WRAPPERS:
+        if not getattr(early_config.known_args_namespace, "cell", None):
+            raise
+        return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for text in applicability.MARKERS.values():
         config.addinivalue_line("markers", text)
@@ -133,6 +147,7 @@ class CellPlugin:
         self.expired: dict[str, tuple[list[str], str]] = {}  # nodeid -> (server side, stack) at the deadline
         self.interrupted: str | None = None  # why a signal stopped the worker; None: no signal did
         self.collect_errors: dict[str, tuple[str, str]] = {}  # nodeid -> (case id, where and what failed)
+        self.broken_folders: list[Path] = []  # folders whose conftest.py raised at import
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
@@ -234,8 +249,23 @@ class CellPlugin:
                                   report: pytest.CollectReport | pytest.TestReport) -> None:
         """The exception of a module or conftest.py that failed to import (only here is it at hand)."""
         if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+            if Path(node.path).is_dir():  # its conftest.py raised
+                self.broken_folders.append(Path(node.path))
             case = collect_errors.shown_path(str(node.path), self.case_roots)
             self.collect_errors[report.nodeid] = (case, collect_errors.describe(call.excinfo.value, self.case_roots))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session: pytest.Session) -> Iterator[object]:
+        """pytest refuses a case file whose folder it could not collect ("found no collectors") and
+        ends the session; that folder's error is reported already, so the rest is collected again."""
+        try:
+            return (yield)
+        except pytest.UsageError:
+            kept = collect_errors.outside(session.config.args, self.broken_folders)
+            if not self.broken_folders or len(kept) == len(session.config.args):
+                raise
+            session.perform_collect(kept)
+            return True
 
     @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer made its testcase
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
