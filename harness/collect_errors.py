@@ -4,7 +4,7 @@ The library's files compile (``harness.sources`` checked that before the cell st
 here fails only in the cell: a package the cell's venv lacks, an error raised at import on the cell's
 Python, a conftest.py that raises. pytest writes it into JUnit as a testcase whose message is
 "collection failure"; here it says where and what, as ``area/test_x.py:2: ModuleNotFoundError: No
-module named 'foo'``, and the testcase gets the module's case id (its path in the library).
+module named 'foo'``, and the testcase gets the case id of the file that failed (its path in the library).
 
 Runs in the cell's venv (Python 3.9 and up).
 """
@@ -25,9 +25,15 @@ WRAPPERS = (pytest.Collector.CollectError, ConftestImportFailure)
 
 def cause_of(exc: BaseException) -> BaseException:
     """The exception the import raised, under pytest's wrapper."""
-    while isinstance(exc, WRAPPERS) and exc.__cause__ is not None:
-        exc = exc.__cause__
+    while isinstance(exc, WRAPPERS) and (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
     return exc
+
+
+def failed_file(exc: BaseException, node_path: Path) -> Path:
+    """The file that failed to import: a conftest.py's own (pytest reports it as its folder's), else
+    the module's."""
+    return Path(exc.path) if isinstance(exc, ConftestImportFailure) else Path(node_path)
 
 
 def shown_path(path: str, roots: list[Path]) -> str:
@@ -55,7 +61,8 @@ def place(exc: BaseException, roots: list[Path]) -> str | None:
 def describe(exc: BaseException, roots: list[Path]) -> str:
     """One line: where, the exception type and its message (its first line)."""
     cause = cause_of(exc)
-    text = (str(cause).strip().splitlines() or [""])[0]
+    said = cause.msg if isinstance(cause, SyntaxError) else str(cause)  # its str() repeats file and line
+    text = (str(said).strip().splitlines() or [""])[0]
     what = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
     where = place(cause, roots)
     return f"{where}: {what}" if where else what

@@ -251,7 +251,8 @@ class CellPlugin:
         if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
             if Path(node.path).is_dir():  # its conftest.py raised
                 self.broken_folders.append(Path(node.path))
-            case = collect_errors.shown_path(str(node.path), self.case_roots)
+            failed = collect_errors.failed_file(call.excinfo.value, Path(node.path))
+            case = collect_errors.shown_path(str(failed), self.case_roots)
             self.collect_errors[report.nodeid] = (case, collect_errors.describe(call.excinfo.value, self.case_roots))
 
     @pytest.hookimpl(wrapper=True)

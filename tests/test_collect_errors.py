@@ -60,11 +60,13 @@ def test_a_module_that_fails_to_import_is_an_error_naming_file_line_and_exceptio
     area = pytester.mkdir("area")
     (area / "test_imports.py").write_text("import os\nimport not_a_package_here\n\ndef test_never():\n    pass\n")
     (area / "test_raises.py").write_text("def helper():\n    raise RuntimeError('boom at import')\n\nhelper()\n")
+    (area / "test_syntax.py").write_text("def test_s(:\n    pass\n")  # only the cell's Python sees it
     (area / "test_ok.py").write_text("def test_ok():\n    pass\n")
-    result, junit = run_worker(pytester, area / "test_imports.py", area / "test_raises.py", area / "test_ok.py")
+    result, junit = run_worker(pytester, *(area / f"test_{m}.py" for m in ("imports", "raises", "syntax", "ok")))
     assert result.ret == pytest.ExitCode.TESTS_FAILED, "an error, not pytest's INTERRUPTED (2)"
-    result.assert_outcomes(passed=1, errors=2)
+    result.assert_outcomes(passed=1, errors=3)
     assert errors_by_case(junit) == {
+        "area/test_syntax.py": "area/test_syntax.py:1: SyntaxError: invalid syntax",
         "area/test_imports.py": "area/test_imports.py:2: ModuleNotFoundError: No module named 'not_a_package_here'",
         "area/test_raises.py": "area/test_raises.py:2: RuntimeError: boom at import",
     }
@@ -73,7 +75,7 @@ def test_a_module_that_fails_to_import_is_an_error_naming_file_line_and_exceptio
     assert props[Prop.COLLECTED] == "area/test_ok.py::test_ok", "the other module ran"
 
 
-def test_a_conftest_that_raises_is_an_error_of_its_folder_and_the_other_areas_run(pytester: pytest.Pytester) -> None:
+def test_a_conftest_that_raises_is_an_error_of_its_own_and_the_other_areas_run(pytester: pytest.Pytester) -> None:
     broken, fine = pytester.mkdir("broken"), pytester.mkdir("fine")
     (broken / "conftest.py").write_text("import pytest\n\nraise ValueError('conftest says no')\n")
     (broken / "test_b.py").write_text("def test_b():\n    pass\n")
@@ -81,7 +83,7 @@ def test_a_conftest_that_raises_is_an_error_of_its_folder_and_the_other_areas_ru
     result, junit = run_worker(pytester, broken / "test_b.py", fine / "test_f.py")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, "not pytest's usage error (4), which writes no JUnit file"
     result.assert_outcomes(passed=1, errors=1)
-    assert errors_by_case(junit) == {"broken": "broken/conftest.py:3: ValueError: conftest says no"}
+    assert errors_by_case(junit) == {"broken/conftest.py": "broken/conftest.py:3: ValueError: conftest says no"}
     assert Prop.INTERRUPTED not in suite_properties(junit)
 
 
@@ -102,7 +104,7 @@ def test_the_report_shows_a_collection_error_as_an_error_with_its_text(tmp_path:
     results = model.read(reports)
     assert not results.partial
     assert results.cells[0].interrupted is None and results.cells[0].state == State.ERROR
-    conftest, module = results.get("area2", CELL), results.get("area/test_raises.py", CELL)
+    conftest, module = results.get("area2/conftest.py", CELL), results.get("area/test_raises.py", CELL)
     assert (conftest.state, conftest.message) == (State.ERROR, "area2/conftest.py:1: ValueError: conftest says no")
     assert (module.state, module.message) == (State.ERROR, "area/test_raises.py:2: RuntimeError: boom at import")
     assert "raise RuntimeError" in module.details, "the traceback stays in the details"

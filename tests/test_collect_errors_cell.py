@@ -48,6 +48,6 @@ def test_compat_json_has_the_errors_and_is_not_partial(reports: Path) -> None:
     results = {r["case"]: (r["state"], r["message"]) for r in data["results"]}
     assert results == {
         "area/test_missing_package.py": ("error", MISSING),
-        "broken_conftest": ("error", CONFTEST),
+        "broken_conftest/conftest.py": ("error", CONFTEST),
         "area/test_ok.py::test_still_runs": ("passed", ""),
     }
