@@ -64,9 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> Iterator[None]:
-    """A case library's conftest.py that raises at import becomes an error result of its folder when
-    pytest collects it again (``harness.collect_errors``), and the other areas run; at startup it
-    would end the worker with a usage error, before it writes its JUnit file."""
+    """A case library's conftest.py that raises at import becomes an error result of its own when
+    pytest meets it again while collecting its folder (``harness.collect_errors``), and the other
+    areas run; at startup it would end the worker with a usage error, before it writes its JUnit file."""
     try:
         return (yield)
     except collect_errors.WRAPPERS:
