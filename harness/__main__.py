@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from harness import matrix as matrix_mod
-from harness import processes
+from harness import processes, sources
 from harness.errors import HarnessError
 
 CASES_HELP = "a case library folder (repeatable); 'builtin' is this repository's cases/"
@@ -102,7 +102,6 @@ def _cells(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness import cell as cell_mod
     from harness import run
     from harness import workers as workers_mod
     from harness.models import cli as models_cli
@@ -112,8 +111,8 @@ def _run(args: argparse.Namespace) -> int:
     loaded = matrix_mod.load(matrix_path)
     cells = loaded.select(args.cell, runner=args.runner)
     # Bad input: one line, exit 2, before anything starts.
-    cell_mod.case_roots(args.cases)
     models = models_cli.repositories(args.models, loaded)
+    sources.check(_case_roots(args.cases, models))
     if args.reference:
         loaded.cell(args.reference)
     cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)

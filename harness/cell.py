@@ -186,6 +186,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     timed_out = False
     counted: dict[int, int] = {}  # worker -> the exit code it counts as, where a follow-up changed its results
     deadline = time.monotonic() + matrix.settings.cell_timeout
+    signalled = ""  # the signal that stopped the cell: only then is it interrupted
     try:
         try:
             replace_dead(running, reports, cell_properties(cell), deadline, counted)
@@ -193,7 +194,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         except subprocess.TimeoutExpired:
             timed_out = True  # pytest stops its server and writes the JUnit file of what finished
             running.stop()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signalled = str(exc) or "Ctrl-C"
         running.stop()  # the signal reached pytest too: time to stop its server and write its JUnit
         raise
     finally:
@@ -214,8 +216,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} s "
                                                       "deadline (settings.cell_timeout)",
                                    Prop.UNFINISHED: "timeout"})
-        elif code == 2 and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
-            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({last_error or 'signal'})"})
+        elif signalled and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
+            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({signalled})"})
         if junit.exists():
             add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(running.workers))})
         join_logs(reports, cell.id, len(running.workers))  # last: the JUnit file comes first, whatever happens

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import applicability, deadlines, known_issues, supervise
+from harness import applicability, collect_errors, deadlines, known_issues, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
@@ -60,6 +60,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load a case's models one by one (the serial path the benchmark compares with)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> Iterator[None]:
+    """A case library's conftest.py that raises at import becomes an error result of its own when
+    pytest meets it again while collecting its folder (``harness.collect_errors``), and the other
+    areas run; at startup it would end the worker with a usage error, before it writes its JUnit file."""
+    try:
+        return (yield)
+    except collect_errors.WRAPPERS:
+        if not getattr(early_config.known_args_namespace, "cell", None):
+            raise
+        return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for text in applicability.MARKERS.values():
         config.addinivalue_line("markers", text)
@@ -82,6 +96,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = CellPlugin(config, matrix, cell, reports, roots, issues, worker=worker,
                         serial_loads=config.getoption("--serial-loads"))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    # A module that fails to import is an error result of its own; the cell's other modules still run.
+    config.option.continue_on_collection_errors = True
     if config.getoption(CLAIMS_OPTION):
         plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)), worker)
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
@@ -129,7 +145,9 @@ class CellPlugin:
         self.queue: ModuleQueue | None = None  # the modules this worker shares with the cell's others
         self.in_flight: pytest.Item | None = None
         self.expired: dict[str, supervise.Expiry] = {}  # nodeid -> what the watchdog saw at the deadline
-        self.interrupted: str | None = None
+        self.interrupted: str | None = None  # why a signal stopped the worker; None: no signal did
+        self.collect_errors: dict[str, tuple[str, str]] = {}  # nodeid -> (case id, where and what failed)
+        self.broken_folders: list[Path] = []  # folders whose conftest.py raised at import
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
@@ -221,8 +239,46 @@ class CellPlugin:
         self.suite_property(Prop.COLLECTED, "\n".join(item.stash[_CASE] for item in planned if _CASE in item.stash))
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
         session.exitstatus = known_issues.exit_status(session, exitstatus)
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
-            self.suite_property(Prop.INTERRUPTED, self.interrupted or "interrupted by Ctrl-C")
+        if self.interrupted:
+            self.suite_property(Prop.INTERRUPTED, self.interrupted)
+        elif exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # pytest stopped itself on errors: no signal
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C where another SIGINT handler than ours was in place; pytest's own stop (its
+        ``Session.Interrupted``, e.g. after collection errors) is no interruption."""
+        if self.interrupted is None and not isinstance(excinfo.value, pytest.Session.Interrupted):
+            self.interrupted = "interrupted by Ctrl-C"
+
+    # -- collection errors -------------------------------------------------------------------------
+    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],
+                                  report: pytest.CollectReport | pytest.TestReport) -> None:
+        """The exception of a module or conftest.py that failed to import (only here is it at hand)."""
+        if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+            if Path(node.path).is_dir():  # its conftest.py raised
+                self.broken_folders.append(Path(node.path))
+            failed = collect_errors.failed_file(call.excinfo.value, Path(node.path))
+            case = collect_errors.shown_path(str(failed), self.case_roots)
+            self.collect_errors[report.nodeid] = (case, collect_errors.describe(call.excinfo.value, self.case_roots))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session: pytest.Session) -> Iterator[object]:
+        """pytest refuses a case file whose folder it could not collect ("found no collectors") and
+        ends the session; that folder's error is reported already, so the rest is collected again."""
+        try:
+            return (yield)
+        except pytest.UsageError:
+            kept = collect_errors.outside(session.config.args, self.broken_folders)
+            if not self.broken_folders or len(kept) == len(session.config.args):
+                raise
+            session.perform_collect(kept)
+            return True
+
+    @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer made its testcase
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and report.nodeid in self.collect_errors:
+            case, message = self.collect_errors[report.nodeid]
+            collect_errors.name_in_junit(self.config, report, message, case)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.watchdog.close()

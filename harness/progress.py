@@ -65,6 +65,7 @@ class CellProgress:
     current: str | None = None
     started: float = 0.0  # time.time() when the cell's pytest started
     finished: bool = False
+    broken: tuple[str, ...] = ()  # modules (and conftest folders) that failed to import: an error each
 
     @classmethod
     def read(cls, path: Path) -> CellProgress | None:
@@ -73,13 +74,15 @@ class CellProgress:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(cell=str(data["cell"]), total=int(data["total"]), done=int(data["done"]),
                        counts={str(k): int(v) for k, v in data["counts"].items()}, current=data.get("current"),
-                       started=float(data.get("started", 0.0)), finished=bool(data.get("finished")))
+                       started=float(data.get("started", 0.0)), finished=bool(data.get("finished")),
+                       broken=tuple(str(b) for b in data.get("broken", ())))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def as_dict(self) -> dict[str, Any]:
         return {"cell": self.cell, "total": self.total, "done": self.done, "counts": dict(self.counts),
-                "current": self.current, "started": self.started, "finished": self.finished}
+                "current": self.current, "started": self.started, "finished": self.finished,
+                "broken": list(self.broken)}
 
 
 def read_cell(reports: Path, cell_id: str) -> CellProgress | None:
@@ -91,10 +94,15 @@ def read_cell(reports: Path, cell_id: str) -> CellProgress | None:
     for part in parts:
         for state, n in part.counts.items():
             counts[state] = counts.get(state, 0) + n
-    # Every worker collects the whole cell (and takes a share of it): the total is one worker's.
+    # Every worker collects the whole cell (and takes a share of it): the total is one worker's, and a
+    # module that fails to import fails in each of them, an error once.
+    broken = tuple(sorted({b for p in parts for b in p.broken}))
+    if broken:
+        counts[State.ERROR.value] = counts.get(State.ERROR.value, 0) + len(broken)
     return CellProgress(cell=cell_id, total=max(p.total for p in parts), done=sum(p.done for p in parts),
                         counts=counts, current=next((p.current for p in parts if p.current), None),
-                        started=min(p.started for p in parts), finished=all(p.finished for p in parts))
+                        started=min(p.started for p in parts), finished=all(p.finished for p in parts),
+                        broken=broken)
 
 
 def clear_cell(reports: Path, cell_id: str) -> None:
@@ -130,6 +138,7 @@ class ProgressRecorder:
         self.current: str | None = None
         self.started = float(wall_clock())
         self.finished = False
+        self.broken: list[str] = []  # modules and conftest.py files that failed to import
         self._attempt: dict[str, _Record | None] = {}  # nodeid -> this attempt's record (None: run again)
         self._rerun: set[str] = set()
         self._done: set[str] = set()
@@ -138,6 +147,12 @@ class ProgressRecorder:
     def pytest_collection_finish(self, session: Any) -> None:
         self.total = len(session.items)
         self._write()
+
+    def pytest_collectreport(self, report: Any) -> None:
+        """A module or conftest.py that failed to import is an error of the cell, not a case of it."""
+        if report.failed and report.nodeid not in self.broken:
+            self.broken.append(report.nodeid)
+            self._write()
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.current = nodeid  # set here, not at the setup report: a case's setup (model loads) takes time
@@ -173,7 +188,8 @@ class ProgressRecorder:
 
     def snapshot(self) -> CellProgress:
         return CellProgress(cell=self.cell, total=self.total, done=len(self._done), counts=dict(self.counts),
-                            current=self.current, started=self.started, finished=self.finished)
+                            current=self.current, started=self.started, finished=self.finished,
+                            broken=tuple(self.broken))
 
     def _write(self) -> None:
         write_json(self.path, self.snapshot().as_dict())

@@ -16,7 +16,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import known_issues
+from harness import known_issues, sources
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.matrix import Cell
@@ -116,8 +116,9 @@ def render_config(path: Path, cell: Cell) -> str:
 
 
 def check(case_roots: list[Path], cell: Cell) -> dict[str, Model]:
-    """Discover and render every template in memory, and read each known_issues.toml: a broken
-    library fails before anything starts."""
+    """Compile the case files, discover and render every template in memory, and read each
+    known_issues.toml: a broken library fails before anything starts."""
+    sources.check(case_roots)
     for root in case_roots:
         known_issues.load(root)
     models = discover(case_roots)

@@ -113,3 +113,39 @@ def test_bad_matrix_through_nox_leaves_reports_alone(tmp_path: Path) -> None:
                           check=False)
     one_line_error(done, "unknown_runner.toml", "unknown runner 'kubernetes'")
     assert (reports / "compat.json").read_text() == "previous"
+
+
+def broken_library(root: Path, file: str, source: str) -> Path:
+    """A case library with one good case file and ``file`` (relative to it) holding ``source``."""
+    lib = write_case_library(root, "def test_x():\n    pass\n")
+    (lib / file).write_text(source)
+    return lib
+
+
+def kept_reports(reports: Path) -> dict[str, str]:
+    """A reports folder of an earlier run, to see that a refused run loses nothing of it."""
+    (reports / "junit").mkdir(parents=True)
+    (reports / "compat.json").write_text('{"kept": true}')
+    (reports / "junit" / "24.10-python-cpu-py3.11.xml").write_text("<testsuites/>")
+    return {p.relative_to(reports).as_posix(): p.read_text() for p in reports.rglob("*") if p.is_file()}
+
+
+def test_case_file_with_a_syntax_error_is_said_before_the_cell_starts(tmp_path: Path) -> None:
+    lib = broken_library(tmp_path / "lib", "area/test_bad.py", "import os\n\ndef test_bad(:\n    pass\n")
+    reports = tmp_path / "r"
+    before = kept_reports(reports)
+    done = run_harness("cell", "24.10-python-cpu-py3.11", f"--cases={lib}", f"--reports={reports}")
+    one_line_error(done, f"{lib / 'area' / 'test_bad.py'}:3:", "SyntaxError: invalid syntax", "fix the file")
+    after = {p.relative_to(reports).as_posix(): p.read_text() for p in reports.rglob("*") if p.is_file()}
+    assert after == before, "nothing started, nothing already written lost"
+
+
+def test_conftest_with_a_syntax_error_stops_nox_matrix_before_any_cell(tmp_path: Path) -> None:
+    lib = broken_library(tmp_path / "lib", "area/conftest.py", "import pytest\n\n@pytest.fixture\ndef x()\n")
+    reports = tmp_path / "r"
+    before = kept_reports(reports)
+    done = nox_matrix(f"--cases={lib}", f"--reports={reports}")
+    one_line_error(done, f"{lib / 'area' / 'conftest.py'}:4:", "SyntaxError: expected ':'")
+    after = {p.relative_to(reports).as_posix(): p.read_text() for p in reports.rglob("*") if p.is_file()}
+    assert after == before, "no plan, no cell, no report: nothing already written lost"
+    assert "interrupted" not in done.stdout + done.stderr
