@@ -81,6 +81,21 @@ def proc_stat(pid: int) -> list[str] | None:
     return [text[text.find("(") + 1: text.rfind(")")], *text[text.rfind(")") + 2:].split()]
 
 
+_PF_EXITING = 0x4  # proc(5) stat field 9 (flags): the process is in the middle of exiting
+
+
+def exiting(pid: int) -> bool:
+    """True when ``pid`` has ended or is ending (gone, a zombie, or exiting: its sockets may already be
+    closed while its parent cannot reap it yet)."""
+    fields = proc_stat(pid)
+    if fields is None or fields[1] in ("Z", "X"):
+        return True
+    try:
+        return bool(int(fields[7]) & _PF_EXITING)
+    except (IndexError, ValueError):
+        return False
+
+
 def pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

@@ -186,6 +186,9 @@ class LocalServer(Server):
         if self.proc is None:
             return "never started"
         code = self.proc.poll()
+        if code is None and processes.exiting(self.proc.pid):  # a crash a client already saw: how it ended
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(2)
         return None if code is None else processes.describe_exit(code)
 
     @property
