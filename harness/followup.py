@@ -17,7 +17,6 @@ from harness import claims, layout, requeue, retry
 from harness.layout import Prop
 from harness.pool import Pool, Worker
 
-
 RETRY_WHY = "runs the cases that timed out under load again, alone"
 STOPPED = 2  # pytest's exit code of an interrupted session
 
