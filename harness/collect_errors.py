@@ -12,7 +12,9 @@ Runs in the cell's venv (Python 3.9 and up).
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pytest.config import ConftestImportFailure
@@ -93,3 +95,44 @@ def name_in_junit(config: pytest.Config, report: pytest.CollectReport, message: 
     if errors:
         errors[-1].set("message", message)
     reporter.add_property(Prop.CASE, case)
+
+
+class CollectErrors:
+    """pytest plugin of a cell's worker: a module or conftest.py that fails to import is an error result
+    of its own, naming its file, line and exception; the cell's other modules still run."""
+
+    def __init__(self, config: pytest.Config, roots: list[Path]) -> None:
+        self.config = config
+        self.roots = roots
+        self.errors: dict[str, tuple[str, str]] = {}  # nodeid -> (case id, where and what failed)
+        self.broken_folders: list[Path] = []  # folders whose conftest.py raised at import
+        config.option.continue_on_collection_errors = True
+
+    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],
+                                  report: pytest.CollectReport | pytest.TestReport) -> None:
+        """The exception of a module or conftest.py that failed to import (only here is it at hand)."""
+        if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+            if Path(node.path).is_dir():  # its conftest.py raised
+                self.broken_folders.append(Path(node.path))
+            failed = failed_file(call.excinfo.value, Path(node.path))
+            case = shown_path(str(failed), self.roots)
+            self.errors[report.nodeid] = (case, describe(call.excinfo.value, self.roots))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session: pytest.Session) -> Iterator[object]:
+        """pytest refuses a case file whose folder it could not collect ("found no collectors") and
+        ends the session; that folder's error is reported already, so the rest is collected again."""
+        try:
+            return (yield)
+        except pytest.UsageError:
+            kept = outside(session.config.args, self.broken_folders)
+            if not self.broken_folders or len(kept) == len(session.config.args):
+                raise
+            session.perform_collect(kept)
+            return True
+
+    @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer made its testcase
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and report.nodeid in self.errors:
+            case, message = self.errors[report.nodeid]
+            name_in_junit(self.config, report, message, case)

@@ -96,8 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = CellPlugin(config, matrix, cell, reports, roots, issues, worker=worker,
                         serial_loads=config.getoption("--serial-loads"))
     config.pluginmanager.register(plugin, PLUGIN_NAME)
-    # A module that fails to import is an error result of its own; the cell's other modules still run.
-    config.option.continue_on_collection_errors = True
+    config.pluginmanager.register(collect_errors.CollectErrors(config, roots), "triton-matrix-collect-errors")
     if config.getoption(CLAIMS_OPTION):
         plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)), worker)
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
@@ -146,8 +145,6 @@ class CellPlugin:
         self.in_flight: pytest.Item | None = None
         self.expired: dict[str, supervise.Expiry] = {}  # nodeid -> what the watchdog saw at the deadline
         self.interrupted: str | None = None  # why a signal stopped the worker; None: no signal did
-        self.collect_errors: dict[str, tuple[str, str]] = {}  # nodeid -> (case id, where and what failed)
-        self.broken_folders: list[Path] = []  # folders whose conftest.py raised at import
         self.session: pytest.Session | None = None
         self.watchdog = supervise.Watchdog()
         self.main_thread = threading.get_ident()
@@ -249,36 +246,6 @@ class CellPlugin:
         ``Session.Interrupted``, e.g. after collection errors) is no interruption."""
         if self.interrupted is None and not isinstance(excinfo.value, pytest.Session.Interrupted):
             self.interrupted = "interrupted by Ctrl-C"
-
-    # -- collection errors -------------------------------------------------------------------------
-    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],
-                                  report: pytest.CollectReport | pytest.TestReport) -> None:
-        """The exception of a module or conftest.py that failed to import (only here is it at hand)."""
-        if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
-            if Path(node.path).is_dir():  # its conftest.py raised
-                self.broken_folders.append(Path(node.path))
-            failed = collect_errors.failed_file(call.excinfo.value, Path(node.path))
-            case = collect_errors.shown_path(str(failed), self.case_roots)
-            self.collect_errors[report.nodeid] = (case, collect_errors.describe(call.excinfo.value, self.case_roots))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_collection(self, session: pytest.Session) -> Iterator[object]:
-        """pytest refuses a case file whose folder it could not collect ("found no collectors") and
-        ends the session; that folder's error is reported already, so the rest is collected again."""
-        try:
-            return (yield)
-        except pytest.UsageError:
-            kept = collect_errors.outside(session.config.args, self.broken_folders)
-            if not self.broken_folders or len(kept) == len(session.config.args):
-                raise
-            session.perform_collect(kept)
-            return True
-
-    @pytest.hookimpl(trylast=True)  # after pytest's JUnit writer made its testcase
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed and report.nodeid in self.collect_errors:
-            case, message = self.collect_errors[report.nodeid]
-            collect_errors.name_in_junit(self.config, report, message, case)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.watchdog.close()
