@@ -253,6 +253,8 @@ class Progress:
         return eta.eta_s(eta.RunState(
             history=self.history, finished=ran, jobs=self.jobs,
             running={c: now - r.started_at for c, r in self.running.items()},
+            done_share={c: r.progress.done / r.progress.total for c, r in self.running.items()
+                        if r.progress is not None and r.progress.total > 0},
             pending=tuple(c for c in self.cells if c not in self.outcomes and c not in self.running)))
 
     def save_durations(self) -> None:

@@ -62,3 +62,21 @@ def test_cells_that_were_stopped_or_did_not_apply_say_nothing_of_the_pace(tmp_pa
         view.started("a")
         view.finished("a", -15, 1)  # stopped after 1 s of its 60
         assert view.eta_s() == 100
+
+
+def test_a_cell_without_history_is_expected_to_take_what_its_kind_took() -> None:
+    """A fresh clone: two short custom cells and one python cell finished; a python cell left is
+    expected to take the python cell's time, not the median of all three."""
+    state = eta.RunState(history={}, finished={"24.03-custom-cpu-py3.11": 20.0, "24.07-custom-cpu-py3.11": 22.0,
+                                              "24.03-python-cpu-py3.11": 150.0},
+                         running={}, pending=("24.10-python-cpu-py3.11",), jobs=2)
+    assert eta.eta_s(state) == 150.0
+
+
+def test_a_running_cell_past_a_tenth_of_its_cases_is_judged_by_its_own_pace() -> None:
+    state = eta.RunState(history={"a": 60.0}, finished={}, running={"a": 100.0}, pending=(), jobs=1,
+                         done_share={"a": 0.5})
+    assert eta.eta_s(state) == pytest.approx(100.0)  # half done in 100 s: 100 s left, not 0
+    early = eta.RunState(history={"a": 60.0}, finished={}, running={"a": 10.0}, pending=(), jobs=1,
+                         done_share={"a": 0.05})
+    assert eta.eta_s(early) == pytest.approx(50.0)
