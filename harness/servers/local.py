@@ -130,8 +130,11 @@ class LocalServer(Server):
         backends = self.workdir / "backends"
         python_dir = backends / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
-        for item in (root / "backends" / "python").iterdir():
-            shutil.copy2(item, python_dir / item.name)
+        for item in (root / "backends" / "python").iterdir():  # __pycache__ too: the stub's utils, compiled
+            if item.is_dir():
+                shutil.copytree(item, python_dir / item.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(item, python_dir / item.name)
         shutil.copy2(stub, python_dir / "triton_python_backend_stub")
         for name, path in self.extra_backends.items():
             target = backends / name
