@@ -22,7 +22,7 @@ from harness import images
 from harness.errors import NotApplicable
 from harness.matrix import Cell, Release
 from harness.servers import Ports, Server, ServerError
-from harness.servers.options import ServerOptions
+from harness.servers.options import ServerOptions, server_env
 
 LABEL = "org.triton-matrix"
 RUN_ID_ENV = "TRITON_MATRIX_RUN_ID"
@@ -143,6 +143,7 @@ class DockerServer(Server):
                 ports={f"{port}/tcp": ("127.0.0.1", None) for port in
                        (CONTAINER_PORTS.http, CONTAINER_PORTS.grpc, CONTAINER_PORTS.metrics)},
                 volumes=volumes,
+                environment=server_env(dict(os.environ)),
                 shm_size=self.shm_size,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],

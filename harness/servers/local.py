@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness import processes
 from harness.servers import Ports, Server, ServerError
-from harness.servers.options import ServerOptions
+from harness.servers.options import ServerOptions, server_env
 from harness.servers.stubs import StubMonitor
 
 
@@ -159,6 +159,7 @@ class LocalServer(Server):
         env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
         env["PATH"] = os.pathsep.join([str(self.venv / "bin"), env.get("PATH", "/usr/bin:/bin")])
         env["VIRTUAL_ENV"] = str(self.venv)
+        env.update(server_env(env))
         return env
 
     # -- lifecycle ---------------------------------------------------------------------------------

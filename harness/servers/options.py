@@ -7,6 +7,17 @@ from dataclasses import dataclass
 from harness.compat import KW_ONLY
 
 
+# The environment every server and its python backend stubs get, unless the user set these already.
+# A stub starts a Python that imports numpy; OpenBLAS's thread pool (a thread per CPU, with its
+# buffers) took more CPU than the rest of that import, about 0.1 s a stub, and a cell starts some 240.
+SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def server_env(inherited: dict[str, str]) -> dict[str, str]:
+    """:data:`SERVER_ENV` where ``inherited`` does not say otherwise."""
+    return {name: inherited.get(name, value) for name, value in SERVER_ENV.items()}
+
+
 @dataclass(frozen=True, **KW_ONLY)
 class Ports:
     http: int
