@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", help="run every cell with this runner (local, docker)")
     run.add_argument("--matrix", help=MATRIX_HELP)
     run.add_argument("--jobs", type=int, default=None,
-                     help="cells at once (default: as many as keep 4 workers per CPU alive)")
+                     help="cells at once (default: as many as keep 6 workers per CPU alive)")
     run.add_argument("--reports", default="reports", help="reports folder")
     run.add_argument("--baseline", help="a previous compat.json to diff the report against")
     run.add_argument("-v", "--verbose", action="store_true", help="also a line for each not-applicable cell")
