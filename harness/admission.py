@@ -22,7 +22,10 @@ from pathlib import Path
 from harness.deadlines import cpu_count
 from harness.layout import SLOTS_ENV
 
-LOADS_PER_CPU = 2  # model loads and unloads in flight, per CPU, across the whole run
+# Model loads and unloads in flight, per CPU, across the whole run. A python model's load mostly waits
+# (its stub starts in about a second and uses a tenth of a CPU second of it): at 2 per CPU twelve
+# workers left a third of the CPUs idle, queued for slots; at 4 a CPU still serves them without a queue.
+LOADS_PER_CPU = 4
 # pytest workers (each with its server and stubs) alive at once, per CPU. Measured: a python cell's
 # worker keeps about a sixth of a CPU busy (the 24.10 py3.11 cell alone: 46 CPU s in 68 s for 4
 # workers, with compiled venvs and one BLAS thread per stub), so six per CPU fill the CPUs without
