@@ -215,7 +215,7 @@ class CellPlugin:
             known_issues.prepare(item, self.known_issues, self.cell, case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]
-            self.matrix.settings.budget(applicability.case_timeout(item, default))  # a bad marker stops here
+            applicability.case_timeout(item, default)  # a bad case_timeout marker stops the cell here, naming the case
             reason = applicability.not_applicable_reason(item, self.cell)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=NOT_APPLICABLE_PREFIX + reason))

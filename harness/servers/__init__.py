@@ -91,6 +91,7 @@ class VersionMismatch(ServerError):
     """The live server is another version than the matrix says."""
 
 
+DEADLINE_ERRORS = (ServerNotReady, LoadTimeout, UnloadTimeout)  # a deadline that expired: maybe the load's doing
 SERVER_ERRORS = (ServerError, ServerNotReady, PortTaken, ServerExited, LoadTimeout, StubCannotStart, UnloadTimeout,
                  VersionMismatch)
 
@@ -379,10 +380,13 @@ class Server:
 
 
 def _expired(kind: type[ServerError], message: str, deadline: Deadline) -> ServerError:
-    """The error of an expired deadline, with how busy the machine was."""
+    """The error of a bounded wait that ended badly. Where its deadline expired (not where the log or
+    the server's exit said why), it carries how busy the machine was: on a saturated one it runs again
+    alone."""
     error = kind(message)
-    error.saturated = deadline.saturated()
-    error.evidence = deadline.evidence()
+    if issubclass(kind, DEADLINE_ERRORS):
+        error.saturated = deadline.saturated()
+        error.evidence = deadline.evidence()
     return error
 
 
