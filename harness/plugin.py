@@ -20,7 +20,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,7 +136,7 @@ class CellPlugin:
         self.cell_server = CellServer(
             cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
             log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir,
-            request_timeout=matrix.settings.budget().case_cap)  # the watchdog judges progress before
+            request_timeout=matrix.settings.budget().case_cap)  # clients give up after the watchdog could
         self.module_models: dict[str, set[str]] = {}
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
