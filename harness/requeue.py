@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import claims, layout, processes
-from harness.layout import Prop, Verdict
+from harness.layout import Element, Prop, Verdict
 from harness.progress import CellProgress, write_json
 from harness.states import State
 
@@ -162,4 +162,14 @@ def _plan(suite: ET.Element, cases: list[str]) -> None:
 
 def case_of(element: ET.Element) -> str | None:
     """A testcase element's case id (the plugin's ``case`` property)."""
-    return next((p.get("value") for p in element.iter("property") if p.get("name") == Prop.CASE), None)
+    return props_of(element).get(Prop.CASE)
+
+
+def props_of(element: ET.Element) -> dict[str, str]:
+    """A testcase element's properties."""
+    return {p.get("name", ""): p.get("value", "") for p in element.iter("property")}
+
+
+def did_fail(element: ET.Element) -> bool:
+    """Whether a testcase element failed (its call, or its setup or teardown)."""
+    return element.find(Element.FAILURE) is not None or element.find(Element.ERROR) is not None

@@ -19,7 +19,7 @@ from harness import claims
 from harness.layout import Element, Prop
 from harness.progress import CellProgress, write_json
 from harness.states import State, case_state
-from harness.requeue import case_of
+from harness.requeue import case_of, did_fail, props_of
 
 RERUNS = ("--reruns=0",)  # the retry is the second attempt: no third
 
@@ -32,10 +32,9 @@ def candidates(junit: Path) -> dict[str, str]:
         return {}
     found = {}
     for element in root.iter("testcase"):
-        props = _props(element)
+        props = props_of(element)
         case = props.get(Prop.CASE)
-        failed = element.find("failure") is not None or element.find("error") is not None
-        if case and failed and Prop.RETRY_ALONE in props and Prop.KNOWN_ISSUE not in props:
+        if case and did_fail(element) and Prop.RETRY_ALONE in props and Prop.KNOWN_ISSUE not in props:
             found[case] = props[Prop.RETRY_ALONE]
     return found
 
@@ -66,7 +65,7 @@ def apply(junit: Path, retried: Path, evidence: dict[str, str]) -> dict[str, tup
             if case not in second or case in changed:
                 continue
             again = second[case]
-            passed = not any(again.find(tag) is not None for tag in ("failure", "error", "skipped"))
+            passed = not any(again.find(tag) is not None for tag in (Element.FAILURE, Element.ERROR, Element.SKIPPED))
             if passed:
                 props = again.find("properties")
                 if props is None:
@@ -98,8 +97,4 @@ def _state(element: ET.Element) -> str:
     """The progress state of a testcase, by the one classifier the recorder and the report share."""
     found = next((child for child in element if child.tag in (Element.FAILURE, Element.ERROR, Element.SKIPPED)), None)
     message = (found.get("message") or "") if found is not None else ""
-    return case_state(found.tag if found is not None else None, message, _props(element)).value
-
-
-def _props(element: ET.Element) -> dict[str, str]:
-    return {p.get("name", ""): p.get("value", "") for p in element.iter("property")}
+    return case_state(found.tag if found is not None else None, message, props_of(element)).value
