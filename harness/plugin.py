@@ -251,25 +251,51 @@ class CellPlugin:
         self.cell_server.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    # -- cases -------------------------------------------------------------------------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Remember where the log stands; a server that died earlier is started again first."""
-        if self.server is not None and "triton" in getattr(item, "fixturenames", ()) \
-                and self.cell_server.ensure_alive():
+    # -- cases ----------------------------------------------------------------------------------------
+    # Each phase of a case (its fixtures' setup, the case, their teardown) runs under a deadline of its
+    # own: a fixture that waits on a stream's end blocks as surely as a case does, and nothing else
+    # would end that wait (pytest-timeout used to cover the three phases; the watchdog now does).
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        """Remember where the log stands; a server that died earlier is started again first. The
+        setup that starts the worker's server has the server's start deadline on top of the case's."""
+        self.expired.pop(item.nodeid, None)  # a rerun's phases start afresh
+        uses_server = "triton" in getattr(item, "fixturenames", ())
+        if self.server is not None and uses_server and self.cell_server.ensure_alive():
             self.module_models.clear()  # a server started again has nothing loaded
         item.stash[_LOG_OFFSET] = self.server.log_offset() if self.server else 0
+        self.in_flight = item
+        starts = uses_server and self.server is None
+        return (yield from self._under_deadline(item, "setup", self.matrix.settings.start_timeout if starts else 0.0))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        """Load the models a case names, then run it under its deadline and judge how it ended."""
+        """Load the models a case names (each load has its own deadline), then run the case."""
         self._load_models(item)
-        seconds = known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
-                                        applicability.case_timeout(item, self.matrix.settings.case_timeout))
+        return (yield from self._under_deadline(item, "call"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        """The last case's teardown also stops the worker's server: its stop deadline is added."""
+        try:
+            return (yield from self._under_deadline(
+                item, "teardown", self.matrix.settings.stop_timeout if nextitem is None else 0.0))
+        finally:
+            self.in_flight = None
+            self.case_servers = []
+
+    def case_seconds(self, item: pytest.Item) -> float:
+        """The case's deadline: its marker, a known issue's, or the matrix's ``case_timeout``."""
+        return known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
+                                     applicability.case_timeout(item, self.matrix.settings.case_timeout))
+
+    def _under_deadline(self, item: pytest.Item, when: str, extra_s: float = 0.0) -> Iterator[None]:
+        """Run one phase of a case (the rest of the hook's chain) under the watchdog, and judge how it
+        ended: an error the deadline caused, or a deadline the phase swallowed, is a timeout."""
+        seconds = self.case_seconds(item) + extra_s
         deadline = deadlines.Deadline(seconds, self.case_probe())
         generation = self.server.generation if self.server else None
-        self.in_flight = item
-        self.watchdog.arm(deadline, lambda: self._expire(item, deadline),
+        self.watchdog.arm(deadline, lambda: self._expire(item, when, deadline),
                           fallback_s=self.matrix.settings.budget(seconds).fallback)
         try:
             outcome = yield
@@ -277,17 +303,24 @@ class CellPlugin:
             raise
         except BaseException as exc:
             self.watchdog.disarm()
-            diagnosis = self._diagnose(item, exc, seconds, deadline.started, generation)
+            expiry = self._expiry(item, when)
+            if when != "call" and expiry is None:  # a fixture's own error stands
+                raise
+            diagnosis = self._diagnose(exc, expiry, seconds, deadline.started, generation)
             if diagnosis is None:
                 raise
             raise diagnosis from exc
         finally:
             self.watchdog.disarm()
-            self.in_flight = None
-            self.case_servers = []
-        if item.nodeid in self.expired:  # the case swallowed the error its deadline caused
-            raise self._diagnose(item, None, seconds, deadline.started, generation) or supervise.CaseTimeout(seconds)
+        expiry = self._expiry(item, when)
+        if expiry is not None:  # the phase swallowed the error its deadline caused
+            raise self._diagnose(None, expiry, seconds, deadline.started, generation) or supervise.CaseTimeout(seconds)
         return outcome
+
+    def _expiry(self, item: pytest.Item, when: str) -> supervise.Expiry | None:
+        """What the watchdog saw when this phase of the case ran past its deadline (None: it did not)."""
+        expiry = self.expired.get(item.nodeid)
+        return expiry if expiry is not None and expiry.when == when else None
 
     def servers_probe(self) -> deadlines.Probe:
         """What shows the servers a case uses (spare ones too) moving: their and their stubs' CPU and
@@ -299,21 +332,20 @@ class CellPlugin:
         """What shows a case moving: its servers, and this worker's main thread (the case's own work)."""
         return deadlines.combine(self.servers_probe(), deadlines.main_thread_probe())
 
-    def starved(self, item: pytest.Item, error: BaseException | None) -> str | None:
+    def starved(self, item: pytest.Item, expiry: supervise.Expiry | None, error: BaseException | None) -> str | None:
         """The evidence, when this failure is a deadline that expired on a saturated machine (its own, or
         a load's or server start's): then it runs again alone at the end of the cell. A declared issue
         never does."""
         if known_issues.declared(self.known_issues, self.cell, item.stash[_CASE]):
             return None
-        expiry = self.expired.get(item.nodeid)
         if expiry is not None:
             return expiry.evidence if expiry.saturated else None
         return error.evidence if isinstance(error, ServerError) and error.saturated else None
 
-    def _diagnose(self, item: pytest.Item, exc: BaseException | None, deadline: float, started: float,
-                  generation: int | None) -> Exception | None:
+    def _diagnose(self, exc: BaseException | None, expiry: supervise.Expiry | None, deadline: float,
+                  started: float, generation: int | None) -> Exception | None:
         stubs = supervise.server_side(self.servers_in_use, started)
-        return supervise.diagnose(exc, expired=self.expired.get(item.nodeid), deadline=deadline,
+        return supervise.diagnose(exc, expired=expiry, deadline=deadline,
                                   interrupted=self.interrupted, server=self.server, generation=generation, stubs=stubs)
 
     def _load_models(self, item: pytest.Item) -> None:
@@ -341,27 +373,29 @@ class CellPlugin:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1 if self.serial_loads else len(names)) as pool:
             return list(pool.map(action, names))
 
-    def _expire(self, item: pytest.Item, deadline: deadlines.Deadline) -> None:
+    def _expire(self, item: pytest.Item, when: str, deadline: deadlines.Deadline) -> None:
         """At the deadline (watchdog thread): keep the evidence, then end what the case waits on."""
-        expiry = supervise.Expiry(server_side=supervise.server_side(self.servers_in_use, deadline.started),
+        expiry = supervise.Expiry(when=when,
+                                  server_side=supervise.server_side(self.servers_in_use, deadline.started),
                                   stack=supervise.stack_of(self.main_thread), evidence=deadline.evidence(),
                                   saturated=deadline.saturated())
         self.expired[item.nodeid] = expiry
-        self._end_servers(f"case {item.nodeid} ran past its {deadline.seconds:g} s deadline ({expiry.evidence})")
+        self._end_servers(f"case {item.nodeid} ({when}) ran past its {deadline.seconds:g} s deadline "
+                          f"({expiry.evidence})")
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
         report = yield
-        if call.excinfo is not None and report.when == "call":
+        if call.excinfo is not None:  # the first phase's verdict stands (a teardown after a timeout)
             verdict = next((v for kind, v in VERDICTS.items() if isinstance(call.excinfo.value, kind)), None)
-            if verdict is not None:
+            if verdict is not None and not any(name == Prop.VERDICT for name, _ in item.user_properties):
                 item.user_properties.append((Prop.VERDICT, verdict))
-        starved = self.starved(item, call.excinfo.value if call.excinfo is not None else None) \
+        expiry = self._expiry(item, report.when)
+        starved = self.starved(item, expiry, call.excinfo.value if call.excinfo is not None else None) \
             if report.failed else None
         if starved and (Prop.RETRY_ALONE, starved) not in item.user_properties:
             item.user_properties.append((Prop.RETRY_ALONE, starved))
-        if report.failed and item.nodeid in self.expired:
-            expiry = self.expired[item.nodeid]
+        if report.failed and expiry is not None:
             report.sections.append(("Captured evidence at the case's deadline", "\n".join(
                 [expiry.evidence, *expiry.server_side, "where the case was:", expiry.stack])))
         if report.failed and self.server is not None:

@@ -145,6 +145,7 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
 class Expiry:
     """What the watchdog saw when a case's deadline expired."""
 
+    when: str  # the phase that ran past it: "setup", "call" or "teardown" (pytest's report.when)
     server_side: list[str]
     stack: str
     evidence: str  # how busy the machine was (harness.deadlines.Deadline.evidence)
@@ -169,6 +170,9 @@ def server_side(servers: list[Any], since: float) -> list[str]:
     return seen
 
 
+PHASE_NAMES = {"setup": " in its fixtures' setup", "teardown": " in its fixtures' teardown"}
+
+
 def diagnose(exc: BaseException | None, *, expired: Expiry | None, deadline: float,
              interrupted: str | None, server: Any, generation: int | None, stubs: list[str]) -> Exception | None:
     """The harness's own verdict on a failed case, from evidence; None when the case's own error stands.
@@ -180,7 +184,8 @@ def diagnose(exc: BaseException | None, *, expired: Expiry | None, deadline: flo
     original = f"{type(exc).__name__}: {exc}".strip() if exc is not None else "the case swallowed it"
     if expired is not None:
         said = f" Seen meanwhile: {'; '.join(expired.server_side)}." if expired.server_side else ""
-        return CaseTimeout(f"Timeout: no progress within the case's {deadline:g} s deadline ({expired.evidence}); "
+        phase = PHASE_NAMES.get(expired.when, "")
+        return CaseTimeout(f"Timeout: no progress within the case's {deadline:g} s deadline{phase} ({expired.evidence}); "
                            f"the server was killed to end the wait and is started again for the next case.{said} "
                            f"The case then saw: {original}")
     if interrupted:

@@ -194,6 +194,59 @@ def test_case_blocked_in_the_grpc_core_times_out_and_the_next_case_passes(tmp_pa
     assert not triton_processes(marker)
 
 
+def test_fixture_blocked_in_setup_or_teardown_times_out_and_the_next_case_passes(tmp_path: Path, marker: str) -> None:
+    """A fixture that waits on the server without a timeout blocks a worker as surely as a case does:
+    in its setup (an infer) and in its teardown (a gRPC stream's stop waits for the answers still due).
+    The watchdog keeps the deadline of every phase, and each is a timeout naming the phase."""
+    lib = write_case_library(tmp_path / "lib", served_around('''
+        def _hang_tensor():
+            tensor = grpcclient.InferInput("INPUT0", [4], "FP32")
+            tensor.set_data_from_numpy(A)
+            return tensor
+
+        @pytest.fixture
+        def answered_in_setup(triton):
+            triton.load("e2e_hang")
+            raw = grpcclient.InferenceServerClient(triton.grpc_url)
+            raw.infer("e2e_hang", [_hang_tensor()])  # no client_timeout: only the watchdog ends this
+            yield
+
+        @pytest.fixture
+        def stream_held_open(triton):
+            raw = grpcclient.InferenceServerClient(triton.grpc_url)
+            raw.start_stream(callback=lambda result, error: None)
+            yield raw
+            raw.stop_stream()  # waits for the answer still due: only the watchdog ends this
+
+        def test_2a_setup_blocks(answered_in_setup):
+            pass
+
+        @pytest.mark.models("e2e_hang")
+        def test_2b_teardown_blocks(stream_held_open):
+            stream_held_open.async_stream_infer("e2e_hang", [_hang_tensor()])
+        '''))
+    add_hanging_model(lib)
+    matrix = tmp_path / "matrix.toml"
+    case_timeout = 6
+    matrix.write_text(MATRIX.replace("case_timeout = 60", f"case_timeout = {case_timeout}\nload_timeout = 5\nstop_timeout = 4"))
+    reports = tmp_path / "reports"
+    started = time.monotonic()
+    done = run_harness("cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+                       f"--reports={reports}", env={"TRITON_MATRIX_TEST": marker}, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert time.monotonic() - started < 240, "a blocked fixture held the cell"
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
+    data = json.loads((reports / "compat.json").read_text())
+    states = {r["case"]: (r["state"], r["message"]) for r in data["results"]}
+    for case, phase in (("test_2a_setup_blocks", "setup"), ("test_2b_teardown_blocks", "teardown")):
+        state, message = states[f"area/test_area.py::{case}"]
+        assert state == "timeout", (case, state, message)
+        assert f"deadline in its fixtures' {phase} (load average" in message, message
+    assert states["area/test_area.py::test_3_after[grpc]"][0] == "passed"
+    assert states["area/test_area.py::test_3_after[http]"][0] == "passed"
+    assert not triton_processes(marker)
+
+
 def test_dead_stub_keeps_the_stop_bounded(cell_env: envs.CellEnv, tmp_path: Path) -> None:
     """After a stub died, server 2.51.0 waits its whole exit timeout; ours is bounded, then SIGKILL."""
     server = server_for(cell_env, tmp_path, stop_timeout=4)
@@ -372,7 +425,7 @@ def test_rerun_of_one_cell_replaces_only_its_results(tmp_path: Path) -> None:
 
 def test_secrets_and_home_stay_out_of_the_report(tmp_path: Path) -> None:
     secret = f"s3cr3t-{uuid.uuid4().hex}"
-    lib = write_case_library(tmp_path / "lib", f'''
+    lib = write_case_library(tmp_path / "lib", '''
         def test_fails_naming_home():
             import os
             raise AssertionError("model dir " + os.path.expanduser("~/models/x"))

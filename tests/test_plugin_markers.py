@@ -4,7 +4,6 @@ matrix: nothing here uses the server, so none is started."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
