@@ -131,6 +131,7 @@ def _cell(args: argparse.Namespace) -> int:
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())
+    processes.adopt_orphans()  # a dead worker's server and stubs come here, to be ended (pool.end_orphans)
 
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)

@@ -201,6 +201,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     finally:
         signal.signal(signal.SIGTERM, previous)
         running.join_readers()
+        running.end_orphans()
         joined = [w for w in running.workers if w.followup != RETRY_WHY]
         code = workers.exit_code([counted.get(w.index, w.code) for w in joined])
         parts = [(w.junit(reports, cell.id), w.missing_junit(reports, cell.id)) for w in joined]

@@ -35,6 +35,7 @@ def replace_dead(pool: Pool, reports: Path, cell: dict[str, str], deadline: floa
         if ended.followup == RETRY_WHY or not requeue.died(ended.code):
             continue
         assert ended.code is not None
+        pool.end_orphans()  # its server died with it; its stubs were handed to the cell runner
         lost = requeue.lost_by(reports, cell[Prop.CELL], ended.claims, ended.index, ended.code, ended.last_error)
         # Alone, it may have left modules nobody took: a follow-up takes them even where it lost nothing.
         wanted = bool(lost.rest) or not pool.running()

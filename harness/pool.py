@@ -178,6 +178,10 @@ class Pool:
         for w in self.workers:
             processes.shutdown(w.proc, grace=max(0.1, deadline - time.monotonic()), first=signal.SIGTERM)
 
+    def end_orphans(self) -> list[int]:
+        """Kill and reap what dead workers left (their servers' stubs, handed to the cell runner)."""
+        return processes.end_orphans(w.proc.pid for w in self.workers)
+
     def join_readers(self) -> None:
         for w in self.workers:
             w.reader.join(5)

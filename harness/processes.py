@@ -18,10 +18,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+ORPHAN_SETTLE_S = 5.0  # at most this long to kill and reap the orphans a dead child left
 
 # Seconds each layer gives the layer inside it to stop by itself, innermost first.
 SERVER_STOP_GRACE = 10.0  # tritonserver: SIGINT, then its group is killed (matrix: settings.stop_timeout)
@@ -46,6 +49,60 @@ def die_with_parent_now(expected_parent: int | None, signum: int = signal.SIGTER
     die_with_parent(signum)
     if expected_parent is not None and os.getppid() != expected_parent:
         os.kill(os.getpid(), signum)
+
+
+def adopt_orphans() -> None:
+    """Become the process that orphans of this one's descendants are handed to (a subreaper).
+
+    A pytest worker that dies by SIGKILL takes its server down (:func:`die_with_parent`), but not the
+    server's stubs, and an orphan is otherwise handed to PID 1, out of the run's reach. Handed here
+    instead, :func:`end_orphans` kills and reaps them.
+    """
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def adopts_orphans() -> bool:
+    flag = ctypes.c_int(0)
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag))
+    return bool(flag.value)
+
+
+def adopted(started: Iterable[int]) -> list[int]:
+    """This process's children that it did not start itself: orphans handed to it as a subreaper."""
+    me, ours = str(os.getpid()), set(started)
+    return [pid for pid in pids() if pid not in ours and (proc_stat(pid) or ["", "", ""])[2] == me]
+
+
+def end_orphans(started: Iterable[int], *, settle: float = ORPHAN_SETTLE_S) -> list[int]:
+    """Kill (with their process groups: a server's stubs) and reap every orphan handed to this
+    process, until none is left or ``settle`` seconds passed; returns the pids it found.
+
+    ``started``: the children this process started itself (left alone). Does nothing unless this
+    process is a subreaper (:func:`adopt_orphans`): elsewhere a child it did not start is someone's.
+    """
+    if not adopts_orphans():
+        return []
+    started, found = set(started), []
+    deadline = time.monotonic() + settle
+    while orphans := adopted(started):
+        for pid in orphans:
+            if pid not in found:
+                found.append(pid)
+            fields = proc_stat(pid)
+            if fields is not None and fields[1] != "Z":
+                group = int(fields[3])
+                if group != os.getpgrp():
+                    signal_group(group, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return found
 
 
 def spawn(cmd: Sequence[str], *, own_group: bool = False, death_signal: int = signal.SIGTERM,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -59,6 +60,61 @@ def test_a_grandchild_dies_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
     parent.kill()
     parent.wait()
     assert wait_gone(grandchild, 5), "the grandchild outlived its parent"
+
+
+def test_a_dead_workers_server_and_its_stubs_are_ended_by_the_runner_they_were_handed_to(tmp_path: Path) -> None:
+    """runner (adopts orphans) -> worker -> server (own group, dies with the worker) -> stub (ignores
+    SIGTERM, does not die with anyone): after a SIGKILL of the worker, the stub is an orphan that only
+    the runner can reach; end_orphans ends it and leaves the runner's own children alone."""
+    stub_pid = tmp_path / "stub.pid"
+    stub = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    server = textwrap.dedent(f"""
+        import subprocess, sys, time
+        stub = subprocess.Popen([sys.executable, "-c", {stub!r}], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        open({str(stub_pid)!r}, "w").write(str(stub.pid))
+        time.sleep(60)
+        """)
+    worker = textwrap.dedent(f"""
+        import signal, sys, time
+        sys.path.insert(0, {str(Path(processes.__file__).parents[1])!r})
+        from harness import processes
+        processes.spawn([sys.executable, "-c", {server!r}], own_group=True, death_signal=signal.SIGKILL)
+        time.sleep(60)
+        """)
+    runner = textwrap.dedent(f"""
+        import json, os, subprocess, sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(processes.__file__).parents[1])!r})
+        from harness import processes
+        processes.adopt_orphans()
+        own = subprocess.Popen([sys.executable, "-c", {CHILD_SLEEPS!r}])
+        worker = subprocess.Popen([sys.executable, "-c", {worker!r}])
+        deadline = time.monotonic() + 20
+        while not Path({str(stub_pid)!r}).exists() or not Path({str(stub_pid)!r}).read_text():
+            assert time.monotonic() < deadline, "the stub never started"
+            time.sleep(0.05)
+        worker.kill()
+        worker.wait()
+        found = processes.end_orphans([own.pid, worker.pid])
+        print(json.dumps({{"found": found, "own_alive": own.poll() is None}}))
+        own.kill()
+        """)
+    done = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    stub_alive = not wait_gone(int(stub_pid.read_text()), 1)
+    if stub_alive:
+        os.kill(int(stub_pid.read_text()), signal.SIGKILL)
+    assert not stub_alive, "the dead worker's stub outlived the runner"
+    assert result["found"], "end_orphans found nothing to end"
+    assert result["own_alive"], "end_orphans killed a child the runner started itself"
+
+
+def test_end_orphans_does_nothing_where_the_process_adopts_none() -> None:
+    """Outside a cell runner (this test process), a child it did not start is somebody's: left alone."""
+    assert not processes.adopts_orphans()
+    assert processes.end_orphans([]) == []
 
 
 def test_shutdown_kills_after_the_grace_a_child_that_ignores_the_signal() -> None:
