@@ -9,6 +9,7 @@ again alone (``harness.retry``). Standard library only (the cell runner).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from harness.models import cli as models_cli
 from harness.supervise import NOT_RERUN
 
 POLL_S = 0.1  # how often the cell runner looks whether a worker ended
+REAP_EVERY = 10  # polls: about once a second, the ended orphans handed to the cell runner are reaped
 READER_DRAIN_S = 5.0  # at most this long for an ended worker's output to be read to its end
 
 
@@ -152,7 +154,9 @@ class Pool:
     def next_ended(self, deadline: float) -> Worker | None:
         """The next worker to end (in the order they end, its output read to the end), or None once
         every worker has ended and been handed out; ``subprocess.TimeoutExpired`` at the deadline."""
-        while True:
+        for polls in itertools.count():
+            if polls % REAP_EVERY == 0:
+                processes.reap_adopted(w.proc.pid for w in self.workers)
             for worker in self.workers:
                 if worker.index not in self._seen and worker.code is not None:
                     self._seen.add(worker.index)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -70,9 +71,23 @@ def adopts_orphans() -> bool:
 
 
 def adopted(started: Iterable[int]) -> list[int]:
-    """This process's children that it did not start itself: orphans handed to it as a subreaper."""
-    me, ours = str(os.getpid()), set(started)
-    return [pid for pid in pids() if pid not in ours and (proc_stat(pid) or ["", "", ""])[2] == me]
+    """This process's children that it did not start itself: orphans handed to it as a subreaper
+    (read from ``/proc/self/task/*/children``: each thread lists the children attached to it)."""
+    ours, found = set(started), []
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            found.extend(int(pid) for pid in children.read_text().split() if int(pid) not in ours)
+    return found
+
+
+def reap_adopted(started: Iterable[int]) -> None:
+    """Reap the adopted orphans that have ended (a stub of a server its worker stopped), so that no
+    zombie waits for the end of the cell. Live ones are left to :func:`end_orphans`."""
+    for pid in adopted(started):
+        fields = proc_stat(pid)
+        if fields is not None and fields[1] == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def end_orphans(started: Iterable[int], *, settle: float = ORPHAN_SETTLE_S) -> list[int]:

@@ -111,6 +111,28 @@ def test_a_dead_workers_server_and_its_stubs_are_ended_by_the_runner_they_were_h
     assert result["own_alive"], "end_orphans killed a child the runner started itself"
 
 
+def test_an_orphan_that_ended_is_reaped_not_left_a_zombie() -> None:
+    """A stub whose server its worker stopped ends by itself, handed to the cell runner: reap_adopted
+    reaps it (a zombie would wait for the end of the cell)."""
+    runner = textwrap.dedent(f"""
+        import json, subprocess, sys, time
+        sys.path.insert(0, {str(Path(processes.__file__).parents[1])!r})
+        from harness import processes
+        processes.adopt_orphans()
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'pass'])"])
+        child.wait()
+        time.sleep(1.0)
+        before = processes.adopted([child.pid])
+        processes.reap_adopted([child.pid])
+        print(json.dumps({{"before": before, "after": processes.adopted([child.pid])}}))
+        """)
+    done = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["before"]) == 1 and result["after"] == [], result
+
+
 def test_end_orphans_does_nothing_where_the_process_adopts_none() -> None:
     """Outside a cell runner (this test process), a child it did not start is somebody's: left alone."""
     assert not processes.adopts_orphans()
