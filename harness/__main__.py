@@ -3,7 +3,8 @@
 Every :class:`HarnessError` becomes one line on stderr and exit code 2, with no traceback.
 ``cells`` and ``cell`` need only the standard library; ``run`` and ``report`` need
 ``harness/requirements-run.txt``. ``nox -s matrix -- ARGS`` is ``python -m harness run ARGS``: the
-options are declared once, in ``harness.options``.
+options are declared once, in ``harness.options``; their defaults that depend on the matrix or the
+machine are resolved here, once, in the process the user started.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from harness import matrix as matrix_mod
-from harness import options, processes, sources
+from harness import options, processes, sources, workers
 from harness.errors import HarnessError
 
 
@@ -47,7 +48,6 @@ def _cells(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from harness import run
-    from harness import workers as workers_mod
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it
@@ -56,18 +56,20 @@ def _run(args: argparse.Namespace) -> int:
     cells = loaded.select(args.cell, runner=args.runner)
     # Bad input: one line, exit 2, before anything starts.
     models = models_cli.repositories(args.models, loaded)
-    sources.check(_case_roots(args.cases, models))
+    roots = _case_roots(args.cases, models)
+    sources.check(roots)
     if args.reference:
         loaded.cell(args.reference)
-    cases = tuple(c if c == "builtin" else str(Path(c).resolve()) for c in args.cases)
-    workers = args.workers
-    files = workers_mod.targets_of([str(r) for r in _case_roots(args.cases, models)])
-    per_cell = workers_mod.worker_count(files, workers or loaded.settings.workers)
-    jobs = args.jobs or run.default_jobs(per_cell)
-    options = run.RunOptions(reports=Path(args.reports).resolve(), jobs=jobs, workers=workers,
-                             cases=cases, models=tuple(models), reference=args.reference, matrix=matrix_path,
-                             verbose=args.verbose, baseline=Path(args.baseline) if args.baseline else None)
-    return run.main(cells, options, loaded)
+    resolved = options.resolve(options.RUN, args, options.Context(
+        settings=loaded.settings, targets=tuple(workers.targets_of([str(r) for r in roots]))))
+    reports = Path(args.reports).resolve()
+    # What every cell is given, resolved: a cell computes no default of its own (harness.options).
+    for_cells = {"matrix": matrix_path, "reports": reports, "models": models, "workers": resolved.workers,
+                 "cases": [c if c == "builtin" else str(Path(c).resolve()) for c in args.cases]}
+    given = run.RunOptions(reports=reports, jobs=resolved.jobs, for_cells=for_cells, reference=args.reference,
+                           matrix=matrix_path, verbose=args.verbose,
+                           baseline=Path(args.baseline) if args.baseline else None)
+    return run.main(cells, given, loaded)
 
 
 def _cell(args: argparse.Namespace) -> int:
@@ -81,8 +83,9 @@ def _cell(args: argparse.Namespace) -> int:
     cell = matrix.cell(args.id)
     models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
     roots = _case_roots(args.cases, models)
+    resolved = options.resolve(options.CELL, args, options.Context(settings=matrix.settings))  # alone: not given
     return cell_mod.run(matrix, cell, roots=roots, reports=Path(args.reports), extra=args.pytest_args,
-                        models=models, worker_count=args.workers, serial=args.serial)
+                        models=models, worker_count=resolved.workers, serial=args.serial)
 
 
 def _case_roots(cases: list[str], models: list[Path]) -> list[Path]:
