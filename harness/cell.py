@@ -24,6 +24,7 @@ from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
+from harness.options import workers_for
 from harness.pool import code_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,27 +125,27 @@ def plan_workers(roots: list[Path], extra: list[str], models: list[Path], report
                  count: int) -> tuple[list[str], list[workers.Share]]:
     """pytest's options, and what each worker collects: the case files ``extra`` names, else the
     roots', longest first by the last run's times of this cell and the others (``harness.workers``);
-    the first worker also runs models mode's checks."""
+    the first worker also runs models mode's checks. ``count`` workers, no more than case files."""
     paths = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     options = [a for a in extra if a not in paths]
     targets = workers.targets_of(paths or [str(r) for r in roots])
     known = workers.timings(sorted((reports / "junit").glob("*.xml")), Path(rootdir(roots)))
     own = {0: (str(models_cli.CHECKS_MODULE),)} if models else {}
-    return options, workers.shares(workers.ordered(targets, known), count, own)
+    return options, workers.shares(workers.ordered(targets, known), workers_for(targets, count), own)
 
 
 def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: list[str] = (),
-        models: list[Path] = (), worker_count: int | None = None, serial: bool = False) -> int:
+        models: list[Path] = (), worker_count: int, serial: bool = False) -> int:
     """Run ``cell``; returns pytest's exit code (0 also for a not-applicable cell).
 
-    ``worker_count``: pytest workers at once (default ``settings.workers``); ``serial``: one worker
-    that loads a case's models one by one (what the benchmark compares the default with).
+    ``worker_count``: pytest workers at once, resolved by the caller (``harness.options``: the cell
+    computes no default); ``serial``: one worker that loads a case's models one by one (what the
+    benchmark compares the default with).
     """
     reports = reports.resolve()
     junit = junit_path(reports, cell)
     repository.check(roots, cell)  # a broken case library fails here, before anything starts or goes
-    count = 1 if serial else (worker_count or matrix.settings.workers)
-    options, shares = plan_workers(roots, list(extra), list(models), reports, cell, count)
+    options, shares = plan_workers(roots, list(extra), list(models), reports, cell, 1 if serial else worker_count)
     junit.unlink(missing_ok=True)
     for log in layout.cell_logs(reports, cell.id):
         log.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import applicability, collect_errors, deadlines, known_issues, supervise
+from harness import applicability, collect_errors, deadlines, known_issues, options, supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
@@ -48,9 +48,8 @@ VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdic
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("triton-matrix")
+    options.add_pytest_options(parser)  # --matrix, --reports: as the command line declares them
     group.addoption("--cell", help="the cell id to run (see 'python -m harness cells')")
-    group.addoption("--matrix", help="matrix file (default: $TRITON_MATRIX or the repository's matrix.toml)")
-    group.addoption("--reports", default="reports", help="reports folder (logs/ and junit/ go below it)")
     group.addoption("--case-root", action="append", default=[], help="a case library root (repeatable)")
     group.addoption("--worker", type=int, default=0,
                     help="which of the cell's workers this is (its server log and progress file; harness.workers)")

@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.eta import typical
 from harness.matrix import Cell, Matrix
+from harness.options import CELL, to_args
 from harness.progress_view import read_durations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +39,8 @@ class RunOptions:
 
     reports: Path
     jobs: int
-    workers: int | None = None  # pytest workers per cell (default: the matrix's settings.workers)
-    cases: tuple[str, ...] = ()
-    models: tuple[Path, ...] = ()  # models mode: team model repositories
+    # Every cell's options but its id, resolved (``harness.options``): rendered, never read here.
+    for_cells: Mapping[str, Any] = field(default_factory=dict, hash=False)
     reference: str | None = None  # models mode: the cell the others' answers must match
     matrix: Path | None = None
     verbose: bool = False
@@ -54,18 +55,9 @@ class Running:
     output: IO[bytes]
 
 
-def default_jobs(workers: int) -> int:
-    """Cells at once: as many as keep the run's workers (``workers`` per cell, each with a server and
-    its stubs) within what the CPUs serve (``harness.admission.server_budget``). Six workers per core
-    (3 cells of 4 on 2 cores) ran the matrix at a load average of 17 and timed cases out."""
-    return max(1, admission.server_budget() // workers)
-
-
 def cell_command(cell: Cell, options: RunOptions) -> list[str]:
-    return [sys.executable, "-m", "harness", "cell", cell.id, f"--reports={options.reports}",
-            *([f"--matrix={options.matrix}"] if options.matrix else []),
-            *[f"--cases={c}" for c in options.cases], *[f"--models={m}" for m in options.models],
-            *([f"--workers={options.workers}"] if options.workers else [])]
+    """``python -m harness cell <id>`` with the run's resolved options (``harness.options.to_args``)."""
+    return [sys.executable, "-m", "harness", CELL, *to_args(CELL, {**options.for_cells, "id": cell.id})]
 
 
 def ordered(cells: list[Cell], durations: dict[str, float]) -> list[Cell]:

@@ -95,14 +95,10 @@ def ordered(targets: list[str], known: dict[Path, float]) -> list[str]:
 
 
 def shares(targets: list[str], count: int, own: dict[int, tuple[str, ...]] | None = None) -> list[Share]:
-    """``count`` workers (no more than there are case files) that each collect every target and take
-    modules from the shared queue (``harness.sharing``); ``own``: targets only one worker runs."""
-    return [Share(worker=k, targets=(*targets, *(own or {}).get(k, ()))) for k in range(worker_count(targets, count))]
-
-
-def worker_count(targets: list[str], count: int) -> int:
-    """``count``, but no more workers than case files (a worker without a module to take only costs)."""
-    return max(1, min(count, len({t.split("::")[0] for t in targets})))
+    """``count`` workers (``harness.options.workers_for``: no more than case files) that each collect
+    every target and take modules from the shared queue (``harness.sharing``); ``own``: targets only
+    one worker runs."""
+    return [Share(worker=k, targets=(*targets, *(own or {}).get(k, ()))) for k in range(count)]
 
 
 def join_junit(parts: list[tuple[Path, str | None]], out: Path, cell_id: str) -> int:

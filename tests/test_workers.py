@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import workers
+from harness import options, workers
 from harness.layout import CELL_CASE, Prop, progress_path
 from harness.progress import CellProgress, read_cell, write_json
 
@@ -52,9 +52,9 @@ def test_modules_are_taken_longest_first_by_the_last_run(tmp_path: Path) -> None
 
 def test_no_more_workers_than_case_files(tmp_path: Path) -> None:
     targets = [str(touch(tmp_path / f"test_{i}.py")) for i in range(2)]
-    shares = workers.shares(targets, 4, own={0: ("checks.py",)})
+    shares = workers.shares(targets, options.workers_for(targets, 4), own={0: ("checks.py",)})
     assert [(s.worker, s.targets) for s in shares] == [(0, (*targets, "checks.py")), (1, tuple(targets))]
-    assert len(workers.shares([], 4)) == 1
+    assert len(workers.shares([], options.workers_for([], 4))) == 1
 
 
 def test_exit_code_of_the_cell() -> None:
