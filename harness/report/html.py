@@ -18,7 +18,9 @@ from pathlib import Path
 
 from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
-from harness.report.model import Result, Results, State, by_release, failures
+from harness.report.model import by_release, failures
+from harness.report.results import Result, Results
+from harness.states import State
 
 GLYPHS = {state.value: state.glyph for state in State}
 COLOURS = {state.value: state.colour for state in State}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness.report.model import Results, State
+from harness.report.results import Results
+from harness.states import State
 
 
 def write(results: Results, path: Path) -> None:
