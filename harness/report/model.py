@@ -21,7 +21,6 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
 
-from harness import known_issues as ki
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Element, Prop, Verdict
@@ -94,7 +93,7 @@ def read_junit(path: Path) -> list[TestSuite]:
         raise HarnessError(f"not valid JUnit XML ({exc})", where=str(path),
                            fix="re-run its cell; the file was cut off or is not JUnit") from None
     suites = list(xml) if isinstance(xml, JUnitXml) else [xml]
-    if not suites or not any(p.name == "cell" for s in suites for p in s.properties()):
+    if not suites or not any(p.name == Prop.CELL for s in suites for p in s.properties()):
         raise HarnessError("not written by triton-matrix (no 'cell' property)", where=str(path),
                            fix="keep only the cells' own JUnit files in reports/junit/")
     return suites
@@ -153,19 +152,19 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             continue
         for suite in suites:
             props = {p.name: p.value for p in suite.properties()}
-            cell_id = props.get("cell") or suite.name or path.stem
+            cell_id = props.get(Prop.CELL) or suite.name or path.stem
             info = cells.setdefault(cell_id, CellInfo(id=cell_id))
             info.axes = {k: (props.get(k) or info.axes.get(k) or None) for k in CELL_KEYS}
             # A cell's workers each write a suite; one whose modules never needed a server has no version.
-            info.server_version = props.get("server_version") or info.server_version
-            info.expected_server_version = props.get("expected_server_version") or info.expected_server_version
-            info.packages = props.get("packages") or info.packages
+            info.server_version = props.get(Prop.SERVER_VERSION) or info.server_version
+            info.expected_server_version = props.get(Prop.EXPECTED_SERVER_VERSION) or info.expected_server_version
+            info.packages = props.get(Prop.PACKAGES) or info.packages
             info.junit = rel
             if props.get(Prop.INTERRUPTED):
                 info.interrupted = props[Prop.INTERRUPTED]
             collected = [c for c in props.get(Prop.COLLECTED, "").splitlines() if c]
             for prop in suite.properties():
-                if prop.name == ki.PROP_DECLARED:
+                if prop.name == Prop.KNOWN_ISSUE_DECLARED:
                     entry = json.loads(prop.value)
                     declared.setdefault(entry["id"], entry)
                     declared_in.setdefault(entry["id"], []).append(cell_id)
