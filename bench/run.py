@@ -45,6 +45,7 @@ import numpy as np
 from bench import cpu, load, results
 from harness import envs, interpreters, matrix
 from harness.client import Client
+from harness.layout import Element, Prop
 from harness.servers.local import LocalServer
 
 CELL = "24.10-python-cpu-py3.11-numpy1"
@@ -126,13 +127,13 @@ def run_cell(reports: Path, cases: list[str], *flags: str, cell: str = CELL) -> 
     subprocess.run([sys.executable, "-m", "harness", "cell", cell, f"--reports={reports}", *flags, "--", *cases],
                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.monotonic() - started
-    suites = list(ET.parse(reports / "junit" / f"{cell}.xml").getroot().iter("testsuite"))
-    props = {p.get("name"): p.get("value") for p in suites[0].find("properties")}
+    suites = list(ET.parse(reports / "junit" / f"{cell}.xml").getroot().iter(Element.TESTSUITE))
+    props = {p.get("name"): p.get("value") for p in suites[0].find(Element.PROPERTIES)}
     slowest = max(float(s.get("time") or 0.0) for s in suites)
-    count = sum(len(s.findall("testcase")) for s in suites)
+    count = sum(len(s.findall(Element.TESTCASE)) for s in suites)
     overhead = wall - slowest
-    return {"cases": count, "workers": len(suites), "wall_s": round(wall, 2), "setup_s": float(props["setup_s"]),
-            "server_start_s": float(props.get("server_start_s") or 0.0), "slowest_worker_s": round(slowest, 2),
+    return {"cases": count, "workers": len(suites), "wall_s": round(wall, 2), "setup_s": float(props[Prop.SETUP_S]),
+            "server_start_s": float(props.get(Prop.SERVER_START_S) or 0.0), "slowest_worker_s": round(slowest, 2),
             "harness_s": round(overhead, 2), "harness_share": round(overhead / wall, 3)}
 
 

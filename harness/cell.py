@@ -20,12 +20,13 @@ from pathlib import Path
 from harness import admission, envs, interpreters, layout, pool, progress, repository, workers
 from harness.errors import HarnessError
 from harness.followup import RETRY_WHY, replace_dead, retry_alone
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Prop
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Element, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
 from harness.options import workers_for
 from harness.pool import code_name
+from harness.states import State
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_CASES = ROOT / "cases"
@@ -95,22 +96,25 @@ def cell_properties(cell: Cell) -> dict[str, str]:
     return {Prop.CELL if key == "id" else key: value or "" for key, value in cell.as_dict().items() if key != "gpu"}
 
 
-def write_status(reports: Path, cell: Cell, state: str, message: str) -> Path:
-    """A JUnit file with one cell-level testcase: ``not-applicable`` (skipped) or ``error``."""
+def write_status(reports: Path, cell: Cell, state: State, message: str) -> Path:
+    """A JUnit file with one cell-level testcase: not applicable (skipped) or an error; the report
+    fills the cell's column with it."""
+    if state not in (State.NOT_APPLICABLE, State.ERROR):
+        raise ValueError(f"a cell-level outcome is not-applicable or error, not {state}")
     path = junit_path(reports, cell)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suites = ET.Element("testsuites")
-    suite = ET.SubElement(suites, "testsuite", name=cell.id, tests="1",
-                          errors="1" if state == "error" else "0", skipped="1" if state != "error" else "0",
+    suites = ET.Element(Element.TESTSUITES)
+    suite = ET.SubElement(suites, Element.TESTSUITE, name=cell.id, tests="1",
+                          errors="1" if state == State.ERROR else "0", skipped="1" if state != State.ERROR else "0",
                           failures="0")
-    props = ET.SubElement(suite, "properties")
+    props = ET.SubElement(suite, Element.PROPERTIES)
     for name, value in cell_properties(cell).items():
-        ET.SubElement(props, "property", name=name, value=value)
-    case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
-    if state == "error":
-        ET.SubElement(case, "error", message=message).text = message
+        ET.SubElement(props, Element.PROPERTY, name=name, value=value)
+    case = ET.SubElement(suite, Element.TESTCASE, classname="triton-matrix", name=CELL_CASE, time="0")
+    if state == State.ERROR:
+        ET.SubElement(case, Element.ERROR, message=message).text = message
     else:
-        ET.SubElement(case, "skipped", type="pytest.skip", message=NOT_APPLICABLE_PREFIX + message).text = message
+        ET.SubElement(case, Element.SKIPPED, type="pytest.skip", message=NOT_APPLICABLE_PREFIX + message).text = message
     tmp = path.with_suffix(".xml.tmp")
     ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, path)
@@ -154,19 +158,19 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     models_answers.path(reports, cell.id).unlink(missing_ok=True)  # models mode: no stale answers
     reason = not_applicable(matrix, cell)
     if reason:
-        write_status(reports, cell, "not-applicable", reason)
+        write_status(reports, cell, State.NOT_APPLICABLE, reason)
         print(f"{cell.id}: not applicable: {reason}", file=sys.stderr)
         return 0
     setup_started = time.monotonic()
     try:
         env = ensure_env(matrix, cell)
     except HarnessError as exc:
-        write_status(reports, cell, "error", str(exc))
+        write_status(reports, cell, State.ERROR, str(exc))
         print(f"{cell.id}: error: {exc}", file=sys.stderr)
         return 1
     setup_s = time.monotonic() - setup_started
     if not shares:
-        write_status(reports, cell, "error", "no case file to run (is the case library empty?)")
+        write_status(reports, cell, State.ERROR, "no case file to run (is the case library empty?)")
         return 5
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                      PYTHONUNBUFFERED="1")
@@ -213,11 +217,11 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             if code == 5:
                 what = "with no case collected (is the case library empty?)"
             reason = f"pytest exited with code {code_name(code)} {what}"
-            write_status(reports, cell, "error", f"{reason}: {last_error}" if last_error else reason)
+            write_status(reports, cell, State.ERROR, f"{reason}: {last_error}" if last_error else reason)
         elif timed_out:  # what finished is kept; what did not is a timeout, not missing
             add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} s "
                                                       "deadline (settings.cell_timeout)",
-                                   Prop.UNFINISHED: "timeout"})
+                                   Prop.UNFINISHED: State.TIMEOUT.value})
         elif signalled and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
             add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({signalled})"})
         if junit.exists():
@@ -250,13 +254,13 @@ def add_properties(junit: Path, values: dict[str, str]) -> None:
         tree = ET.parse(junit)
     except (ET.ParseError, OSError):
         return
-    for suite in tree.getroot().iter("testsuite"):
-        props = suite.find("properties")
+    for suite in tree.getroot().iter(Element.TESTSUITE):
+        props = suite.find(Element.PROPERTIES)
         if props is None:
-            props = ET.Element("properties")
+            props = ET.Element(Element.PROPERTIES)
             suite.insert(0, props)
         for name, value in values.items():
-            ET.SubElement(props, "property", name=name, value=value)
+            ET.SubElement(props, Element.PROPERTY, name=name, value=value)
     tmp = junit.with_suffix(".xml.tmp")
     tree.write(tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, junit)
@@ -264,6 +268,6 @@ def add_properties(junit: Path, values: dict[str, str]) -> None:
 
 def _is_marked(junit: Path) -> bool:
     try:
-        return any(p.get("name") == Prop.INTERRUPTED for p in ET.parse(junit).getroot().iter("property"))
+        return any(p.get("name") == Prop.INTERRUPTED for p in ET.parse(junit).getroot().iter(Element.PROPERTY))
     except (ET.ParseError, OSError):
         return False

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _pytest.config import ConftestImportFailure
 
-from harness.layout import Prop
+from harness.layout import Element, Prop
 
 # What pytest wraps the exception of a failed import in (its ``__cause__`` is the team's exception).
 WRAPPERS = (pytest.Collector.CollectError, ConftestImportFailure)
@@ -91,7 +91,7 @@ def name_in_junit(config: pytest.Config, report: pytest.CollectReport, message: 
     if xml is None:
         return
     reporter = xml.node_reporter(report)
-    errors = [node for node in getattr(reporter, "nodes", ()) if node.tag == "error"]
+    errors = [node for node in getattr(reporter, "nodes", ()) if node.tag == Element.ERROR]
     if errors:
         errors[-1].set("message", message)
     reporter.add_property(Prop.CASE, case)

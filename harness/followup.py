@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import claims, layout, requeue, retry
-from harness.layout import Prop
+from harness.layout import Element, Prop
 from harness.pool import Pool, Worker
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
@@ -88,7 +88,7 @@ def stopped_any(pool: Pool) -> bool:
 def failed(junit: Path) -> int:
     """pytest's exit code for a worker's JUnit file: 1 where a case failed (not a known issue), else 0."""
     try:
-        cases = list(ET.parse(junit).getroot().iter("testcase"))
+        cases = list(ET.parse(junit).getroot().iter(Element.TESTCASE))
     except (ET.ParseError, OSError):
         return 1
     return int(any(requeue.did_fail(case) and Prop.KNOWN_ISSUE not in requeue.props_of(case) for case in cases))

@@ -17,11 +17,12 @@ The matrix's ``[[known_failures]]`` become the same objects (:func:`from_matrix`
 
 The cell classifies (the pytest plugin calls :func:`classify` for each report), so its JUnit file
 already says what happened: a failure a declared issue explains gets the testcase properties
-:data:`PROP_ISSUE` and :data:`PROP_REASON` (+ :data:`PROP_LINK`); a case that passed where an issue
-naming it is declared gets :data:`PROP_ABSENT`; a skip raised while handling an exception (an import
-that fails, a fixture that breaks) is turned into a failure with :data:`PROP_SKIP_ERROR`. The issues
-that apply to the cell go into its suite properties (:data:`PROP_DECLARED`), so the report can say
-where an issue did not occur. The report (``harness.report.model``) reads these names from here.
+:attr:`Prop.KNOWN_ISSUE` and :attr:`Prop.KNOWN_ISSUE_REASON` (+ :attr:`Prop.KNOWN_ISSUE_LINK`); a case
+that passed where an issue naming it is declared gets :attr:`Prop.KNOWN_ISSUE_ABSENT`; a skip raised while
+handling an exception (an import that fails, a fixture that breaks) is turned into a failure with
+:attr:`Prop.SKIPPED_BY_ERROR`. The issues that apply to the cell go into its suite properties
+(:attr:`Prop.KNOWN_ISSUE_DECLARED`), so the report can say where an issue did not occur. The names are
+``harness.layout``'s, which the report (``harness.report.model``) reads too.
 
 Runs inside the cell's venv (Python 3.9+): standard library and tomli only.
 """
@@ -38,19 +39,10 @@ from typing import Any, Protocol
 
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
-from harness.layout import Prop, Verdict
+from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict
 from harness.settings import RELEASE_RE, Validator, release_key
 
 FILENAME = "known_issues.toml"
-
-# Testcase properties written by the cell, read by the report.
-PROP_ISSUE = Prop.KNOWN_ISSUE
-PROP_REASON = Prop.KNOWN_ISSUE_REASON
-PROP_LINK = Prop.KNOWN_ISSUE_LINK
-PROP_ABSENT = Prop.KNOWN_ISSUE_ABSENT
-PROP_SKIP_ERROR = Prop.SKIPPED_BY_ERROR
-# Suite property, one per issue that applies to the cell: JSON of :meth:`KnownIssue.as_dict`.
-PROP_DECLARED = Prop.KNOWN_ISSUE_DECLARED
 
 # What a failure looks like for each outcome. The harness's own texts (pytest-timeout, the clients'
 # timeouts, the server's death as the plugin reports it) and the python backend's words for a dead stub.
@@ -286,7 +278,7 @@ def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 # -- in the cell (called by harness.plugin) --------------------------------------------------------
 def suite_properties(issues: Iterable[KnownIssue], cell: CellLike) -> list[tuple[str, str]]:
     """One suite property per issue declared for the cell: where it did not occur is read from these."""
-    return [(PROP_DECLARED, json.dumps(i.as_dict(), sort_keys=True)) for i in issues if i.applies_to(cell)]
+    return [(Prop.KNOWN_ISSUE_DECLARED, json.dumps(i.as_dict(), sort_keys=True)) for i in issues if i.applies_to(cell)]
 
 
 @dataclass
@@ -331,8 +323,8 @@ def classify(item: Any, call: Any, report: Any, issues: Iterable[KnownIssue], ce
     """Hold one pytest report to the declared issues; writes the testcase properties named above."""
     if report.when == "call" and report.passed:
         for issue in declared(issues, cell, case_id):
-            if issue.flag_absent and (PROP_ABSENT, issue.id) not in item.user_properties:
-                item.user_properties.append((PROP_ABSENT, issue.id))
+            if issue.flag_absent and (Prop.KNOWN_ISSUE_ABSENT, issue.id) not in item.user_properties:
+                item.user_properties.append((Prop.KNOWN_ISSUE_ABSENT, issue.id))
         return
     if report.skipped and call.excinfo is not None and not _is_not_applicable(report):
         cause = call.excinfo.value.__cause__ or call.excinfo.value.__context__
@@ -340,17 +332,17 @@ def classify(item: Any, call: Any, report: Any, issues: Iterable[KnownIssue], ce
             report.outcome = "failed"
             report.longrepr = (f"skipped because of an error: {type(cause).__name__}: {cause}\n"
                                f"(skip reason: {_skip_reason(report)})")
-            item.user_properties.append((PROP_SKIP_ERROR, f"{type(cause).__name__}: {cause}"))
+            item.user_properties.append((Prop.SKIPPED_BY_ERROR, f"{type(cause).__name__}: {cause}"))
             return
     if not report.failed:
         return
     verdict = next((value for name, value in item.user_properties if name == Prop.VERDICT), None)
     issue = first_explaining(declared(issues, cell, case_id), observed_text(report), verdict)
-    if issue is not None and (PROP_ISSUE, issue.id) not in item.user_properties:
+    if issue is not None and (Prop.KNOWN_ISSUE, issue.id) not in item.user_properties:
         _tally(item.config).explained += 1
-        item.user_properties.extend([(PROP_ISSUE, issue.id), (PROP_REASON, issue.reason)])
+        item.user_properties.extend([(Prop.KNOWN_ISSUE, issue.id), (Prop.KNOWN_ISSUE_REASON, issue.reason)])
         if issue.link:
-            item.user_properties.append((PROP_LINK, issue.link))
+            item.user_properties.append((Prop.KNOWN_ISSUE_LINK, issue.link))
 
 
 def observed_text(report: Any) -> str:
@@ -365,18 +357,12 @@ def _skip_reason(report: Any) -> str:
 
 
 def _is_not_applicable(report: Any) -> bool:
-    return "not-applicable:" in _skip_reason(report)
+    return NOT_APPLICABLE_PREFIX.strip() in _skip_reason(report)
 
 
 __all__ = [
     "FILENAME",
     "OUTCOMES",
-    "PROP_ABSENT",
-    "PROP_DECLARED",
-    "PROP_ISSUE",
-    "PROP_LINK",
-    "PROP_REASON",
-    "PROP_SKIP_ERROR",
     "KnownIssue",
     "KnownIssuesError",
     "Tally",

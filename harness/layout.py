@@ -63,8 +63,15 @@ class Verdict:
 
 
 class Element:
-    """The result elements of a JUnit testcase, as pytest's writer writes them (none: it passed)."""
+    """The elements of a JUnit file, as pytest's writer writes them. A testcase's result is its first
+    failure, error or skipped element (none: it passed)."""
 
+    TESTSUITES = "testsuites"
+    TESTSUITE = "testsuite"
+    TESTCASE = "testcase"
+    PROPERTIES = "properties"
+    PROPERTY = "property"
+    SYSTEM_OUT = "system-out"
     FAILURE = "failure"  # the call failed
     ERROR = "error"  # setup or teardown failed
     SKIPPED = "skipped"  # skipped, or xfail

@@ -110,12 +110,12 @@ def names_of(nodeid: str) -> tuple[str, str]:
 def error_case(case: claims.Case, message: str) -> ET.Element:
     """A JUnit testcase for a case the worker running it did not finish."""
     classname, name = names_of(case.nodeid)
-    element = ET.Element("testcase", classname=classname, name=name, file=case.nodeid.partition("::")[0],
+    element = ET.Element(Element.TESTCASE, classname=classname, name=name, file=case.nodeid.partition("::")[0],
                          time="0")
-    props = ET.SubElement(element, "properties")
-    ET.SubElement(props, "property", name=Prop.CASE, value=case.case)
-    ET.SubElement(props, "property", name=Prop.VERDICT, value=Verdict.WORKER_DIED)
-    ET.SubElement(element, "error", message=message).text = message
+    props = ET.SubElement(element, Element.PROPERTIES)
+    ET.SubElement(props, Element.PROPERTY, name=Prop.CASE, value=case.case)
+    ET.SubElement(props, Element.PROPERTY, name=Prop.VERDICT, value=Verdict.WORKER_DIED)
+    ET.SubElement(element, Element.ERROR, message=message).text = message
     return element
 
 
@@ -130,13 +130,13 @@ def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], re
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError):
-        root = ET.Element("testsuites")
-        suite = ET.SubElement(root, "testsuite", name=cell[Prop.CELL])
-        props = ET.SubElement(suite, "properties")
+        root = ET.Element(Element.TESTSUITES)
+        suite = ET.SubElement(root, Element.TESTSUITE, name=cell[Prop.CELL])
+        props = ET.SubElement(suite, Element.PROPERTIES)
         for name, value in cell.items():
-            ET.SubElement(props, "property", name=name, value=value)
-    suite = root if root.tag == "testsuite" else next(root.iter("testsuite"))
-    for element in list(suite.findall("testcase")):
+            ET.SubElement(props, Element.PROPERTY, name=name, value=value)
+    suite = root if root.tag == Element.TESTSUITE else next(root.iter(Element.TESTSUITE))
+    for element in list(suite.findall(Element.TESTCASE)):
         if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:
             suite.remove(element)
     suite.extend(added)
@@ -149,13 +149,13 @@ def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], re
 
 
 def _plan(suite: ET.Element, cases: list[str]) -> None:
-    props = suite.find("properties")
+    props = suite.find(Element.PROPERTIES)
     if props is None:
-        props = ET.Element("properties")
+        props = ET.Element(Element.PROPERTIES)
         suite.insert(0, props)
-    prop = next((p for p in props.iter("property") if p.get("name") == Prop.COLLECTED), None)
+    prop = next((p for p in props.iter(Element.PROPERTY) if p.get("name") == Prop.COLLECTED), None)
     if prop is None:
-        prop = ET.SubElement(props, "property", name=Prop.COLLECTED, value="")
+        prop = ET.SubElement(props, Element.PROPERTY, name=Prop.COLLECTED, value="")
     listed = [c for c in (prop.get("value") or "").splitlines() if c]
     prop.set("value", "\n".join(listed + [c for c in cases if c not in listed]))
 
@@ -167,7 +167,7 @@ def case_of(element: ET.Element) -> str | None:
 
 def props_of(element: ET.Element) -> dict[str, str]:
     """A testcase element's properties."""
-    return {p.get("name", ""): p.get("value", "") for p in element.iter("property")}
+    return {p.get("name", ""): p.get("value", "") for p in element.iter(Element.PROPERTY)}
 
 
 def did_fail(element: ET.Element) -> bool:

@@ -31,7 +31,7 @@ def candidates(junit: Path) -> dict[str, str]:
     except (ET.ParseError, OSError):
         return {}
     found = {}
-    for element in root.iter("testcase"):
+    for element in root.iter(Element.TESTCASE):
         props = props_of(element)
         case = props.get(Prop.CASE)
         if case and did_fail(element) and Prop.RETRY_ALONE in props and Prop.KNOWN_ISSUE not in props:
@@ -55,23 +55,23 @@ def apply(junit: Path, retried: Path, evidence: dict[str, str]) -> dict[str, tup
     second state) of the cases replaced (a case the retry has no result for keeps its first attempt)."""
     try:
         root = ET.parse(junit).getroot()
-        second = {case_of(e): e for e in ET.parse(retried).getroot().iter("testcase") if case_of(e) in evidence}
+        second = {case_of(e): e for e in ET.parse(retried).getroot().iter(Element.TESTCASE) if case_of(e) in evidence}
     except (ET.ParseError, OSError):
         return {}
     changed = {}
-    for suite in root.iter("testsuite"):
+    for suite in root.iter(Element.TESTSUITE):
         for index, first in enumerate(list(suite)):
-            case = case_of(first) if first.tag == "testcase" else None
+            case = case_of(first) if first.tag == Element.TESTCASE else None
             if case not in second or case in changed:
                 continue
             again = second[case]
             passed = not any(again.find(tag) is not None for tag in (Element.FAILURE, Element.ERROR, Element.SKIPPED))
             if passed:
-                props = again.find("properties")
+                props = again.find(Element.PROPERTIES)
                 if props is None:
-                    props = ET.Element("properties")
+                    props = ET.Element(Element.PROPERTIES)
                     again.insert(0, props)
-                ET.SubElement(props, "property", name=Prop.PASSED_ALONE, value=evidence[case])
+                ET.SubElement(props, Element.PROPERTY, name=Prop.PASSED_ALONE, value=evidence[case])
             suite.remove(first)
             suite.insert(index, again)
             changed[case] = (_state(first), State.FLAKY.value if passed else _state(again))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.layout import CELL_CASE, Prop
+from harness.layout import CELL_CASE, Element, Prop
 
 CASE_FILE_PATTERNS = ("test_*.py", "*_test.py")  # pytest's default python_files
 UNKNOWN_WEIGHT_S_PER_KB = 0.5  # a module never timed: about half a second per KB of cases
@@ -63,7 +63,7 @@ def timings(junit_files: Iterable[Path], rootdir: Path) -> dict[Path, float]:
     for junit in junit_files:
         per_file: dict[Path, float] = {}
         try:
-            cases = list(ET.parse(junit).getroot().iter("testcase"))
+            cases = list(ET.parse(junit).getroot().iter(Element.TESTCASE))
         except (ET.ParseError, OSError):
             continue
         for case in cases:
@@ -105,20 +105,20 @@ def join_junit(parts: list[tuple[Path, str | None]], out: Path, cell_id: str) ->
     """One JUnit file for the cell: every worker's suite, in worker order. ``parts`` are (worker JUnit
     file, why it is missing or None); a worker that wrote none becomes a suite whose cell-level case is
     an error saying why, so its cases are never silently lost. Returns the number of testcases."""
-    root = ET.Element("testsuites")
+    root = ET.Element(Element.TESTSUITES)
     count = 0
     for path, missing in parts:
         suites: list[ET.Element] = []
         if missing is None:
             try:
                 parsed = ET.parse(path).getroot()
-                suites = [parsed] if parsed.tag == "testsuite" else list(parsed.iter("testsuite"))
+                suites = [parsed] if parsed.tag == Element.TESTSUITE else list(parsed.iter(Element.TESTSUITE))
             except (ET.ParseError, OSError) as exc:
                 missing = f"its JUnit file {path.name} is unreadable: {exc}"
         if missing is not None:
             suites = [_error_suite(cell_id, missing)]
         for suite in suites:
-            count += sum(1 for _ in suite.iter("testcase"))
+            count += sum(1 for _ in suite.iter(Element.TESTCASE))
             root.append(suite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".xml.tmp")
@@ -128,11 +128,11 @@ def join_junit(parts: list[tuple[Path, str | None]], out: Path, cell_id: str) ->
 
 
 def _error_suite(cell_id: str, why: str) -> ET.Element:
-    suite = ET.Element("testsuite", name=cell_id, tests="1", errors="1", failures="0", skipped="0")
-    props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", name=Prop.CELL, value=cell_id)
-    case = ET.SubElement(suite, "testcase", classname="triton-matrix", name=CELL_CASE, time="0")
-    ET.SubElement(case, "error", message=why).text = why
+    suite = ET.Element(Element.TESTSUITE, name=cell_id, tests="1", errors="1", failures="0", skipped="0")
+    props = ET.SubElement(suite, Element.PROPERTIES)
+    ET.SubElement(props, Element.PROPERTY, name=Prop.CELL, value=cell_id)
+    case = ET.SubElement(suite, Element.TESTCASE, classname="triton-matrix", name=CELL_CASE, time="0")
+    ET.SubElement(case, Element.ERROR, message=why).text = why
     return suite
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, run_harness, triton_processes
-from harness import known_issues as ki
+from harness.layout import Prop
 
 CELL = "24.10-python-cpu-py3.11"
 LIB = FIXTURES / "known_issues_lib"
@@ -40,13 +40,13 @@ def test_the_cells_junit_says_it(reports: Path) -> None:
     for case in root.iter("testcase"):
         found = {p.get("name"): p.get("value") for p in case.iter("property")}
         props[found["case"].removeprefix(CASE)] = found
-    assert props["test_output1_is_the_sum[http]"][ki.PROP_ISSUE] == "sum-in-output1"
-    assert props["test_output1_is_the_sum[grpc]"][ki.PROP_LINK] == "https://example.invalid/issues/1"
-    assert props["test_exact[http]"][ki.PROP_ABSENT] == "never-happens"
-    assert "ki_no_such_gpu_library" in props["test_skip_caused_by_an_error"][ki.PROP_SKIP_ERROR]
-    assert ki.PROP_ISSUE not in props["test_fails_otherwise[http]"]
+    assert props["test_output1_is_the_sum[http]"][Prop.KNOWN_ISSUE] == "sum-in-output1"
+    assert props["test_output1_is_the_sum[grpc]"][Prop.KNOWN_ISSUE_LINK] == "https://example.invalid/issues/1"
+    assert props["test_exact[http]"][Prop.KNOWN_ISSUE_ABSENT] == "never-happens"
+    assert "ki_no_such_gpu_library" in props["test_skip_caused_by_an_error"][Prop.SKIPPED_BY_ERROR]
+    assert Prop.KNOWN_ISSUE not in props["test_fails_otherwise[http]"]
     declared = [json.loads(p.get("value")) for p in root.find("testsuite/properties")
-                if p.get("name") == ki.PROP_DECLARED]
+                if p.get("name") == Prop.KNOWN_ISSUE_DECLARED]
     assert {d["id"] for d in declared} == {"sum-in-output1", "never-happens", "other-message"}  # not "elsewhere"
 
 

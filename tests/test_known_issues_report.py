@@ -14,6 +14,8 @@ from conftest import FIXTURES
 from harness import known_issues as ki
 from harness.matrix import KnownFailure
 from harness.report import html, jsonfile, markdown, model
+from harness.report.results import Result, Results
+from harness.states import State
 
 pytestmark = pytest.mark.fast
 
@@ -28,20 +30,20 @@ def reports(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def states(results: model.Results) -> dict[str, model.Result]:
+def states(results: Results) -> dict[str, Result]:
     return {case.removeprefix(CASE): r for (case, cell), r in results.results.items()}
 
 
 def test_states_from_the_cells_properties(reports: Path) -> None:
     got = states(model.read(reports))
-    assert got["test_output1_is_the_sum[http]"].state == model.State.KNOWN_INCOMPATIBLE
+    assert got["test_output1_is_the_sum[http]"].state == State.KNOWN_INCOMPATIBLE
     assert got["test_output1_is_the_sum[http]"].message.startswith("AssertionError: OUTPUT1 is not a + b")
     assert "— known issue sum-in-output1: the model answers a - b" in got["test_output1_is_the_sum[http]"].message
-    assert got["test_exact[grpc]"].state == model.State.UNEXPECTEDLY_PASSING
-    assert got["test_fails_otherwise[grpc]"].state == model.State.FAILED
-    assert got["test_fails_elsewhere"].state == model.State.FAILED
-    assert got["test_skip_caused_by_an_error"].state == model.State.ERROR
-    assert got["test_not_applicable[http]"].state == model.State.NOT_APPLICABLE
+    assert got["test_exact[grpc]"].state == State.UNEXPECTEDLY_PASSING
+    assert got["test_fails_otherwise[grpc]"].state == State.FAILED
+    assert got["test_fails_elsewhere"].state == State.FAILED
+    assert got["test_skip_caused_by_an_error"].state == State.ERROR
+    assert got["test_not_applicable[http]"].state == State.NOT_APPLICABLE
 
 
 def test_known_issues_in_every_format(reports: Path) -> None:
@@ -67,6 +69,6 @@ def test_a_matrix_entry_applied_by_the_report(reports: Path) -> None:
     known = ki.from_matrix((KnownFailure(cells=("24.10-*",), cases=("ki/test_ki.py::test_fails_otherwise*",),
                                          reason="declared in the matrix", messages=("OUTPUT0 is not zero",)),))
     got = states(model.read(reports, known=known))
-    assert got["test_fails_otherwise[http]"].state == model.State.KNOWN_INCOMPATIBLE
+    assert got["test_fails_otherwise[http]"].state == State.KNOWN_INCOMPATIBLE
     assert got["test_fails_otherwise[http]"].message.endswith("known issue matrix.known_failures[0]: declared in the matrix")
-    assert got["test_fails_elsewhere"].state == model.State.FAILED
+    assert got["test_fails_elsewhere"].state == State.FAILED

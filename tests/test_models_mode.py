@@ -16,6 +16,7 @@ from conftest import ROOT, run_harness
 
 from harness.errors import HarnessError
 from harness.models import answers, compare, differ, pbtxt, repo, samples
+from harness.states import State
 
 EXAMPLES = ROOT / "examples" / "models"
 FAULTY = ROOT / "tests" / "fixtures" / "models" / "faulty"
@@ -252,14 +253,14 @@ def test_the_report_step_compares_each_cell_with_the_oldest_release(tmp_path: Pa
     compare.write(tmp_path)
     results = model.read(tmp_path)
     state = {(r.case, r.cell): r for r in results.results.values()}
-    assert state[("models/same::matches-reference", "24.10-x")].state == model.State.PASSED
+    assert state[("models/same::matches-reference", "24.10-x")].state == State.PASSED
     moved = state[("models/moved::matches-reference", "24.10-x")]
-    assert moved.state == model.State.FAILED and "differs from 23.10-x" in moved.message
+    assert moved.state == State.FAILED and "differs from 23.10-x" in moved.message
     assert "max absolute difference 0.5" in moved.message and "first differing index [0]" in moved.message
-    assert state[("models/moved::config-drift", "24.10-x")].state == model.State.FAILED  # drift + other answers
+    assert state[("models/moved::config-drift", "24.10-x")].state == State.FAILED  # drift + other answers
     drifted = state[("models/drifted::config-drift", "24.10-x")]
-    assert drifted.state == model.State.PASSED and drifted.details.endswith("response_cache.enable: absent -> true")  # "" = absent
-    assert state[("models/moved::matches-reference", "23.10-x")].state == model.State.PASSED  # the reference
+    assert drifted.state == State.PASSED and drifted.details.endswith("response_cache.enable: absent -> true")  # "" = absent
+    assert state[("models/moved::matches-reference", "23.10-x")].state == State.PASSED  # the reference
     with pytest.raises(HarnessError, match="--reference: cell 'nope' left no answers"):
         compare.write(tmp_path, reference="nope")
 

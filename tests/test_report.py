@@ -13,7 +13,8 @@ from junitparser import JUnitXml
 from conftest import FIXTURES, run_harness
 from harness.errors import HarnessError
 from harness.report import build, markdown, model
-from harness.report.model import State
+from harness.report.results import Result
+from harness.states import State
 
 pytestmark = pytest.mark.fast  # no server, no venv, no container
 
@@ -150,7 +151,7 @@ def test_markdown_stays_under_one_mebibyte(tmp_path: Path) -> None:
     results = model.read(reports_with(tmp_path, {CPU311: "mixed.xml"}))
     base = results.results[("mixed/test_mixed.py::test_fails[http]", CPU311)]
     for i in range(3000):  # 3000 failures with long logs
-        results.results[(f"big/test_{i}.py::test_x", CPU311)] = model.Result(
+        results.results[(f"big/test_{i}.py::test_x", CPU311)] = Result(
             case=f"big/test_{i}.py::test_x", cell=CPU311, state=State.FAILED, message=base.message,
             details="x" * 2000)
     text = markdown.render(results)

@@ -19,7 +19,8 @@ import pytest
 from conftest import FIXTURES, run_harness
 from harness import matrix as matrix_mod
 from harness.report import build, diff, markdown, model
-from harness.report.model import State
+from harness.report.results import Result
+from harness.states import State
 from test_end_to_end import MATRIX, write_case_library
 
 JUNIT = FIXTURES / "junit"
@@ -185,7 +186,7 @@ def test_markdown_with_a_huge_diff_stays_under_one_mebibyte(tmp_path: Path) -> N
     states = {}
     for i in range(20000):  # a new release where everything broke, with long names and logs
         case = f"big/test_{i}.py::test_{'x' * 200}"
-        results.results[(case, CELL)] = model.Result(case=case, cell=CELL, state=State.FAILED,
+        results.results[(case, CELL)] = Result(case=case, cell=CELL, state=State.FAILED,
                                                      message=base.message, details="x" * 2000)
         states[(case, CELL)] = ("passed", "")
         states[(f"gone/test_{i}.py::test_y", CELL)] = ("passed", "")

@@ -21,7 +21,7 @@ from harness import matrix as matrix_mod
 from harness.layout import Prop, Verdict
 from harness.progress import read_cell
 from harness.report import model
-from harness.report.model import State
+from harness.states import State
 
 pytestmark = pytest.mark.fast
 CELL = "24.10-python-cpu-py3.11"

@@ -188,7 +188,7 @@ def test_the_report_reads_a_cell_from_its_workers_suites(tmp_path: Path) -> None
     from conftest import FIXTURES
 
     from harness.report import model
-    from harness.report.model import State
+    from harness.states import State
 
     cell = "24.10-python-cpu-py3.11"
     stopped = tmp_path / "junit-1.xml"

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.layout import NOT_APPLICABLE_PREFIX, Element, Prop
 from harness.models import DERIVED_SUFFIX, answers, case_id
 from harness.models.answers import CellAnswers, ModelAnswers
 from harness.models.differ import difference
+from harness.states import State
 
 GROUP_KEYS = ("backend", "instance_kind", "python", "env", "runner")
-NOT_APPLICABLE = "not-applicable: "  # what harness.report.model reads as the not-applicable state
 DRIFT_PREFIX = "config drift from "  # the system-out of a config-drift testcase (read by section)
 IGNORED_CONFIG = ("name",)
 
@@ -69,41 +70,41 @@ def write(reports: Path, *, reference: str | None = None, tolerance: dict[str, f
     return written
 
 
-Row = tuple[str, str, str, str]  # (case id, state: passed/failed/skipped, message, details)
+Row = tuple[str, State, str, str]  # (case id, state: passed, failed or skipped, message, details)
 
 
 def check_model(name: str, model: ModelAnswers, ref: ModelAnswers | None, ref_cell: str, is_reference: bool,
                 tolerance: float) -> list[Row]:
     match_case, drift_case = case_id(name, "matches-reference"), case_id(name, "config-drift")
     if model.not_applicable:
-        why = NOT_APPLICABLE + model.not_applicable
-        return [(match_case, "skipped", why, ""), (drift_case, "skipped", why, "")]
+        why = NOT_APPLICABLE_PREFIX + model.not_applicable
+        return [(match_case, State.SKIPPED, why, ""), (drift_case, State.SKIPPED, why, "")]
     if not model.loaded:
         why = "the model did not load in this cell (see its loads check)"
-        return [(match_case, "skipped", why, ""), (drift_case, "skipped", why, "")]
+        return [(match_case, State.SKIPPED, why, ""), (drift_case, State.SKIPPED, why, "")]
     if is_reference:
         note = f"{ref_cell} is the reference cell"
         answered = any(s.answer for s in model.samples)
-        return [(match_case, "passed", "", note) if answered else
-                (match_case, "skipped", "the reference cell itself, and no sample was answered here", ""),
-                (drift_case, "passed", "", note)]
+        return [(match_case, State.PASSED, "", note) if answered else
+                (match_case, State.SKIPPED, "the reference cell itself, and no sample was answered here", ""),
+                (drift_case, State.PASSED, "", note)]
     if ref is None or not ref.loaded:
         why = f"no reference: the model {'did not load' if ref else 'is not'} in the reference cell {ref_cell}"
-        return [(match_case, "skipped", why, ""), (drift_case, "skipped", why, "")]
+        return [(match_case, State.SKIPPED, why, ""), (drift_case, State.SKIPPED, why, "")]
     drift = config_drift(ref.config or {}, model.config or {})
     problems, compared = answer_differences(model, ref, tolerance)
     if not compared:
-        match = (match_case, "skipped", f"no sample was answered both here and in {ref_cell}", "")
+        match = (match_case, State.SKIPPED, f"no sample was answered both here and in {ref_cell}", "")
     elif problems:
-        match = (match_case, "failed", f"differs from {ref_cell}: " + "; ".join(problems[:3]), "\n".join(problems))
+        match = (match_case, State.FAILED, f"differs from {ref_cell}: " + "; ".join(problems[:3]), "\n".join(problems))
     else:
-        match = (match_case, "passed", "", f"{compared} samples equal to {ref_cell}'s")
+        match = (match_case, State.PASSED, "", f"{compared} samples equal to {ref_cell}'s")
     drift_text = f"{DRIFT_PREFIX}{ref_cell}: " + "; ".join(drift) if drift else ""
-    if drift and match[1] == "failed":
-        drift_row = (drift_case, "failed", f"{len(drift)} config fields differ from {ref_cell} and the answers "
+    if drift and match[1] == State.FAILED:
+        drift_row = (drift_case, State.FAILED, f"{len(drift)} config fields differ from {ref_cell} and the answers "
                      f"differ too: " + "; ".join(drift[:5]), drift_text)
     else:
-        drift_row = (drift_case, "passed", "", drift_text or f"same config as {ref_cell}")
+        drift_row = (drift_case, State.PASSED, "", drift_text or f"same config as {ref_cell}")
     return [match, drift_row]
 
 
@@ -162,23 +163,23 @@ def _shown(value: Any) -> str:
 
 
 def _write_suite(path: Path, found: CellAnswers, rows: list[Row]) -> Path:
-    suites = ET.Element("testsuites")
-    suite = ET.SubElement(suites, "testsuite", name=found.cell, tests=str(len(rows)),
-                          failures=str(sum(r[1] == "failed" for r in rows)), errors="0",
-                          skipped=str(sum(r[1] == "skipped" for r in rows)))
-    props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", name="cell", value=found.cell)
+    suites = ET.Element(Element.TESTSUITES)
+    suite = ET.SubElement(suites, Element.TESTSUITE, name=found.cell, tests=str(len(rows)),
+                          failures=str(sum(r[1] == State.FAILED for r in rows)), errors="0",
+                          skipped=str(sum(r[1] == State.SKIPPED for r in rows)))
+    props = ET.SubElement(suite, Element.PROPERTIES)
+    ET.SubElement(props, Element.PROPERTY, name=Prop.CELL, value=found.cell)
     for key, value in found.axes.items():
-        ET.SubElement(props, "property", name=key, value="" if value is None else str(value))
+        ET.SubElement(props, Element.PROPERTY, name=key, value="" if value is None else str(value))
     for case, state, message, details in rows:
-        tc = ET.SubElement(suite, "testcase", classname="models", name=case, time="0")
-        ET.SubElement(ET.SubElement(tc, "properties"), "property", name="case", value=case)
-        if state == "failed":
-            ET.SubElement(tc, "failure", message=message).text = details or message
-        elif state == "skipped":
-            ET.SubElement(tc, "skipped", type="pytest.skip", message=message).text = message
-        if details and state == "passed":
-            ET.SubElement(tc, "system-out").text = details
+        tc = ET.SubElement(suite, Element.TESTCASE, classname="models", name=case, time="0")
+        ET.SubElement(ET.SubElement(tc, Element.PROPERTIES), Element.PROPERTY, name=Prop.CASE, value=case)
+        if state == State.FAILED:
+            ET.SubElement(tc, Element.FAILURE, message=message).text = details or message
+        elif state == State.SKIPPED:
+            ET.SubElement(tc, Element.SKIPPED, type="pytest.skip", message=message).text = message
+        if details and state == State.PASSED:
+            ET.SubElement(tc, Element.SYSTEM_OUT).text = details
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".xml.tmp")
     ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)

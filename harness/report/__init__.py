@@ -1,8 +1,8 @@
 """The compatibility report: read the cells' JUnit files (model), write one file per format.
 
-``model`` reads JUnit into cells x cases with a state each; ``diff`` compares them with a previous
-compat.json (``--baseline``); ``jsonfile``, ``markdown``, ``html`` and ``junit`` write compat.json,
-compat.md, compat.html and the merged junit.xml; ``build`` runs them.
+``results`` is the results model (cells x cases with a state each); ``model`` reads JUnit into it;
+``diff`` compares it with a previous compat.json (``--baseline``); ``jsonfile``, ``markdown``, ``html`` and
+``junit`` write compat.json, compat.md, compat.html and the merged junit.xml; ``build`` runs them.
 
 ``SYMBOLS`` are the Markdown's (and the console's) state symbols, by state name; each state's symbol,
 HTML glyph, colour and severity are defined once, in ``harness.states``.

@@ -15,15 +15,16 @@ from harness import known_issues
 from harness import matrix as matrix_mod
 from harness.models import compare as models_compare
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
+from harness.report.results import Results
 
-Writer = Callable[[model.Results, Path, "diff.Diff | None"], None]
+Writer = Callable[[Results, Path, "diff.Diff | None"], None]
 WRITERS: dict[str, Writer] = {
     "compat.json": jsonfile.write, "compat.md": markdown.write, "compat.html": html.write,
     "junit.xml": lambda results, path, changes: junit.write(results, path),
 }
 
 
-def write_all(results: model.Results, reports: Path, changes: diff.Diff | None = None) -> list[Path]:
+def write_all(results: Results, reports: Path, changes: diff.Diff | None = None) -> list[Path]:
     """Write each format next to the cells' files, atomically (a reader never sees half a file)."""
     written = []
     for name, writer in WRITERS.items():

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.report.model import Results, State
+from harness.report.results import Results
+from harness.states import State
 
 # In the order a reader gets them.
 KINDS = ("regression", "fixed", "changed", "new", "removed")

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
-from harness.report.model import Result, Results, State, by_release, failures
+from harness.report.model import by_release, failures
+from harness.report.results import Result, Results
+from harness.states import State
 
 GLYPHS = {state.value: state.glyph for state in State}
 COLOURS = {state.value: state.colour for state in State}
@@ -90,8 +92,8 @@ def _head(results: Results, changes: Diff | None) -> Iterable[str]:
     if results.partial:
         yield ('<div class="partial"><strong>Partial report</strong>: some cells did not finish; they are shown as '
                "errors with the reason.</div>")
-    verdict = (f"{GLYPHS['failed']} {bad} failing results in {cells_bad} of {len(results.cells)} cells"
-               if bad else f"{GLYPHS['passed']} no failure in {len(results.cells)} cells")
+    verdict = (f"{State.FAILED.glyph} {bad} failing results in {cells_bad} of {len(results.cells)} cells"
+               if bad else f"{State.PASSED.glyph} no failure in {len(results.cells)} cells")
     yield f'<div class="verdict {"bad" if bad else "ok"}" id="verdict">{e(verdict)}</div>'
     if changes is not None:
         regressed = bool(changes.regressions)

@@ -7,37 +7,14 @@ and each declared issue is summarized across the run (where it occurred, where i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import known_issues as ki
 from harness.known_issues import KnownIssue
 from harness.layout import Prop
 from harness.matrix import Cell
+from harness.report.results import CellInfo, IssueSummary, Result
 from harness.states import FAILING, State, held_to_issues
-
-if TYPE_CHECKING:
-    from harness.report.model import CellInfo, Result
-
-
-@dataclass
-class IssueSummary:
-    """One declared known issue across the run: where it occurred (with what was seen), where not."""
-
-    id: str
-    reason: str
-    link: str | None = None
-    cases: list[str] = field(default_factory=list)
-    occurred: list[Result] = field(default_factory=list)
-    absent: list[Result] = field(default_factory=list)  # cases that passed where it is declared
-    declared_cells: list[str] = field(default_factory=list)
-    quiet_cells: list[str] = field(default_factory=list)  # declared, ran, never occurred
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason, "link": self.link, "cases": self.cases,
-                "occurred": [{"cell": r.cell, "case": r.case, "message": r.observed} for r in self.occurred],
-                "did_not_occur": [{"cell": r.cell, "case": r.case} for r in self.absent],
-                "declared_cells": self.declared_cells, "cells_where_it_did_not_occur": self.quiet_cells}
 
 
 def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,

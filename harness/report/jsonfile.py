@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from harness.report.diff import Diff
-from harness.report.model import Results
+from harness.report.results import Results
 
 
 def write(results: Results, path: Path, changes: Diff | None = None) -> None:

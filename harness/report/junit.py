@@ -6,7 +6,9 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness.report.model import Results, State
+from harness.layout import NOT_APPLICABLE_PREFIX
+from harness.report.results import Results
+from harness.states import State
 
 
 def write(results: Results, path: Path) -> None:
@@ -24,7 +26,7 @@ def write(results: Results, path: Path) -> None:
             elif result.state in (State.ERROR, State.MISSING):
                 tc.result = [Error(result.first_line or result.state.value)]
             elif result.state in (State.SKIPPED, State.NOT_APPLICABLE):
-                prefix = "not-applicable: " if result.state == State.NOT_APPLICABLE else ""
+                prefix = NOT_APPLICABLE_PREFIX if result.state == State.NOT_APPLICABLE else ""
                 tc.result = [Skipped(prefix + result.first_line)]
             if result.details:
                 tc.system_out = result.details

@@ -14,7 +14,9 @@ from pathlib import Path
 from harness.models import section as models_section
 from harness.report import SYMBOLS
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
-from harness.report.model import Results, State, by_release, failures
+from harness.report.model import by_release, failures
+from harness.report.results import Results
+from harness.states import State
 
 LIMIT = 1024 * 1024 - 4096  # GitHub's job summary takes at most 1 MiB
 DETAIL_LINES = 40

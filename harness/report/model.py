@@ -1,4 +1,4 @@
-"""Read the cells' JUnit files (junitparser) into one results model: cells x cases, a state each.
+"""Read the cells' JUnit files (junitparser) into the results model (``harness.report.results``).
 
 States are mapped from JUnit elements in one place, shared with the in-cell progress recorder
 (:func:`harness.states.case_state`). A cell whose JUnit file is
@@ -16,113 +16,25 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
 
-from harness import known_issues as ki
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Element, Prop, Verdict
 from harness.report import issues
-from harness.report.issues import IssueSummary
+from harness.report.results import CELL_KEYS, CellInfo, Result, Results
 from harness.states import State, case_state, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
 DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module path says nothing to a reader
-CELL_KEYS = ("triton", "backend", "instance_kind", "python", "env", "runner")
 
 
 FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
                  "(pytest-rerunfailures keeps no text of the failed attempt)")
 PASSED_ALONE_MESSAGE = "timed out under load: {evidence}; passed when run again alone"
-
-
-@dataclass
-class CellInfo:
-    id: str
-    axes: dict[str, str | None] = field(default_factory=dict)
-    server_version: str | None = None
-    expected_server_version: str | None = None
-    packages: str = ""
-    junit: str | None = None  # path relative to the reports folder
-    log: str | None = None
-    problem: str | None = None  # why the cell's JUnit could not be used
-    interrupted: str | None = None  # the cell was stopped before its end; its JUnit holds what ran
-    state: State = State.MISSING
-    level: Result | None = None  # the cell-level outcome that fills the cases it has no result for
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **{k: self.axes.get(k) for k in CELL_KEYS}, "server_version": self.server_version,
-                "state": self.state.value, "packages": self.packages, "log": self.log, "problem": self.problem,
-                "interrupted": self.interrupted}
-
-
-@dataclass
-class Result:
-    case: str
-    cell: str
-    state: State
-    message: str = ""
-    details: str = ""  # the full failure text and the server log of the case
-    time: float = 0.0
-    issue: str | None = None  # the id of the known issue that explains this result (or did not occur)
-    observed: str = ""  # what was seen, where a known issue explains the result
-    verdict: str | None = None  # how the harness itself judged a failure (a layout.Verdict value)
-
-    @property
-    def first_line(self) -> str:
-        return self.message.strip().splitlines()[0] if self.message.strip() else ""
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {"case": self.case, "cell": self.cell, "state": self.state.value, "message": self.message}
-        if self.verdict:  # only where the harness judged it: a reader need not parse the message for it
-            data["verdict"] = self.verdict
-        return data
-
-
-@dataclass
-class Results:
-    cells: list[CellInfo]
-    results: dict[tuple[str, str], Result]
-    partial: bool = False
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    known_issues: list[IssueSummary] = field(default_factory=list)
-
-    @property
-    def cases(self) -> list[str]:
-        return sorted({case for case, _ in self.results})
-
-    def get(self, case: str, cell: str) -> Result:
-        return self.results[(case, cell)]
-
-    def counts(self, cells: list[CellInfo] | None = None) -> dict[str, int]:
-        ids = {c.id for c in (cells or self.cells)}
-        counts = {s.value: 0 for s in State}
-        for (_, cell), result in self.results.items():
-            if cell in ids:
-                counts[result.state.value] += 1
-        return counts
-
-    @property
-    def ok(self) -> bool:
-        return not any(r.state.bad for r in self.results.values()) and not any(
-            c.state.bad for c in self.cells
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "partial": self.partial,
-            "cells": [c.as_dict() for c in self.cells],
-            "results": [self.results[k].as_dict() for k in sorted(self.results)],
-            "counts": self.counts(),
-            "notes": self.notes,
-            "known_issues": [i.as_dict() for i in self.known_issues],
-        }
-
 
 HOME = str(Path.home())
 
@@ -181,7 +93,7 @@ def read_junit(path: Path) -> list[TestSuite]:
         raise HarnessError(f"not valid JUnit XML ({exc})", where=str(path),
                            fix="re-run its cell; the file was cut off or is not JUnit") from None
     suites = list(xml) if isinstance(xml, JUnitXml) else [xml]
-    if not suites or not any(p.name == "cell" for s in suites for p in s.properties()):
+    if not suites or not any(p.name == Prop.CELL for s in suites for p in s.properties()):
         raise HarnessError("not written by triton-matrix (no 'cell' property)", where=str(path),
                            fix="keep only the cells' own JUnit files in reports/junit/")
     return suites
@@ -240,19 +152,19 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             continue
         for suite in suites:
             props = {p.name: p.value for p in suite.properties()}
-            cell_id = props.get("cell") or suite.name or path.stem
+            cell_id = props.get(Prop.CELL) or suite.name or path.stem
             info = cells.setdefault(cell_id, CellInfo(id=cell_id))
             info.axes = {k: (props.get(k) or info.axes.get(k) or None) for k in CELL_KEYS}
             # A cell's workers each write a suite; one whose modules never needed a server has no version.
-            info.server_version = props.get("server_version") or info.server_version
-            info.expected_server_version = props.get("expected_server_version") or info.expected_server_version
-            info.packages = props.get("packages") or info.packages
+            info.server_version = props.get(Prop.SERVER_VERSION) or info.server_version
+            info.expected_server_version = props.get(Prop.EXPECTED_SERVER_VERSION) or info.expected_server_version
+            info.packages = props.get(Prop.PACKAGES) or info.packages
             info.junit = rel
             if props.get(Prop.INTERRUPTED):
                 info.interrupted = props[Prop.INTERRUPTED]
             collected = [c for c in props.get(Prop.COLLECTED, "").splitlines() if c]
             for prop in suite.properties():
-                if prop.name == ki.PROP_DECLARED:
+                if prop.name == Prop.KNOWN_ISSUE_DECLARED:
                     entry = json.loads(prop.value)
                     declared.setdefault(entry["id"], entry)
                     declared_in.setdefault(entry["id"], []).append(cell_id)

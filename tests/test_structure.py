@@ -1,0 +1,222 @@
+"""The shape of the code, checked: no import cycle in harness, and the JUnit vocabulary in one home.
+
+A cycle means two modules that cannot be read (or changed) one without the other; the shared part
+belongs in a module below both. The graph is read from the source (``ast``), so an import inside a
+function or under ``TYPE_CHECKING`` counts as much as one at the top.
+
+A JUnit property name, verdict, element name or state written as a literal drifts from the constant
+the reader uses (``harness.layout``, ``harness.states``); a word that only looks like one is allowed
+by name, file by file, with the reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Collection
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.fast
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "harness"
+
+
+def module_name(path: Path) -> str:
+    """``harness/report/model.py`` -> ``harness.report.model``; a package is its ``__init__``'s name."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def harness_modules() -> dict[str, Path]:
+    """Every module of the harness package, by dotted name."""
+    return {module_name(path): path for path in sorted(HARNESS.rglob("*.py"))}
+
+
+def imported(path: Path, name: str, modules: Collection[str]) -> set[str]:
+    """The harness modules one file imports, anywhere in it (relative imports resolved; ``from harness
+    import x`` is the module ``harness.x`` when that is a module, else the package ``harness``)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # harness.report.model.Results -> harness.report.model
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """harness's modules, each with the harness modules it imports."""
+    modules = harness_modules()
+    return {name: imported(path, name, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path whose first and last module are the same, or None."""
+    done: set[str] = set()
+    path: list[str] = []
+    on_path: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        path.append(node)
+        on_path.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in on_path:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in done:
+                cycle = visit(nxt)
+                if cycle is not None:
+                    return cycle
+        path.pop()
+        on_path.discard(node)
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        if start not in done:
+            cycle = visit(start)
+            if cycle is not None:
+                return cycle
+    return None
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    graph = import_graph()
+    assert "harness.states" in graph["harness.report.model"]  # from harness.states import ...
+    assert "harness.known_issues" in graph["harness.report.model"]  # from harness import known_issues as ki
+    assert "harness.report.build" in graph["harness.run"]  # inside a function
+
+
+def test_find_cycle_names_the_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_harness_imports_have_no_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
+
+
+# -- the JUnit vocabulary and the states have one home each -------------------------------------------
+HOMES = ("harness/layout.py", "harness/states.py")
+# A word can equal a property name or a state and mean something else: each such (file, value), and why.
+COMPAT_JSON = "a key of compat.json's results and cells (the report's own format), not a JUnit property"
+CELL_COMMAND = "the command line's subcommand 'python -m harness cell'"
+BENCH_FIGURES = "a key of the benchmark's own figures, copied from the cell's property of that name"
+BENCH_CAUSES = "the benchmark's name for a cause of harness reds, not the verdict it is read from"
+LAYER = "a deadline layer's name (load < case < fallback < cell)"
+LIVE_TABLE = "a column heading of the live table"
+ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the constant}
+    "bench/results.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON, "verdict": COMPAT_JSON,
+                         "interrupted": BENCH_CAUSES, "timeout": BENCH_CAUSES, "worker-died": BENCH_CAUSES},
+    "bench/run.py": {"cell": CELL_COMMAND, "server_start_s": BENCH_FIGURES, "setup_s": BENCH_FIGURES,
+                     "workers": "a key of the benchmark's figures: how many suites (workers) the cell wrote"},
+    "harness/__main__.py": {"cell": CELL_COMMAND},
+    "harness/run.py": {"cell": CELL_COMMAND},
+    "harness/plugin.py": {"cell": "the plugin's --cell option (its argparse dest)"},
+    "harness/applicability.py": {"cell": "where an error points: the cell's release"},
+    "harness/deadlines.py": {"case": LAYER, "cell": LAYER},
+    "harness/envs.py": {"packages": "a key of the venv's stamp file"},
+    "harness/images.py": {"error": "a key of docker's build log"},
+    "harness/known_issues.py": {"error": "a known issue's outcome (known_issues.toml): any failure",
+                                "failed": "pytest's report outcome, not the report's state"},
+    "harness/matrix.py": {"packages": "a key of matrix.toml's [envs.*] tables",
+                          "server_version": "a key of matrix.toml's [releases.*] tables"},
+    "harness/models/answers.py": {"cell": "a key of the per-cell answers file"},
+    "harness/progress.py": {"cell": "a key of the progress file"},
+    "harness/progress_view.py": {"cell": LIVE_TABLE, "failed": LIVE_TABLE,
+                                 "interrupted": "the word the live view shows for a cell that was stopped"},
+    "harness/report/diff.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON},
+    "harness/report/results.py": {key: COMPAT_JSON for key in ("case", "cell", "interrupted", "packages",
+                                                               "server_version", "verdict")},
+    "harness/servers/__init__.py": {"error": "a key of a bounded call's own result dict"},
+    "harness/settings.py": {"workers": "the setting settings.workers (matrix.toml)"},
+}
+
+
+def vocabulary() -> dict[str, str]:
+    """Every JUnit property name, verdict, element name and state, by value: the constant's name."""
+    from harness.layout import NOT_APPLICABLE_PREFIX, Element, Prop, Verdict
+    from harness.states import State
+
+    names = {NOT_APPLICABLE_PREFIX: "layout.NOT_APPLICABLE_PREFIX",
+             NOT_APPLICABLE_PREFIX.strip(): "layout.NOT_APPLICABLE_PREFIX.strip()"}
+    for home in (Prop, Verdict, Element):
+        for attr, value in vars(home).items():
+            if not attr.startswith("_") and isinstance(value, str):
+                names.setdefault(value, f"{home.__name__}.{attr}")
+    for state in State:
+        names.setdefault(state.value, f"State.{state.name}")
+    return names
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """The ids of a module's, classes' and functions' docstring nodes (prose may name a property)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def literals(paths: list[Path], names: dict[str, str], root: Path = ROOT) -> list[tuple[str, int, str]]:
+    """(file relative to ``root``, line, value) of each string literal in ``paths`` that is a word of ``names``."""
+    found = []
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        if rel in HOMES:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        skip = docstrings(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+                    and id(node) not in skip):
+                found.append((rel, node.lineno, node.value))
+    return sorted(found)
+
+
+def sources() -> list[Path]:
+    return sorted([*HARNESS.rglob("*.py"), *(ROOT / "bench").rglob("*.py")])
+
+
+def test_no_property_name_or_state_is_written_outside_its_home() -> None:
+    names = vocabulary()
+    stray = [(f, line, v) for f, line, v in literals(sources(), names) if v not in ALLOWED.get(f, {})]
+    assert not stray, "use the constant instead of the literal:\n" + "\n".join(
+        f"{f}:{line}: {v!r} is {names[v]}" for f, line, v in stray)
+
+
+def test_the_allow_list_has_no_stale_entry() -> None:
+    seen = {(f, v) for f, _, v in literals(sources(), vocabulary())}
+    allowed = {(f, v) for f, values in ALLOWED.items() for v in values}
+    assert not allowed - seen, f"allowed but no longer there: {sorted(allowed - seen)}"
+
+
+def test_a_property_name_written_as_a_literal_is_found(tmp_path: Path) -> None:
+    from harness.layout import Prop
+
+    copy = tmp_path / "harness" / "cell.py"
+    copy.parent.mkdir()
+    source = (HARNESS / "cell.py").read_text(encoding="utf-8")
+    copy.write_text(source + f"\nPROBE = {Prop.KNOWN_ISSUE!r}\n", encoding="utf-8")
+    assert literals([HARNESS / "cell.py"], vocabulary()) == []
+    found = literals([copy], vocabulary(), root=tmp_path)
+    assert [(f, v) for f, _, v in found] == [("harness/cell.py", Prop.KNOWN_ISSUE)]
