@@ -122,13 +122,14 @@ BENCH_FIGURES = "a key of the benchmark's own figures, copied from the cell's pr
 BENCH_CAUSES = "the benchmark's name for a cause of harness reds, not the verdict it is read from"
 LAYER = "a deadline layer's name (load < case < fallback < cell)"
 LIVE_TABLE = "a column heading of the live table"
+OPTION_DEST = "the command line's --workers (its argparse dest)"
 ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the constant}
     "bench/results.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON, "verdict": COMPAT_JSON,
                          "interrupted": BENCH_CAUSES, "timeout": BENCH_CAUSES, "worker-died": BENCH_CAUSES},
     "bench/run.py": {"cell": CELL_COMMAND, "server_start_s": BENCH_FIGURES, "setup_s": BENCH_FIGURES,
                      "workers": "a key of the benchmark's figures: how many suites (workers) the cell wrote"},
-    "harness/__main__.py": {"cell": CELL_COMMAND},
-    "harness/run.py": {"cell": CELL_COMMAND},
+    "harness/__main__.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
+    "harness/options.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
     "harness/plugin.py": {"cell": "the plugin's --cell option (its argparse dest)"},
     "harness/applicability.py": {"cell": "where an error points: the cell's release"},
     "harness/deadlines.py": {"case": LAYER, "cell": LAYER},
