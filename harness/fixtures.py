@@ -28,6 +28,8 @@ def cell(request: pytest.FixtureRequest) -> Cell:
 
 @pytest.fixture(scope="session")
 def release(request: pytest.FixtureRequest) -> Release:
+    """The cell's release: ``release.at_least("24.03")``, ``release.at_most(...)``, ``release.pick({"default":
+    a, "24.07": b})``, the one way cases compare releases (the markers and known issues use the same key)."""
     return plugin_of(request.config).release
 
 

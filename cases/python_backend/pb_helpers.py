@@ -212,11 +212,6 @@ def model_state(client: Any, model: str) -> str | None:
     return None
 
 
-def release_key(name: str) -> tuple[int, int]:
-    year, month = name.split(".")
-    return int(year), int(month)
-
-
 def strings(*texts: str) -> np.ndarray:
     return np.array([t.encode("utf-8") for t in texts], dtype=np.object_)
 
