@@ -22,6 +22,7 @@ from harness.servers import LoadResult, Server
 EachModel = Callable[[Callable[[str], Any], list[str]], list[Any]]  # CellPlugin.each_model
 UNLOAD_WAIT_S = 30.0  # an unload is asynchronous: how long its model and stubs may take to go
 POLL_S = 0.05
+SERVED = frozenset({"READY", "LOADING", "UNLOADING"})  # index states of a version not yet unloaded
 
 
 class ModelLoader:
@@ -73,7 +74,7 @@ class ModelLoader:
         server = self.server
         server.unload(name)
         with contextlib.closing(server.http_client()) as client:
-            _wait(lambda: _index_state(client, name) in ("UNAVAILABLE", None), timeout, f"{name} to be unloaded")
+            _wait(lambda: not _index_states(client, name) & SERVED, timeout, f"{name} to be unloaded")
         _wait(lambda: not server.live_stubs(name), timeout, f"the stubs of {name} to exit")
         if name in self.loaded:
             self.loaded.remove(name)
@@ -107,12 +108,10 @@ class ModelLoader:
                 self.unload(name)
 
 
-def _index_state(client: Any, model: str) -> str | None:
-    """The model's state in the repository index (READY, UNAVAILABLE, LOADING, ...)."""
-    for entry in client.get_model_repository_index():
-        if entry.get("name") == model:
-            return entry.get("state")
-    return None
+def _index_states(client: Any, model: str) -> set[str | None]:
+    """The states of the model's versions in the repository index (READY, UNAVAILABLE, UNLOADING, ...;
+    none for a model never loaded): an unload is over when no version is in ``SERVED``."""
+    return {entry.get("state") for entry in client.get_model_repository_index() if entry.get("name") == model}
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
