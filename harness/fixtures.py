@@ -1,4 +1,5 @@
-"""The fixtures a case uses: the cell, its release, the worker's server and its clients, a spare server.
+"""The fixtures a case uses: the cell, its release, the worker's server and its clients, a spare server,
+the model loader.
 
 They ask the cell's plugin (``harness.plugin``, which loads this module), so they hold no state of
 their own.
@@ -16,6 +17,7 @@ import pytest
 from harness.client import Client
 from harness.errors import NotApplicable
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, extra_log_path
+from harness.loading import ModelLoader
 from harness.matrix import Cell, Release
 from harness.plugin import PLUGIN_NAME, plugin_of
 from harness.servers import Server, ServerError
@@ -28,6 +30,8 @@ def cell(request: pytest.FixtureRequest) -> Cell:
 
 @pytest.fixture(scope="session")
 def release(request: pytest.FixtureRequest) -> Release:
+    """The cell's release: ``release.at_least("24.03")``, ``release.at_most(...)``, ``release.pick({"default":
+    a, "24.07": b})``, the one way cases compare releases (the markers and known issues use the same key)."""
     return plugin_of(request.config).release
 
 
@@ -101,14 +105,27 @@ def triton_log(request: pytest.FixtureRequest, triton: Server) -> Any:
     return lambda: triton.log_since(offset)
 
 
+@pytest.fixture
+def loader(request: pytest.FixtureRequest) -> Iterator[ModelLoader]:
+    """The one way a case loads models (``harness.loading``): ``loader.require("a", "b")`` (a failed load
+    fails the case), ``loader.load(name, config)`` (the ``LoadResult``, for cases that test loading),
+    ``loader.unload(name)`` (waits until it is gone), ``loader.on(spare)`` for a ``triton_factory``
+    server. What it loaded is unloaded when the case ends."""
+    models = ModelLoader(lambda: request.getfixturevalue("triton"), plugin_of(request.config).each_model)
+    yield models
+    models.close()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _unload_module_models(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The ``models`` marker's models are unloaded after their module, all at once, as they were loaded."""
     yield
     plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if plugin is None or plugin.server is None or not plugin.server.alive:
+    module_loader = plugin.module_loaders.pop(request.node.nodeid, None) if plugin is not None else None
+    if module_loader is None:
         return
-    try:  # all at once, as they were loaded (one by one on the serial path)
-        plugin.each_model(plugin.server.unload, sorted(plugin.module_models.pop(request.node.nodeid, set())))
+    try:
+        module_loader.unload_all_at_once()
     except ServerError:  # a dead server already failed its cases
         pass
 

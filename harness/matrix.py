@@ -14,9 +14,10 @@ import fnmatch
 import itertools
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
@@ -46,6 +47,7 @@ PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 
 DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.toml"
 MATRIX_ENV = "TRITON_MATRIX"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -63,6 +65,30 @@ class Release:
     def key(self) -> tuple[int, int]:
         """Sort key: ``24.03`` < ``24.10``."""
         return release_key(self.name)
+
+    def at_least(self, other: str) -> bool:
+        """``release.at_least("24.03")``: this release is ``other`` or newer (the cases' one comparison)."""
+        return self.key >= _checked_key(other)
+
+    def at_most(self, other: str) -> bool:
+        """``release.at_most("24.07")``: this release is ``other`` or older."""
+        return self.key <= _checked_key(other)
+
+    def pick(self, by_release: Mapping[str, T]) -> T | None:
+        """From ``{"default": a, "24.07": b}`` the value of the newest key at or below this release, else
+        ``default`` (None without one): an expectation whose wording changed with a release."""
+        keys = [k for k in by_release if k != "default"]
+        for k in keys:
+            _checked_key(k)
+        chosen = [k for k in keys if release_key(k) <= self.key]
+        return by_release[max(chosen, key=release_key)] if chosen else by_release.get("default")
+
+
+def _checked_key(name: str) -> tuple[int, int]:
+    """A case's release string as a sort key; anything but YY.MM is the case's mistake, said as such."""
+    if not isinstance(name, str) or not RELEASE_RE.match(name):
+        raise ValueError(f"{name!r} is not a Triton release or 'default'; write it as YY.MM, e.g. '24.03'")
+    return release_key(name)
 
 
 @dataclass(frozen=True, **KW_ONLY)

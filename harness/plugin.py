@@ -31,6 +31,7 @@ from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, leftover_path, progress_path, worker_log_path
+from harness.loading import ModelLoader
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
 from harness.servers import Server, ServerError
@@ -136,7 +137,7 @@ class CellPlugin:
             cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
             log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir,
             request_timeout=matrix.settings.budget().case_cap)  # clients give up after the watchdog could
-        self.module_models: dict[str, set[str]] = {}
+        self.module_loaders: dict[str, ModelLoader] = {}  # module nodeid -> what its ``models`` markers loaded
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
         self.queue: ModuleQueue | None = None  # the modules this worker shares with the cell's others
@@ -261,7 +262,7 @@ class CellPlugin:
         self.expired.pop(item.nodeid, None)  # a rerun's phases start afresh
         uses_server = "triton" in getattr(item, "fixturenames", ())
         if self.server is not None and uses_server and self.cell_server.ensure_alive():
-            self.module_models.clear()  # a server started again has nothing loaded
+            self.module_loaders.clear()  # a server started again has nothing loaded
         item.stash[_LOG_OFFSET] = self.server.log_offset() if self.server else 0
         self.in_flight = item
         starts = uses_server and self.server is None
@@ -348,20 +349,16 @@ class CellPlugin:
                                   interrupted=self.interrupted, server=self.server, generation=generation, stubs=stubs)
 
     def _load_models(self, item: pytest.Item) -> None:
-        """Load the case's models that its module has not loaded yet, all at once (Triton loads them
-        in parallel; a python model's stub takes about a second to start)."""
-        loaded = self.module_models.setdefault(_module_nodeid(item), set())
-        names = [n for mark in item.iter_markers("models") for n in mark.args if n not in loaded]
+        """Load the case's ``models`` that its module has not loaded yet, all at once (Triton loads them
+        in parallel; a python model's stub takes about a second to start), on the module's loader."""
+        names = [n for mark in item.iter_markers("models") for n in mark.args]
         server = self.server
         if server is None or not names:
             return
-        results = self.each_model(server.load, names)
-        for result in results:
-            if result.error is None:
-                loaded.add(result.model)
-        failed = [r for r in results if r.error is not None]
-        if failed:
-            pytest.fail("; ".join(f"model {r.model!r} failed to load: {r.error}" for r in failed), pytrace=False)
+        module = _module_nodeid(item)
+        if module not in self.module_loaders:
+            self.module_loaders[module] = ModelLoader(lambda: server, self.each_model)
+        self.module_loaders[module].require(*names)
 
     def each_model(self, action: Callable[[str], T], names: list[str]) -> list[T]:
         """``action`` (a server's load or unload) for each model, all at once (Triton loads and unloads

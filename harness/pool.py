@@ -53,6 +53,9 @@ class Launch:
             str(self.python), "-m", "pytest",
             "-p", "harness.plugin",
             "-p", "no:cacheprovider",
+            # A misspelled marker (``modles``) would silently do nothing: a case that loads nothing, a
+            # ``min_triton`` never applied. The plugin registers the case library's markers.
+            "--strict-markers",
             f"--cell={self.cell_id}",
             f"--matrix={self.matrix.resolve()}",
             f"--reports={self.reports}",

@@ -9,13 +9,16 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, ROOT, TEST_MATRIX
-from harness.layout import Prop
+from harness import pool, workers
+from harness.layout import Prop, worker_junit_path
 from harness.progress import read_cell, write_json
 from harness.progress_view import outcome_of
 from harness.report import model
@@ -85,6 +88,29 @@ def test_a_conftest_that_raises_is_an_error_of_its_own_and_the_other_areas_run(p
     result.assert_outcomes(passed=1, errors=1)
     assert errors_by_case(junit) == {"broken/conftest.py": "broken/conftest.py:3: ValueError: conftest says no"}
     assert Prop.INTERRUPTED not in suite_properties(junit)
+
+
+def test_a_misspelled_marker_is_an_error_of_its_module(pytester: pytest.Pytester) -> None:
+    """The worker's own command (``--strict-markers``): ``@pytest.mark.modles`` would otherwise load
+    nothing and pass for the wrong reason; the library's real markers are registered by the plugin."""
+    area = pytester.mkdir("area")
+    (area / "test_typo.py").write_text("import pytest\n\n@pytest.mark.modles('add_sub')\ndef test_t():\n    pass\n")
+    (area / "test_ok.py").write_text(
+        "import pytest\n\n@pytest.mark.backend('python')\n@pytest.mark.min_triton('23.10')\n"
+        "@pytest.mark.case_timeout(5)\ndef test_ok():\n    pass\n")
+    reports = pytester.path / "r"
+    launch = pool.Launch(python=Path(sys.executable), matrix=TEST_MATRIX, cell_id=CELL, roots=(pytester.path,),
+                         reports=reports, options=(), cwd=pytester.path)
+    command = launch.command(workers.Share(worker=0, targets=(str(area),)), pytester.path / "claims")
+    assert "--strict-markers" in command
+    done = subprocess.run(command, cwd=pytester.path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    junit = ET.parse(worker_junit_path(reports, CELL, 0)).getroot()
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
+    errors = errors_by_case(junit)
+    assert list(errors) == ["area/test_typo.py"], errors
+    assert "'modles' not found in `markers` configuration option" in errors["area/test_typo.py"]
+    assert suite_properties(junit)[Prop.COLLECTED] == "area/test_ok.py::test_ok", "the other module ran"
 
 
 def test_a_signal_still_interrupts(pytester: pytest.Pytester) -> None:

@@ -140,3 +140,18 @@ def test_matrix_module_needs_only_the_standard_library() -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)
+
+
+def test_release_comparisons_are_the_cases_one_way_to_compare() -> None:
+    """``release.at_least`` / ``at_most`` / ``pick``: what case libraries compare releases with (by
+    number, not as text: 24.10 is newer than 24.7 would be)."""
+    r = matrix.Release(name="24.03", server_version="2.44.0")
+    assert r.at_least("24.03") and r.at_least("23.12") and not r.at_least("24.07")
+    assert r.at_most("24.03") and r.at_most("24.10") and not r.at_most("23.10")
+    assert r.pick({"default": "old", "24.03": "new", "24.07": "newer"}) == "new"
+    assert r.pick({"default": "old", "24.07": "newer"}) == "old"
+    assert r.pick({"24.07": "newer"}) is None
+    with pytest.raises(ValueError, match="'24.3' is not a Triton release"):
+        r.pick({"24.3": "x"})
+    with pytest.raises(ValueError, match="write it as YY.MM"):
+        r.at_least("24")

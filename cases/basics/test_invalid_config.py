@@ -5,8 +5,8 @@ import pytest
 pytestmark = pytest.mark.backend("python")
 
 
-def test_unknown_data_type_is_refused(triton):
-    result = triton.load("invalid_dtype")
+def test_unknown_data_type_is_refused(triton, loader):
+    result = loader.load("invalid_dtype")
     assert result.error is not None, "the model loaded although its data_type is TYPE_FOO"
     # The load response only says the repository could not be polled; the parser's message
     # naming the bad value is in the log lines written during this load.

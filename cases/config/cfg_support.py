@@ -165,17 +165,6 @@ def error_lines(log: str) -> str:
     return "\n".join(keep[-20:])
 
 
-# -- per-release expectations -------------------------------------------------------------------------
-def since(release: str, values: dict[str, Any]) -> Any:
-    """From ``{"default": a, "24.07": b}`` the value for ``release``: the newest key <= release."""
-    def key(text: str) -> tuple[int, int]:
-        year, month = text.split(".")
-        return int(year), int(month)
-
-    chosen = [k for k in values if k != "default" and key(k) <= key(release)]
-    return values[max(chosen, key=key)] if chosen else values["default"]
-
-
 # -- bounded waits ------------------------------------------------------------------------------------
 def wait_until_unloaded(client: Any, model: str, timeout: float = 30.0) -> dict[str, tuple[str, str]]:
     """Unloading is asynchronous: poll the index (bounded) until no version of ``model`` is UNLOADING."""

@@ -46,7 +46,6 @@ WHERE = ("response", "log")
 # load's deadline nests inside the case's: its 3x cap (12 s) ends before a declared hang's 15 s
 # deadline, so a load that never answers is reported as that, not as the case's timeout.
 SPARE_LOAD_TIMEOUT = 4.0
-RELEASE = re.compile(r"^\d{2}\.\d{2}$")
 
 pytestmark = [pytest.mark.backend("python"), pytest.mark.models(CONTROL)]
 
@@ -87,26 +86,16 @@ def _parse_simple_toml(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def _release_key(value: str) -> tuple[int, int]:
-    year, month = value.split(".")
-    return int(year), int(month)
-
-
-def for_release(value: Any, release: str, what: str, path: Path) -> str | None:
+def for_release(value: Any, release: Any, what: str, path: Path) -> str | None:
     """A plain value, or from a ``{default, "YY.MM": ...}`` table the newest key <= ``release``."""
     if isinstance(value, str):
         return value
     if not isinstance(value, dict):
         raise TypeError(f"{path}: {what} must be a string or a table of releases")
-    chosen: tuple[tuple[int, int], str] | None = None
-    for key, text in value.items():
-        if key == "default":
-            continue
-        if not RELEASE.match(key):
-            raise ValueError(f"{path}: {what}: key {key!r} is not a release (YY.MM) or 'default'")
-        if _release_key(key) <= _release_key(release) and (chosen is None or _release_key(key) > chosen[0]):
-            chosen = (_release_key(key), text)
-    return chosen[1] if chosen else value.get("default")
+    try:
+        return release.pick(value)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {what}: {exc}") from None
 
 
 def read_expectation(folder: Path) -> dict[str, Any]:
@@ -148,8 +137,8 @@ def test_broken_config_is_refused(folder: Path, expect: dict[str, Any], triton: 
                                   release: Any, triton_factory: Any) -> None:
     """Loading the broken model fails with the expected message; the server keeps serving."""
     name = folder.name
-    fragment = for_release(expect["fragment"], release.name, "fragment", folder / "expect.toml")
-    where = for_release(expect.get("where", "response"), release.name, "where", folder / "expect.toml")
+    fragment = for_release(expect["fragment"], release, "fragment", folder / "expect.toml")
+    where = for_release(expect.get("where", "response"), release, "where", folder / "expect.toml")
     if fragment is None:
         pytest.fail(f"{folder / 'expect.toml'} states no fragment for Triton {release.name}; add a 'default' "
                     "or a key for this release", pytrace=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cfg_support import config_from_dict, index_states, rejected, since, wait_until_unloaded
+from cfg_support import config_from_dict, index_states, rejected, wait_until_unloaded
 
 MODEL = "cfg_ctl_versions"
 NEVER = "cfg_ctl_never"
@@ -118,7 +118,7 @@ def test_plain_load_after_override(client: Any, triton: Any, http_client: Any, c
     assert result.error is None, result.error
     result = triton.load(MODEL)
     assert result.error is None, result.error
-    expected = since(release.name, {"default": (3, "from-file"), "24.03": (1, "from-override")})
+    expected = release.pick({"default": (3, "from-file"), "24.03": (1, "from-override")})
     assert answer(client) == expected, "a plain load after an override load"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cfg_support import INVALID_ARGUMENT, model_stats, rejected, since, stats_reaching
+from cfg_support import INVALID_ARGUMENT, model_stats, rejected, stats_reaching
 
 MODEL = "cfg_contract"
 GOOD = np.arange(8, dtype=np.float32).reshape(2, 4)
@@ -79,7 +79,7 @@ def test_valid_request_is_served(client: Any) -> None:
 def test_bad_request_is_refused(case: str, client: Any, release: Any) -> None:
     """The server refuses the request with INVALID_ARGUMENT and its message; the model is not run."""
     arrays, outputs, fragments = BAD_REQUESTS[case]
-    fragment = since(release.name, fragments)
+    fragment = release.pick(fragments)
     before = model_stats(client, MODEL)
     exc = rejected(lambda: client.infer(MODEL, arrays, outputs=outputs))
     message = str(exc.message())

@@ -54,16 +54,13 @@ def test_config_round_trips(folder: Path, loaded: dict[str, Any], client: Any, c
     assert ready == want, f"{name}: READY versions {sorted(ready)}, but its version_policy serves {sorted(want)}"
 
 
-def test_duplicate_tensor_names_are_refused(triton: Any, http_client: Any) -> None:
+def test_duplicate_tensor_names_are_refused(triton: Any, http_client: Any, loader: Any) -> None:
     """A config that names an input and an output twice is invalid (a tensor name identifies one
     tensor of the request): the load must fail. Releases that load it anyway are declared in
     cases/known_issues.toml."""
-    result = triton.load("cfg_dup_names")
-    try:
-        if result.error is None:
-            served = config_from_dict(http_client.model_config("cfg_dup_names"))
-            pytest.fail(f"cfg_dup_names LOADED although it names inputs {[t.name for t in served.input]} and "
-                        f"outputs {[t.name for t in served.output]}", pytrace=False)
-        assert "INPUT0" in result.error or "OUTPUT0" in result.error, result.error
-    finally:
-        triton.unload("cfg_dup_names")
+    result = loader.load("cfg_dup_names")
+    if result.error is None:
+        served = config_from_dict(http_client.model_config("cfg_dup_names"))
+        pytest.fail(f"cfg_dup_names LOADED although it names inputs {[t.name for t in served.input]} and "
+                    f"outputs {[t.name for t in served.output]}", pytrace=False)
+    assert "INPUT0" in result.error or "OUTPUT0" in result.error, result.error

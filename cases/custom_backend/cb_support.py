@@ -131,11 +131,6 @@ def ends_with(name: str) -> Callable[[list[Event]], bool]:
     return lambda found: bool(found) and found[-1].name == name
 
 
-def release_key(release: str) -> tuple[int, int]:
-    year, month = release.split(".")
-    return int(year), int(month)
-
-
 def stats_when(read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool], timeout: float = 10.0,
                what: str = "the statistics") -> dict[str, Any]:
     """Statistics are updated after the response is sent: poll until ``ready`` holds (bounded); the last

@@ -56,10 +56,10 @@ def test_backend_finalize_runs_once_at_shutdown_not_at_unload(triton_factory, ki
     assert (second_init.fields["backend_initialize"], second_init.fields["backend_finalize"]) == ("1", "0")
 
 
-def test_incompatible_api_version_is_refused(triton, cell):
+def test_incompatible_api_version_is_refused(triton, cell, loader):
     """A backend built for TRITONBACKEND API 1.99 refuses this server at Initialize: the load fails
     with the server's 'Unsupported' and the backend's message naming both versions."""
-    result = triton.load("cb_apinext")
+    result = loader.load("cb_apinext")
     assert result.error is not None, "a model of a backend that refused the API version loaded"
     major, minor = API_VERSIONS.get(cell.triton, (None, None))
     provided = re.escape(f"{major}.{minor}") if major is not None else r"1\.\d+"

@@ -25,15 +25,15 @@ DEADLINE_S = 10.0  # every response must arrive well before that delay
     ],
     ids=["max_batch_size", "rows_per_request", "preferred_batch_size"],
 )
-def test_batches_arrive_as_configured(triton, triton_log, loaded, kind, max_batch_size, preferred, rows, requests,
+def test_batches_arrive_as_configured(triton, triton_log, loader, kind, max_batch_size, preferred, rows, requests,
                                       calls):
     """``calls`` lists each execute call as (requests, batch rows); nothing else may reach the backend."""
     tag = new_tag()
     batching = {"max_queue_delay_microseconds": QUEUE_DELAY_US}
     if preferred:
         batching["preferred_batch_size"] = preferred
-    loaded(MODEL, model_config(MODEL, kind=kind, max_batch_size=max_batch_size, dims=(2,), tag=tag,
-                               dynamic_batching=batching))
+    loader.require(MODEL, config=model_config(MODEL, kind=kind, max_batch_size=max_batch_size, dims=(2,), tag=tag,
+                                              dynamic_batching=batching))
     client = triton.http_client(concurrency=requests)
     try:
         sent = []

@@ -34,16 +34,16 @@ def kind_word(kind: str) -> str:
 
 
 @pytest.mark.parametrize("groups", [(1,), (3,), (2, 1)], ids=["1x1", "1x3", "2+1"])
-def test_lifecycle_calls_in_order_and_counted(triton, triton_log, http_client, loaded, kind, groups):
+def test_lifecycle_calls_in_order_and_counted(triton, triton_log, http_client, loader, kind, groups):
     """Load -> ModelInitialize once, ModelInstanceInitialize once per instance, Execute once per
     request; unload -> each instance's Finalize once, ModelFinalize once and last."""
     tag = new_tag()
-    loaded(MODEL, model_config(MODEL, kind=kind, groups=groups, tag=tag))
+    loader.require(MODEL, config=model_config(MODEL, kind=kind, groups=groups, tag=tag))
     requests = 5
     for i in range(requests):
         x = np.full(3, i, np.float32)
         np.testing.assert_array_equal(http_client.infer(MODEL, {"INPUT0": x})["OUTPUT0"], x)
-    triton.unload(MODEL)
+    loader.unload(MODEL)
     found = wait_for_events(triton_log, (tag,), ends_with("model_finalize"), "ModelFinalize after unload")
 
     count = sum(groups)
@@ -62,15 +62,15 @@ def test_lifecycle_calls_in_order_and_counted(triton, triton_log, http_client, l
     assert found[0].fields["backend_initialize"] == "1" and found[0].fields["backend_finalize"] == "0"
 
 
-def test_unload_calls_each_finalizer_once(triton, triton_log, http_client, loaded, kind):
+def test_unload_calls_each_finalizer_once(triton, triton_log, http_client, loader, kind):
     """Nothing is finalized while the model is loaded; unload finalizes each instance and the model
     once, and the model is no longer served."""
     tag = new_tag()
-    loaded(MODEL, model_config(MODEL, kind=kind, groups=(2,), tag=tag))
+    loader.require(MODEL, config=model_config(MODEL, kind=kind, groups=(2,), tag=tag))
     http_client.infer(MODEL, {"INPUT0": np.ones(2, np.float32)})
     before = events(triton_log(), tag)
     assert names(before) == ["model_initialize", "instance_initialize", "instance_initialize", "execute"], before
-    triton.unload(MODEL)
+    loader.unload(MODEL)
     found = wait_for_events(triton_log, (tag,), ends_with("model_finalize"), "ModelFinalize after unload")
     after = found[len(before):]
     assert names(after) == ["instance_finalize", "instance_finalize", "model_finalize"], after
@@ -121,10 +121,10 @@ def test_refused_instance_initialize_is_finalized_with_the_others(triton, triton
     ], found
 
 
-def test_statistics_count_what_the_backend_reported(triton, http_client, loaded, kind):
+def test_statistics_count_what_the_backend_reported(triton, http_client, loader, kind):
     """Model statistics of a fresh load count exactly what the clients got: 3 successes and 2
     failures (an error response, and an error returned from execute)."""
-    loaded(MODEL, model_config(MODEL, kind=kind, tag=new_tag()))
+    loader.require(MODEL, config=model_config(MODEL, kind=kind, tag=new_tag()))
     x = {"INPUT0": np.ones(2, np.float32)}
     for _ in range(3):
         http_client.infer(MODEL, x)
@@ -145,10 +145,10 @@ def test_statistics_count_what_the_backend_reported(triton, http_client, loaded,
     assert [(b["batch_size"], b["compute_infer"]["count"]) for b in stats["batch_stats"]] == [(1, 4)]
 
 
-def test_backend_reports_the_release_api_version(triton, triton_log, loaded, kind, cell):
+def test_backend_reports_the_release_api_version(triton, triton_log, loader, kind, cell):
     """TRITONBACKEND_ApiVersion: what each release's server reports to a backend."""
     tag = new_tag()
-    loaded(MODEL, model_config(MODEL, kind=kind, tag=tag))
+    loader.require(MODEL, config=model_config(MODEL, kind=kind, tag=tag))
     found = events(triton_log(), tag)
     assert names(found)[:1] == ["model_initialize"], found
     major, minor = (int(v) for v in found[0].fields["api"].split("."))

@@ -61,14 +61,10 @@ def test_autocompleted_model_answers(client):
         np.testing.assert_array_equal(out[name], want)
 
 
-def test_execution_accelerators_are_accepted_and_returned(triton, http_client):
-    result = triton.load("onnx_accelerators")
-    assert result.error is None, result.error
-    try:
-        config = http_client.model_config("onnx_accelerators")
-        accelerators = config["optimization"]["execution_accelerators"]["cpu_execution_accelerator"]
-        assert [a["name"] for a in accelerators] == ["openvino"]
-        out = http_client.infer("onnx_accelerators", {"INPUT0": BATCH})
-        np.testing.assert_array_equal(out["OUTPUT0"], BATCH)
-    finally:
-        triton.unload("onnx_accelerators")
+def test_execution_accelerators_are_accepted_and_returned(triton, http_client, loader):
+    loader.require("onnx_accelerators")
+    config = http_client.model_config("onnx_accelerators")
+    accelerators = config["optimization"]["execution_accelerators"]["cpu_execution_accelerator"]
+    assert [a["name"] for a in accelerators] == ["openvino"]
+    out = http_client.infer("onnx_accelerators", {"INPUT0": BATCH})
+    np.testing.assert_array_equal(out["OUTPUT0"], BATCH)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pb_helpers import BoundedClient, Models, bounded_client_for, release_key
+from pb_helpers import BoundedClient, bounded_client_for
 
 
 @pytest.fixture
@@ -18,39 +17,3 @@ def bounded_client(request: pytest.FixtureRequest, triton: Any) -> Iterator[Boun
     bounded = bounded_client_for(triton, protocol)
     yield bounded
     bounded.close()
-
-
-@pytest.fixture
-def release_is(release: Any) -> Callable[[str], bool]:
-    """``release_is(">=24.03")``: compares the cell's release (operators >=, <=, >, <, ==)."""
-
-    def check(expr: str) -> bool:
-        op, value = re.fullmatch(r"(>=|<=|<|>|==)\s*(\d\d\.\d\d)", expr).groups()
-        mine, other = release_key(release.name), release_key(value)
-        return {">=": mine >= other, "<=": mine <= other, ">": mine > other, "<": mine < other,
-                "==": mine == other}[op]
-
-    return check
-
-
-@pytest.fixture
-def loader(triton: Any) -> Iterator[Models]:
-    """Per-case model loading on the cell's server; unloads at the end, waiting for the stubs."""
-    models = Models(triton)
-    yield models
-    models.close()
-
-
-@pytest.fixture
-def private_loader() -> Iterator[Callable[[Any], Models]]:
-    """``private_loader(server)``: the same, on a server started by ``triton_factory``."""
-    made: list[Models] = []
-
-    def make(server: Any) -> Models:
-        models = Models(server)
-        made.append(models)
-        return models
-
-    yield make
-    for models in made:
-        models.close()

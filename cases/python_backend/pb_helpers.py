@@ -5,7 +5,6 @@
 - the server's shared-memory regions (``/dev/shm/<triton.shm_prefix>*``);
 - Prometheus samples of the metrics endpoint;
 - ``wait_until``: a bounded poll (the server does some things after answering, e.g. unloading);
-- ``Models``: loads models for one case and unloads them, waiting until their stubs are gone;
 - ``BoundedClient``: a client whose requests give up after ``CASE_TIMEOUT_S``.
 """
 
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import re
 import time
@@ -212,11 +210,6 @@ def model_state(client: Any, model: str) -> str | None:
     return None
 
 
-def release_key(name: str) -> tuple[int, int]:
-    year, month = name.split(".")
-    return int(year), int(month)
-
-
 def strings(*texts: str) -> np.ndarray:
     return np.array([t.encode("utf-8") for t in texts], dtype=np.object_)
 
@@ -237,42 +230,3 @@ def bounded_client_for(server: Any, protocol: str) -> BoundedClient:
         return BoundedClient("http", server.http_client(network_timeout=CASE_TIMEOUT_S,
                                                         connection_timeout=CASE_TIMEOUT_S))
     return BoundedClient("grpc", server.grpc_client(), timeout=CASE_TIMEOUT_S)
-
-
-class Models:
-    """Loads models for one case; ``close`` unloads them and waits until their stubs are gone."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.loaded: list[str] = []
-
-    def load(self, name: str, *, config: dict[str, Any] | None = None) -> Any:
-        result = self.server.load(name, config=json.dumps(config) if config else None)
-        if name not in self.loaded:
-            self.loaded.append(name)
-        return result
-
-    def require(self, *names: str) -> None:
-        for name in names:
-            result = self.load(name)
-            if result.error is not None:
-                pytest.fail(f"model {name!r} failed to load: {result.error}", pytrace=False)
-
-    def unload(self, name: str, *, timeout: float = 30.0) -> None:
-        """Unload and wait until the model is unavailable and none of its stubs runs."""
-        self.server.unload(name)
-        client = self.server.http_client()
-        try:
-            wait_until(lambda: model_state(client, name) in ("UNAVAILABLE", None), timeout,
-                       f"{name} to be unloaded")
-        finally:
-            client.close()
-        if getattr(self.server, "pid", None):
-            wait_until(lambda: not stubs(self.server, name), timeout, f"the stubs of {name} to exit")
-        if name in self.loaded:
-            self.loaded.remove(name)
-
-    def close(self) -> None:
-        for name in reversed(list(self.loaded)):
-            with contextlib.suppress(Exception):
-                self.unload(name)

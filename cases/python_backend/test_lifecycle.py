@@ -117,14 +117,14 @@ def test_five_load_unload_rounds_leak_nothing(triton, loader, cell):
 
 
 @pytest.fixture
-def own_server(triton_factory, private_loader):
+def own_server(triton_factory, loader):
     """A server of its own for the cases that kill processes, so the cell's server stays clean.
 
     It is SIGKILLed at the end: a server with a dead stub can take the whole stub timeout to unload
     or stop, and killing the process group leaves nothing behind either.
     """
     with triton_factory() as server:
-        yield server, private_loader(server)
+        yield server, loader.on(server)
         server.kill("the case is over")
 
 
@@ -256,15 +256,13 @@ def test_initialize_exit_fails_the_load(triton, loader, http_client):
     wait_until(lambda: not stubs(triton, "pb_init_exits"), 10, "the exited stub to be gone")
 
 
-def test_server_sigkill_leaves_no_stub(triton_factory, private_loader, cell):
+def test_server_sigkill_leaves_no_stub(triton_factory, loader, cell):
     """SIGKILL of the server itself: its stubs notice and exit within 10 s (a server of its own)."""
     with triton_factory() as server:
-        loader = private_loader(server)
-        result = loader.load(MODEL, config=lifecycle_config(cell, 2))
+        result = loader.on(server).load(MODEL, config=lifecycle_config(cell, 2))
         assert result.error is None, result.error
         procs = stubs(server, MODEL)
         assert len(procs) == 2
-        loader.loaded.clear()  # nothing to unload: the server is about to die
         os.kill(server.pid, signal.SIGKILL)
         # Reap it at once, as any supervisor would: a stub takes an unreaped (zombie) server for alive.
         wait_until(server.exit_status, 5, "the killed server to be reaped")

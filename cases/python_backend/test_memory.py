@@ -101,12 +101,11 @@ def test_bf16_round_trip(client, bounded_client):
 
 @LOCAL
 @pytest.mark.max_triton("24.07")
-def test_bf16_refused_before_support(client, triton_factory, private_loader):
+def test_bf16_refused_before_support(client, triton_factory, loader):
     """Before BF16 support a BF16 request must fail with the backend's message, quickly, and the
     stub must live on. On a server of its own (a broken release leaves the request stuck)."""
     with triton_factory() as server:
-        loader = private_loader(server)
-        loader.require("pb_bf16")
+        loader.on(server).require("pb_bf16")
         (stub,) = stubs(server, "pb_bf16")
         bounded = bounded_client_for(server, client.protocol)
         outcome: queue.Queue = queue.Queue()
@@ -128,8 +127,8 @@ def test_bf16_refused_before_support(client, triton_factory, private_loader):
             assert "TYPE_BF16 not currently supported" in answer.message()
             assert is_running(stub), "the stub died on the BF16 request"
         finally:
-            loader.loaded.clear()
-            server.kill("the case is over")  # unloading a model with a request stuck in it would hang
+            server.kill("the case is over")  # unloading a model with a request stuck in it would hang (a
+            # killed server's models are not unloaded)
             bounded.close()
 
 
@@ -139,13 +138,13 @@ def _pattern(n):
 
 
 @LOCAL
-def test_pool_grows_from_small_default(triton_factory, private_loader):
+def test_pool_grows_from_small_default(triton_factory, loader):
     """A server with shm-default-byte-size=2 MiB: the stub's region starts at 2 MiB and grows (in
     1 MiB steps) to carry an 8 MiB output, which arrives intact."""
     with triton_factory("--backend-config=python,shm-default-byte-size=2097152",
                         "--backend-config=python,shm-growth-byte-size=1048576") as server:
-        loader = private_loader(server)
-        loader.require("pb_pool")
+        spare = loader.on(server)
+        spare.require("pb_pool")
         (proc,) = stubs(server, "pb_pool")
         region = stub_region(proc, server)
         assert shm_regions(server)[region] == 2 * MIB
@@ -157,7 +156,7 @@ def test_pool_grows_from_small_default(triton_factory, private_loader):
         assert out.tobytes() == _pattern(8 * MIB).tobytes()
         grown = shm_regions(server)[region]
         assert grown > 8 * MIB and grown % MIB == 0, grown
-        loader.close()
+        spare.close()
 
 
 @LOCAL

@@ -253,6 +253,11 @@ class Server:
         """
         return []
 
+    def live_stubs(self, model: str) -> list[int]:
+        """The pids of ``model``'s python backend stubs that still run (empty where the runner cannot
+        see them, as in a container): what an unload waits for before it is over."""
+        return []
+
     def load(self, model: str, *, config: str | None = None, files: dict[str, bytes] | None = None,
              timeout: float | None = None) -> LoadResult:
         """Load ``model`` through the repository API, bounded by a deadline judged by progress.

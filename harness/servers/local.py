@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from harness import processes
-from harness.servers import Ports, Server, ServerError
+from harness.servers import Ports, Server, ServerError, stubs
 from harness.servers.options import ServerOptions, server_env
 from harness.servers.stubs import StubMonitor
 
@@ -178,6 +178,9 @@ class LocalServer(Server):
         threading.Thread(target=self.proc.wait, name="tritonserver-reaper", daemon=True).start()
         self._stubs = StubMonitor(self.proc.pid)
         self._stubs.start()
+
+    def live_stubs(self, model: str) -> list[int]:
+        return stubs.running(self.proc.pid, model) if self.proc is not None else []
 
     def ended_stubs(self, since: float) -> list[str]:
         return self._stubs.ended_since(since) if self._stubs else []

@@ -102,8 +102,16 @@ class StubMonitor:
 
     def _discover(self) -> None:
         for pid in pids():
-            if pid in self._known:
-                continue
-            fields = proc_stat(pid)
-            if fields and fields[0] == STUB_COMM and fields[2] == str(self.server_pid) and fields[1] != "Z":
+            if pid not in self._known and _is_live_stub(pid, self.server_pid):
                 self._known[pid] = _identity(pid)
+
+
+def _is_live_stub(pid: int, server_pid: int) -> bool:
+    """A stub of this server that has not ended (a zombie has)."""
+    fields = proc_stat(pid)
+    return bool(fields) and fields[0] == STUB_COMM and fields[2] == str(server_pid) and fields[1] != "Z"
+
+
+def running(server_pid: int, model: str) -> list[int]:
+    """The pids of ``model``'s stubs that still run: an unload is over when none is left."""
+    return [pid for pid in pids() if _is_live_stub(pid, server_pid) and _identity(pid)[0] == model]
