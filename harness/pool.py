@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import claims, layout, processes, workers
+from harness import claims, layout, options, processes, workers
 from harness.models import cli as models_cli
 from harness.supervise import NOT_RERUN
 
@@ -57,8 +57,7 @@ class Launch:
             # ``min_triton`` never applied. The plugin registers the case library's markers.
             "--strict-markers",
             f"--cell={self.cell_id}",
-            f"--matrix={self.matrix.resolve()}",
-            f"--reports={self.reports}",
+            *options.to_args(options.PLUGIN, {"matrix": self.matrix.resolve(), "reports": self.reports}),
             f"--worker={share.worker}",
             f"--claims={claims}",
             *(["--serial-loads"] if self.serial else []),
