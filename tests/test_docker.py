@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -105,6 +107,46 @@ def test_container_serves_and_leaves_nothing(engine, release, image, run_label, 
         assert len(containers_of(engine, run_label)) == 1
     assert containers_of(engine, run_label) == [], "stopped and removed"
     assert "successfully loaded 'add_sub'" in (tmp_path / "server.log").read_text(), "log streamed to file"
+
+
+class LaggingLogServer(docker_runner.DockerServer):
+    """A container whose log the engine hands over a second late (a busy engine, a busy host)."""
+
+    LAG_S = 1.0
+
+    def _stream_log(self) -> None:
+        received: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
+
+        def write_late() -> None:
+            with open(self.log_path, "ab") as fh:
+                while (item := received.get())[1] is not None:
+                    time.sleep(max(0.0, item[0] + self.LAG_S - time.monotonic()))
+                    fh.write(item[1])
+                    fh.flush()
+
+        writer = threading.Thread(target=write_late, daemon=True)
+        writer.start()
+        for chunk in self.container.logs(stream=True, follow=True):
+            received.put((time.monotonic(), chunk))
+        received.put((time.monotonic(), None))
+        writer.join()
+
+
+def test_a_loads_log_holds_the_lines_it_wrote_though_the_engine_copies_them_late(
+        engine, release, image, run_label, tmp_path, monkeypatch) -> None:
+    """A refused config's parser message is in its load's log even where the engine's copy of the
+    container's output lags; without the log sync the same load's log misses it (the control)."""
+    repo = repo_with_add_sub(tmp_path)
+    shutil.copytree(ROOT / "cases" / "basics" / "models" / "invalid_dtype", repo / "invalid_dtype")
+    with LaggingLogServer(cell=CELL, release=release, repository=repo, log_path=tmp_path / "server.log",
+                          client=engine, stop_timeout=5) as srv:
+        with monkeypatch.context() as unsynced:
+            unsynced.setattr(srv, "sync_log", lambda: None)
+            control = srv.load("invalid_dtype")
+        assert control.error is not None and "TYPE_FOO" not in control.log, "the lag did not show: no control"
+        synced = srv.load("invalid_dtype")
+        assert synced.error is not None
+        assert "TYPE_FOO" in synced.log, synced.log[-2000:]
 
 
 def test_isolation_from_the_engines_inspect_data(engine, release, image, run_label, tmp_path) -> None:

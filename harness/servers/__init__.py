@@ -288,6 +288,7 @@ class Server:
                           f"given up after {deadline.elapsed():.0f} s; {deadline.evidence()})")
             self.kill(reason)
             raise _expired(kind, f"{reason}; the server was killed{self.tail_note()}", deadline)
+        self.sync_log()
         return LoadResult(model=model, error=error, log=self.log_since(offset))
 
     def unload(self, model: str, *, timeout: float | None = None) -> None:
@@ -336,6 +337,11 @@ class Server:
         return result.get("error"), None
 
     # -- log ---------------------------------------------------------------------------------------
+    def sync_log(self) -> None:
+        """Return once the log file holds every line the server wrote so far. A local server writes
+        its log file itself, so there is nothing to wait for; a container's log is copied by the
+        engine, later (:meth:`harness.servers.docker.DockerServer.sync_log`)."""
+
     def log_offset(self) -> int:
         try:
             return self.log_path.stat().st_size

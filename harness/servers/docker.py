@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from harness.servers.options import ServerOptions, server_env
 LABEL = "org.triton-matrix"
 RUN_ID_ENV = "TRITON_MATRIX_RUN_ID"
 CONTAINER_PORTS = Ports(http=8000, grpc=8001, metrics=8002)
+LOG_SYNC_S = 10.0  # at most this long for a log mark to come through the engine's copy of the output
 
 
 def engine() -> Any:
@@ -171,6 +173,22 @@ class DockerServer(Server):
             for chunk in self.container.logs(stream=True, follow=True):
                 fh.write(chunk)
                 fh.flush()
+
+    def sync_log(self) -> None:
+        """Wait until the log file holds what the server wrote so far: the engine copies the container's
+        output asynchronously, so a load's response can come before the lines it logged (a refused
+        config's parser message was missing from a load's log). A mark written to the server's own
+        stdout comes through after them: once it is in the file, so are they. Bounded; a container
+        without a shell, or one that ended, is not waited for."""
+        mark = f"triton-matrix log mark {uuid.uuid4().hex}"
+        offset = self.log_offset()
+        try:
+            written = self.container.exec_run(["sh", "-c", f"echo '{mark}' >> /proc/1/fd/1"]).exit_code == 0
+        except Exception:  # noqa: BLE001 - a container that is gone has nothing more to copy
+            written = False
+        deadline = time.monotonic() + LOG_SYNC_S
+        while written and mark not in self.log_since(offset) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def root_pids(self) -> list[int]:
         """The container's first process as the host sees it (where the engine runs on this kernel)."""
