@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from bench import cpu, load, results
-from harness import envs, interpreters, matrix
+from harness import envs, interpreters, junit, matrix
 from harness.client import Client
-from harness.layout import Element, Prop
+from harness.layout import Prop
 from harness.servers.local import LocalServer
 
 CELL = "24.10-python-cpu-py3.11-numpy1"
@@ -127,10 +126,10 @@ def run_cell(reports: Path, cases: list[str], *flags: str, cell: str = CELL) -> 
     subprocess.run([sys.executable, "-m", "harness", "cell", cell, f"--reports={reports}", *flags, "--", *cases],
                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.monotonic() - started
-    suites = list(ET.parse(reports / "junit" / f"{cell}.xml").getroot().iter(Element.TESTSUITE))
-    props = {p.get("name"): p.get("value") for p in suites[0].find(Element.PROPERTIES)}
-    slowest = max(float(s.get("time") or 0.0) for s in suites)
-    count = sum(len(s.findall(Element.TESTCASE)) for s in suites)
+    suites = junit.read(reports / "junit" / f"{cell}.xml")
+    props = suites[0].props
+    slowest = max(s.time or 0.0 for s in suites)
+    count = sum(len(s.cases) for s in suites)
     overhead = wall - slowest
     return {"cases": count, "workers": len(suites), "wall_s": round(wall, 2), "setup_s": float(props[Prop.SETUP_S]),
             "server_start_s": float(props.get(Prop.SERVER_START_S) or 0.0), "slowest_worker_s": round(slowest, 2),

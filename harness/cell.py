@@ -1,8 +1,8 @@
 """Run one cell: decide whether it applies, build its venv, run pytest with the plugin in it.
 
 This is what ``nox -s <cell id>`` and ``python -m harness cell <cell id>`` do. It is standard library
-only, so it runs under whatever Python runs nox. Whatever happens, the cell ends with a JUnit file
-in ``reports/junit/<cell>.xml``: pytest's own, or one written here that says why the cell did not
+only (its JUnit through ``harness.junit``), so it runs under whatever Python runs nox. Whatever happens,
+the cell ends with a JUnit file in ``reports/junit/<cell>.xml``: pytest's own, or one written here that says why the cell did not
 apply (not-applicable) or could not run (error), so the report never silently loses a cell.
 """
 
@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness import admission, envs, interpreters, layout, pool, progress, repository, workers
+from harness import junit as junit_mod
 from harness.errors import HarnessError
 from harness.followup import RETRY_WHY, replace_dead, retry_alone
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, SLOTS_ENV, Element, Prop
+from harness.layout import SLOTS_ENV, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
@@ -97,28 +97,8 @@ def cell_properties(cell: Cell) -> dict[str, str]:
 
 
 def write_status(reports: Path, cell: Cell, state: State, message: str) -> Path:
-    """A JUnit file with one cell-level testcase: not applicable (skipped) or an error; the report
-    fills the cell's column with it."""
-    if state not in (State.NOT_APPLICABLE, State.ERROR):
-        raise ValueError(f"a cell-level outcome is not-applicable or error, not {state}")
-    path = junit_path(reports, cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suites = ET.Element(Element.TESTSUITES)
-    suite = ET.SubElement(suites, Element.TESTSUITE, name=cell.id, tests="1",
-                          errors="1" if state == State.ERROR else "0", skipped="1" if state != State.ERROR else "0",
-                          failures="0")
-    props = ET.SubElement(suite, Element.PROPERTIES)
-    for name, value in cell_properties(cell).items():
-        ET.SubElement(props, Element.PROPERTY, name=name, value=value)
-    case = ET.SubElement(suite, Element.TESTCASE, classname="triton-matrix", name=CELL_CASE, time="0")
-    if state == State.ERROR:
-        ET.SubElement(case, Element.ERROR, message=message).text = message
-    else:
-        ET.SubElement(case, Element.SKIPPED, type="pytest.skip", message=NOT_APPLICABLE_PREFIX + message).text = message
-    tmp = path.with_suffix(".xml.tmp")
-    ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
-    return path
+    """The cell's JUnit file as one cell-level testcase (not applicable, or an error): ``harness.junit``."""
+    return junit_mod.write_status(junit_path(reports, cell), cell_properties(cell), state, message)
 
 
 def rootdir(roots: list[Path]) -> str:
@@ -210,7 +190,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         joined = [w for w in running.workers if w.followup != RETRY_WHY]
         code = workers.exit_code([counted.get(w.index, w.code) for w in joined])
         parts = [(w.junit(reports, cell.id), w.missing_junit(reports, cell.id)) for w in joined]
-        ran = workers.join_junit(parts, junit, cell.id) if any(why is None for _, why in parts) else None
+        ran = junit_mod.join(parts, junit, cell.id) if any(why is None for _, why in parts) else None
         last_error = next((w.last_error for w in joined if w.last_error), "")
         if ran is None or (code not in (0, 1) and ran == 0):
             what = "before writing its JUnit file" if ran is None else "without running a case"
@@ -219,13 +199,13 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             reason = f"pytest exited with code {code_name(code)} {what}"
             write_status(reports, cell, State.ERROR, f"{reason}: {last_error}" if last_error else reason)
         elif timed_out:  # what finished is kept; what did not is a timeout, not missing
-            add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} s "
-                                                      "deadline (settings.cell_timeout)",
-                                   Prop.UNFINISHED: State.TIMEOUT.value})
-        elif signalled and not _is_marked(junit):  # interrupted: keep what ran, say it did not finish
-            add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({signalled})"})
+            junit_mod.add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} "
+                                                          "s deadline (settings.cell_timeout)",
+                                             Prop.UNFINISHED: State.TIMEOUT.value})
+        elif signalled and not junit_mod.has_property(junit, Prop.INTERRUPTED):  # keep what ran, say it stopped
+            junit_mod.add_properties(junit, {Prop.INTERRUPTED: f"pytest was interrupted ({signalled})"})
         if junit.exists():
-            add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(running.workers))})
+            junit_mod.add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(running.workers))})
         join_logs(reports, cell.id, len(running.workers))  # last: the JUnit file comes first, whatever happens
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
@@ -245,29 +225,3 @@ def join_logs(reports: Path, cell_id: str, count: int) -> None:
             with open(part, "rb") as fh:
                 shutil.copyfileobj(fh, out)
             part.unlink()
-
-
-def add_properties(junit: Path, values: dict[str, str]) -> None:
-    """Add suite properties to a JUnit file (``interrupted``: the report then says it is partial;
-    ``setup_s``: the time the cell's venv took, for the benchmark)."""
-    try:
-        tree = ET.parse(junit)
-    except (ET.ParseError, OSError):
-        return
-    for suite in tree.getroot().iter(Element.TESTSUITE):
-        props = suite.find(Element.PROPERTIES)
-        if props is None:
-            props = ET.Element(Element.PROPERTIES)
-            suite.insert(0, props)
-        for name, value in values.items():
-            ET.SubElement(props, Element.PROPERTY, name=name, value=value)
-    tmp = junit.with_suffix(".xml.tmp")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, junit)
-
-
-def _is_marked(junit: Path) -> bool:
-    try:
-        return any(p.get("name") == Prop.INTERRUPTED for p in ET.parse(junit).getroot().iter(Element.PROPERTY))
-    except (ET.ParseError, OSError):
-        return False

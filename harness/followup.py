@@ -10,11 +10,10 @@ Standard library only.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import claims, layout, requeue, retry
-from harness.layout import Element, Prop
+from harness import claims, junit, layout, requeue, retry
+from harness.layout import Prop
 from harness.pool import Pool, Worker
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
@@ -73,7 +72,7 @@ def retry_alone(pool: Pool, reports: Path, cell_id: str, deadline: float, counte
         pass
     changed: dict[str, tuple[str, str]] = {}
     for worker in firsts:
-        moved = retry.apply(worker.junit(reports, cell_id), again.junit(reports, cell_id), evidence)
+        moved = junit.replace_cases(worker.junit(reports, cell_id), again.junit(reports, cell_id), evidence)
         if moved:
             counted[worker.index] = failed(worker.junit(reports, cell_id))
         changed.update(moved)
@@ -85,10 +84,10 @@ def stopped_any(pool: Pool) -> bool:
     return any(w.code == STOPPED for w in pool.workers)
 
 
-def failed(junit: Path) -> int:
+def failed(junit_file: Path) -> int:
     """pytest's exit code for a worker's JUnit file: 1 where a case failed (not a known issue), else 0."""
     try:
-        cases = list(ET.parse(junit).getroot().iter(Element.TESTCASE))
-    except (ET.ParseError, OSError):
+        cases = junit.cases_of(junit_file)
+    except junit.Unreadable:
         return 1
-    return int(any(requeue.did_fail(case) and Prop.KNOWN_ISSUE not in requeue.props_of(case) for case in cases))
+    return int(any(case.failed and Prop.KNOWN_ISSUE not in case.props for case in cases))

@@ -7,18 +7,17 @@ each with its cases), its :class:`~harness.claims.Leftover` (written at an INTER
 file (the case in flight at a hard death) and its JUnit file (what it finished, where it wrote one; a
 hard death writes none, so then everything it took is run again). The case in flight becomes an error
 saying the worker died during it; the rest is claimed in a follow-up worker's name, at most
-:data:`MAX_REPLACEMENTS` times a cell so that a crash loop cannot stall it. Standard library only.
+:data:`MAX_REPLACEMENTS` times a cell so that a crash loop cannot stall it. Standard library only (its JUnit
+through ``harness.junit``).
 """
 
 from __future__ import annotations
 
-import os
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import claims, layout, processes
-from harness.layout import Element, Prop, Verdict
+from harness import claims, junit, layout, processes
+from harness.layout import Prop
 from harness.progress import CellProgress, write_json
 from harness.states import State
 
@@ -79,17 +78,17 @@ def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | 
     ``handed_to``; else, in a cell that was stopped, not run (in its plan, without a result); else an
     error each, saying the replacements ran out. Its progress file then counts them and says it finished."""
     cell_id = cell[Prop.CELL]
-    added = []
+    added: list[junit.Case] = []
     if lost.in_flight is not None:
-        added.append(error_case(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
+        added.append(_died(lost.in_flight, f"worker {lost.worker} died during this case ({lost.how})"))
     if handed_to is None and not stopped:
         why = (f"not run: worker {lost.worker} died ({lost.how}) and the cell had started its "
                f"{MAX_REPLACEMENTS} replacement workers already")
-        added += [error_case(case, why) for case in lost.rest_cases]
+        added += [_died(case, why) for case in lost.rest_cases]
     path = layout.worker_junit_path(reports, cell_id, lost.worker)
     replaced = [*lost.rest_cases, *([lost.in_flight, INTERNAL_ERROR] if lost.in_flight else [])]
     planned = [case.case for case in lost.rest_cases] if handed_to is None and stopped else []
-    complete_junit(path, cell, added, replaced, planned)
+    junit.complete(path, cell, added, [(case.nodeid, case.case) for case in replaced], planned)
     progress = layout.progress_path(reports, cell_id, lost.worker)
     before = CellProgress.read(progress) or CellProgress(cell=cell_id)
     counts = dict(before.counts) if lost.kept else {}  # a hard death's results are run again
@@ -99,77 +98,6 @@ def record(reports: Path, cell: dict[str, str], lost: Lost, *, handed_to: int | 
     write_json(progress, replace(before, done=done, counts=counts, current=None, finished=True).as_dict())
 
 
-def names_of(nodeid: str) -> tuple[str, str]:
-    """The classname and name pytest's JUnit writer (xunit1) gives a node id."""
-    path, _, rest = nodeid.partition("::")
-    names = rest.split("::") if rest else [path]
-    module = path.removesuffix(".py")
-    return ".".join([module.replace("/", "."), *names[:-1]]), names[-1]
-
-
-def error_case(case: claims.Case, message: str) -> ET.Element:
-    """A JUnit testcase for a case the worker running it did not finish."""
-    classname, name = names_of(case.nodeid)
-    element = ET.Element(Element.TESTCASE, classname=classname, name=name, file=case.nodeid.partition("::")[0],
-                         time="0")
-    props = ET.SubElement(element, Element.PROPERTIES)
-    ET.SubElement(props, Element.PROPERTY, name=Prop.CASE, value=case.case)
-    ET.SubElement(props, Element.PROPERTY, name=Prop.VERDICT, value=Verdict.WORKER_DIED)
-    ET.SubElement(element, Element.ERROR, message=message).text = message
-    return element
-
-
-def complete_junit(path: Path, cell: dict[str, str], added: list[ET.Element], replaced: list[claims.Case],
-                   planned: list[str] = ()) -> None:
-    """``path`` with the testcases of ``replaced`` dropped (the case in flight, half reported: its
-    ``case`` property is written at its teardown; pytest's INTERNALERROR testcase; cases a follow-up
-    runs) and ``added`` appended to its suite; a suite naming the cell if none. ``planned``: case ids
-    its plan (``Prop.COLLECTED``) must list, so the report says they did not run."""
-    ids = {case.case for case in replaced}
-    names = {names_of(case.nodeid) for case in replaced}
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
-        root = ET.Element(Element.TESTSUITES)
-        suite = ET.SubElement(root, Element.TESTSUITE, name=cell[Prop.CELL])
-        props = ET.SubElement(suite, Element.PROPERTIES)
-        for name, value in cell.items():
-            ET.SubElement(props, Element.PROPERTY, name=name, value=value)
-    suite = root if root.tag == Element.TESTSUITE else next(root.iter(Element.TESTSUITE))
-    for element in list(suite.findall(Element.TESTCASE)):
-        if case_of(element) in ids or (element.get("classname"), element.get("name")) in names:
-            suite.remove(element)
-    suite.extend(added)
-    if planned:
-        _plan(suite, planned)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
-
-
-def _plan(suite: ET.Element, cases: list[str]) -> None:
-    props = suite.find(Element.PROPERTIES)
-    if props is None:
-        props = ET.Element(Element.PROPERTIES)
-        suite.insert(0, props)
-    prop = next((p for p in props.iter(Element.PROPERTY) if p.get("name") == Prop.COLLECTED), None)
-    if prop is None:
-        prop = ET.SubElement(props, Element.PROPERTY, name=Prop.COLLECTED, value="")
-    listed = [c for c in (prop.get("value") or "").splitlines() if c]
-    prop.set("value", "\n".join(listed + [c for c in cases if c not in listed]))
-
-
-def case_of(element: ET.Element) -> str | None:
-    """A testcase element's case id (the plugin's ``case`` property)."""
-    return props_of(element).get(Prop.CASE)
-
-
-def props_of(element: ET.Element) -> dict[str, str]:
-    """A testcase element's properties."""
-    return {p.get("name", ""): p.get("value", "") for p in element.iter(Element.PROPERTY)}
-
-
-def did_fail(element: ET.Element) -> bool:
-    """Whether a testcase element failed (its call, or its setup or teardown)."""
-    return element.find(Element.FAILURE) is not None or element.find(Element.ERROR) is not None
+def _died(case: claims.Case, message: str) -> junit.Case:
+    """The testcase of a case its worker did not finish."""
+    return junit.worker_died_case(case.nodeid, case.case, message)

@@ -1,4 +1,4 @@
-"""A cell's case modules spread over pytest workers, and their JUnit files joined into the cell's one.
+"""A cell's case modules spread over pytest workers (their JUnit files are joined by ``harness.junit``).
 
 A python cell mostly waits: a stub takes about a second to start and to stop, a batcher waits for its
 queue delay, a sequence for its idle timeout. Run one module after another and a cell takes minutes
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.layout import CELL_CASE, Element, Prop
+from harness import junit as junit_mod
 
 CASE_FILE_PATTERNS = ("test_*.py", "*_test.py")  # pytest's default python_files
 UNKNOWN_WEIGHT_S_PER_KB = 0.5  # a module never timed: about half a second per KB of cases
@@ -63,13 +62,13 @@ def timings(junit_files: Iterable[Path], rootdir: Path) -> dict[Path, float]:
     for junit in junit_files:
         per_file: dict[Path, float] = {}
         try:
-            cases = list(ET.parse(junit).getroot().iter(Element.TESTCASE))
-        except (ET.ParseError, OSError):
+            cases = junit_mod.cases_of(junit)
+        except junit_mod.Unreadable:
             continue
         for case in cases:
-            if case.get("file"):
-                path = (rootdir / case.get("file", "")).resolve()
-                per_file[path] = per_file.get(path, 0.0) + float(case.get("time") or 0.0)
+            if case.file:
+                path = (rootdir / case.file).resolve()
+                per_file[path] = per_file.get(path, 0.0) + (case.time or 0.0)
         for path, took in per_file.items():
             seconds[path] = max(seconds.get(path, 0.0), took)
     return seconds
@@ -99,41 +98,6 @@ def shares(targets: list[str], count: int, own: dict[int, tuple[str, ...]] | Non
     every target and take modules from the shared queue (``harness.sharing``); ``own``: targets only
     one worker runs."""
     return [Share(worker=k, targets=(*targets, *(own or {}).get(k, ()))) for k in range(count)]
-
-
-def join_junit(parts: list[tuple[Path, str | None]], out: Path, cell_id: str) -> int:
-    """One JUnit file for the cell: every worker's suite, in worker order. ``parts`` are (worker JUnit
-    file, why it is missing or None); a worker that wrote none becomes a suite whose cell-level case is
-    an error saying why, so its cases are never silently lost. Returns the number of testcases."""
-    root = ET.Element(Element.TESTSUITES)
-    count = 0
-    for path, missing in parts:
-        suites: list[ET.Element] = []
-        if missing is None:
-            try:
-                parsed = ET.parse(path).getroot()
-                suites = [parsed] if parsed.tag == Element.TESTSUITE else list(parsed.iter(Element.TESTSUITE))
-            except (ET.ParseError, OSError) as exc:
-                missing = f"its JUnit file {path.name} is unreadable: {exc}"
-        if missing is not None:
-            suites = [_error_suite(cell_id, missing)]
-        for suite in suites:
-            count += sum(1 for _ in suite.iter(Element.TESTCASE))
-            root.append(suite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".xml.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, out)
-    return count
-
-
-def _error_suite(cell_id: str, why: str) -> ET.Element:
-    suite = ET.Element(Element.TESTSUITE, name=cell_id, tests="1", errors="1", failures="0", skipped="0")
-    props = ET.SubElement(suite, Element.PROPERTIES)
-    ET.SubElement(props, Element.PROPERTY, name=Prop.CELL, value=cell_id)
-    case = ET.SubElement(suite, Element.TESTCASE, classname="triton-matrix", name=CELL_CASE, time="0")
-    ET.SubElement(case, Element.ERROR, message=why).text = why
-    return suite
 
 
 def exit_code(codes: list[int | None]) -> int | None:

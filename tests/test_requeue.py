@@ -16,6 +16,7 @@ import pytest
 from conftest import TEST_MATRIX
 
 from harness import cell as cell_mod
+from harness import junit as junit_mod
 from harness import claims, interpreters, layout, requeue, retry
 from harness import matrix as matrix_mod
 from harness.layout import Prop, Verdict
@@ -263,7 +264,7 @@ def test_the_retry_patches_the_cells_junit(tmp_path: Path) -> None:
     assert wanted == {"a::passes_again": "load average 9.1 on 2 CPUs", "a::fails_again": "load average 9.1 on 2 CPUs"}
     second.write_text(junit(junit_case("a::passes_again"),
                             junit_case("a::fails_again", '<failure message="assert 1 == 2 (second attempt)"/>')))
-    changed = retry.apply(first, second, wanted)
+    changed = junit_mod.replace_cases(first, second, wanted)
     assert changed == {"a::passes_again": ("timeout", "flaky"), "a::fails_again": ("timeout", "failed")}
     reports = tmp_path / "reports"
     (reports / "junit").mkdir(parents=True)
@@ -299,7 +300,8 @@ def test_what_a_hard_killed_worker_lost(tmp_path: Path) -> None:
     assert lost.in_flight == cases[1] and lost.rest_cases == [cases[2]] and lost.kept
     requeue.record(reports, {Prop.CELL: cell}, lost, handed_to=2)
     completed = ET.parse(layout.worker_junit_path(reports, cell, 1)).getroot()
-    outcome = {requeue.case_of(tc): [c.tag for c in tc if c.tag != "properties"] for tc in completed.iter("testcase")}
+    outcome = {tc.find("properties/property[@name='case']").get("value"): [c.tag for c in tc if c.tag != "properties"]
+               for tc in completed.iter("testcase")}
     assert outcome == {cases[0].case: [], cases[1].case: ["error"]}, "the half-reported case in flight replaced"
     message = completed.find(".//error").get("message")
     assert message == "worker 1 died during this case (exit code 3: INTERNALERROR> RuntimeError: boom)"

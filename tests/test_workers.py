@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import junit as junit_mod
 from harness import options, workers
 from harness.layout import CELL_CASE, Prop, progress_path
 from harness.progress import CellProgress, read_cell, write_json
@@ -78,7 +79,7 @@ def test_one_junit_file_from_the_workers_and_a_lost_worker_is_an_error(tmp_path:
     first.write_text(suite("c", ["a", "b"]))
     second.write_text(suite("c", ["c"]))
     out = tmp_path / "cell.xml"
-    ran = workers.join_junit([(first, None), (second, None), (tmp_path / "junit-2.xml", "worker 2 was killed")],
+    ran = junit_mod.join([(first, None), (second, None), (tmp_path / "junit-2.xml", "worker 2 was killed")],
                              out, "c")
     assert ran == 4
     suites = list(ET.parse(out).getroot().iter("testsuite"))
@@ -202,7 +203,7 @@ def test_the_report_reads_a_cell_from_its_workers_suites(tmp_path: Path) -> None
           '<property name="case" value="late/test_late.py::test_done"/></properties></testcase>'
           "</testsuite></testsuites>")
     reports = tmp_path / "reports"
-    workers.join_junit([(FIXTURES / "junit" / "mixed.xml", None), (stopped, None)],
+    junit_mod.join([(FIXTURES / "junit" / "mixed.xml", None), (stopped, None)],
                        reports / "junit" / f"{cell}.xml", cell)
     results = model.read(reports)
     (info,) = results.cells

@@ -12,10 +12,10 @@ instance kind, Python, model environment and runner. Standard library only.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness import junit
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Element, Prop
 from harness.models import DERIVED_SUFFIX, answers, case_id
@@ -163,25 +163,16 @@ def _shown(value: Any) -> str:
 
 
 def _write_suite(path: Path, found: CellAnswers, rows: list[Row]) -> Path:
-    suites = ET.Element(Element.TESTSUITES)
-    suite = ET.SubElement(suites, Element.TESTSUITE, name=found.cell, tests=str(len(rows)),
-                          failures=str(sum(r[1] == State.FAILED for r in rows)), errors="0",
-                          skipped=str(sum(r[1] == State.SKIPPED for r in rows)))
-    props = ET.SubElement(suite, Element.PROPERTIES)
-    ET.SubElement(props, Element.PROPERTY, name=Prop.CELL, value=found.cell)
-    for key, value in found.axes.items():
-        ET.SubElement(props, Element.PROPERTY, name=key, value="" if value is None else str(value))
-    for case, state, message, details in rows:
-        tc = ET.SubElement(suite, Element.TESTCASE, classname="models", name=case, time="0")
-        ET.SubElement(ET.SubElement(tc, Element.PROPERTIES), Element.PROPERTY, name=Prop.CASE, value=case)
-        if state == State.FAILED:
-            ET.SubElement(tc, Element.FAILURE, message=message).text = details or message
-        elif state == State.SKIPPED:
-            ET.SubElement(tc, Element.SKIPPED, type="pytest.skip", message=message).text = message
-        if details and state == State.PASSED:
-            ET.SubElement(tc, Element.SYSTEM_OUT).text = details
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".xml.tmp")
-    ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(path)
-    return path
+    props = [(Prop.CELL, found.cell), *((key, "" if value is None else str(value)) for key, value in found.axes.items())]
+    return junit.write_suite(path, found.cell, props, [_case(*row) for row in rows])
+
+
+def _case(case: str, state: State, message: str, details: str) -> junit.Case:
+    """A comparison row as a testcase: a difference fails it; details of a passed one are its output."""
+    outcomes: tuple[junit.Outcome, ...] = ()
+    if state == State.FAILED:
+        outcomes = (junit.Outcome(Element.FAILURE, message, details or message),)
+    elif state == State.SKIPPED:
+        outcomes = (junit.Outcome(Element.SKIPPED, message, message, type="pytest.skip"),)
+    return junit.Case(name=case, classname="models", properties=((Prop.CASE, case),), outcomes=outcomes,
+                      system_out=details if details and state == State.PASSED else None)
