@@ -20,8 +20,8 @@ A finished cell's line and the total line count what the report will: the cell's
 the report's own model (``harness.report.column``), missing cases included. A running cell's numbers
 come from its progress files, classified by the same mapping (``harness.states.case_state``).
 
-Plain mode needs the standard library and junitparser (the report's); rich is imported for the live
-view alone.
+Plain mode needs the standard library only (the report's reader reads JUnit through ``harness.junit``);
+rich is imported for the live view alone.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def outcome_of(reports: Path, cell_id: str, exit_code: int, elapsed_s: float,
     The exit code alone says little (2 is a bad command line for ``python -m harness`` and an
     interrupted run for pytest): it is shown only where nothing else explains it.
     """
-    from harness.report.column import Column, read_column  # junitparser: the report's reader, not a second one
+    from harness.report.column import Column, read_column  # the report's reader, not a second one
 
     try:
         column = read_column(reports, cell_id, known)

@@ -221,3 +221,38 @@ def test_a_property_name_written_as_a_literal_is_found(tmp_path: Path) -> None:
     assert literals([HARNESS / "cell.py"], vocabulary()) == []
     found = literals([copy], vocabulary(), root=tmp_path)
     assert [(f, v) for f, _, v in found] == [("harness/cell.py", Prop.KNOWN_ISSUE)]
+
+
+# -- JUnit XML has one home: harness/junit.py ----------------------------------------------------------
+JUNIT_HOME = "harness/junit.py"
+XML_LIBRARIES = ("xml.etree", "xml.dom", "junitparser", "lxml")
+
+
+def xml_imports(path: Path) -> set[str]:
+    """The XML libraries a file imports, anywhere in it."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {lib for lib in XML_LIBRARIES for n in names if n == lib or n.startswith(lib + ".")}
+    return found
+
+
+def test_only_harness_junit_imports_an_xml_library() -> None:
+    stray = {path.relative_to(ROOT).as_posix(): sorted(xml_imports(path)) for path in sources()
+             if path.relative_to(ROOT).as_posix() != JUNIT_HOME and xml_imports(path)}
+    assert not stray, f"read and write JUnit through {JUNIT_HOME}: {stray}"
+
+
+def test_an_xml_import_is_found(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from xml.etree import ElementTree\n    import junitparser\n", encoding="utf-8")
+    assert xml_imports(probe) == {"xml.etree", "junitparser"}
+
+
+def test_harness_junit_is_ground_floor() -> None:
+    assert import_graph()["harness.junit"] <= {"harness.layout", "harness.states"}

@@ -1,4 +1,4 @@
-"""Read the cells' JUnit files (junitparser) into the results model (``harness.report.results``).
+"""Read the cells' JUnit files (``harness.junit``) into the results model (``harness.report.results``).
 
 States are mapped from JUnit elements in one place, shared with the in-cell progress recorder
 (:func:`harness.states.case_state`). A cell whose JUnit file is
@@ -19,11 +19,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase, TestSuite
-
+from harness import junit
 from harness.errors import HarnessError
 from harness.known_issues import KnownIssue
-from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Element, Prop, Verdict
+from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop, Verdict
 from harness.report import issues
 from harness.report.results import CELL_KEYS, CellInfo, Result, Results
 from harness.states import State, case_state, worst
@@ -44,20 +43,15 @@ def scrub(text: str) -> str:
     return text.replace(HOME, "~") if HOME not in ("/", "") else text
 
 
-ELEMENTS = ((Failure, Element.FAILURE), (Error, Element.ERROR), (Skipped, Element.SKIPPED))
-
-
-def element_of(case: TestCase) -> tuple[str | None, str, str]:
+def element_of(case: junit.Case) -> tuple[str | None, str, str]:
     """(element, message, details) of one JUnit testcase: its first result element, None when it passed."""
-    for result in case.result:
-        element = next((name for kind, name in ELEMENTS if isinstance(result, kind)), None)
-        if element is not None:
-            text = (result.text or "").strip()
-            return element, (result.message or "").strip() or (text.splitlines()[0] if text else ""), text
+    for result in case.outcomes:
+        text = (result.text or "").strip()
+        return result.element, (result.message or "").strip() or (text.splitlines()[0] if text else ""), text
     return None, "", ""
 
 
-def state_of(case: TestCase, *, rerun: bool = False) -> tuple[State, str, str]:
+def state_of(case: junit.Case, *, rerun: bool = False) -> tuple[State, str, str]:
     """(state, message, details) of one JUnit testcase (``rerun``: an earlier attempt was run again)."""
     element, message, details = element_of(case)
     state = case_state(element, message, dict(_props(case)), rerun=rerun)
@@ -66,7 +60,7 @@ def state_of(case: TestCase, *, rerun: bool = False) -> tuple[State, str, str]:
     return state, message, details
 
 
-def _case_id(case: TestCase) -> str:
+def _case_id(case: junit.Case) -> str:
     found = dict(_props(case)).get(Prop.CASE)
     return found or (f"{case.classname}::{case.name}" if case.classname else case.name)
 
@@ -74,7 +68,7 @@ def _case_id(case: TestCase) -> str:
 _SECTION = re.compile(r"^-{3,} (Captured .*?) -{3,}$", re.MULTILINE)
 
 
-def _captured(case: TestCase) -> str:
+def _captured(case: junit.Case) -> str:
     """pytest's captured sections of a testcase, the empty ones left out."""
     text = "\n".join(x for x in (case.system_out, case.system_err) if x)
     parts = _SECTION.split(text)
@@ -85,15 +79,14 @@ def _captured(case: TestCase) -> str:
     return "\n\n".join(kept)
 
 
-def read_junit(path: Path) -> list[TestSuite]:
+def read_junit(path: Path) -> list[junit.Suite]:
     """The suites of one JUnit file; a truncated or foreign file is a HarnessError naming it."""
     try:
-        xml = JUnitXml.fromfile(str(path))
-    except Exception as exc:  # noqa: BLE001 - ParseError from ElementTree or lxml alike
+        suites = junit.read(path)
+    except junit.Unreadable as exc:
         raise HarnessError(f"not valid JUnit XML ({exc})", where=str(path),
                            fix="re-run its cell; the file was cut off or is not JUnit") from None
-    suites = list(xml) if isinstance(xml, JUnitXml) else [xml]
-    if not suites or not any(p.name == Prop.CELL for s in suites for p in s.properties()):
+    if not suites or not any(name == Prop.CELL for s in suites for name, _ in s.properties):
         raise HarnessError("not written by triton-matrix (no 'cell' property)", where=str(path),
                            fix="keep only the cells' own JUnit files in reports/junit/")
     return suites
@@ -111,9 +104,8 @@ def load_plan(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
-def _props(case: TestCase) -> list[tuple[str, str]]:
-    props = case.child(Properties)
-    return [(p.name, p.value) for p in props] if props is not None else []
+def _props(case: junit.Case) -> list[tuple[str, str]]:
+    return list(case.properties)
 
 
 def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] = (), *,
@@ -151,7 +143,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             problems.append(str(exc))
             continue
         for suite in suites:
-            props = {p.name: p.value for p in suite.properties()}
+            props = suite.props
             cell_id = props.get(Prop.CELL) or suite.name or path.stem
             info = cells.setdefault(cell_id, CellInfo(id=cell_id))
             info.axes = {k: (props.get(k) or info.axes.get(k) or None) for k in CELL_KEYS}
@@ -163,16 +155,16 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
             if props.get(Prop.INTERRUPTED):
                 info.interrupted = props[Prop.INTERRUPTED]
             collected = [c for c in props.get(Prop.COLLECTED, "").splitlines() if c]
-            for prop in suite.properties():
-                if prop.name == Prop.KNOWN_ISSUE_DECLARED:
-                    entry = json.loads(prop.value)
+            for name, value in suite.properties:
+                if name == Prop.KNOWN_ISSUE_DECLARED:
+                    entry = json.loads(value)
                     declared.setdefault(entry["id"], entry)
                     declared_in.setdefault(entry["id"], []).append(cell_id)
             log = reports / "logs" / f"{cell_id}.log"
             info.log = log.relative_to(reports).as_posix() if log.exists() else None
             results = per_cell.setdefault(cell_id, {})
-            attempts: dict[str, list[TestCase]] = {}
-            for case in suite:
+            attempts: dict[str, list[junit.Case]] = {}
+            for case in suite.cases:
                 if case.name == CELL_CASE:
                     cell_level[cell_id] = _result(case, _case_id(case), cell_id)
                 else:
@@ -183,7 +175,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                     declared.setdefault(issue.id, issue.as_dict())
                     declared_in.setdefault(issue.id, []).append(cell_id)
             for case_id, tries in attempts.items():
-                result = _result(tries[-1], case_id, cell_id, rerun=any(not t.result for t in tries[:-1]))
+                result = _result(tries[-1], case_id, cell_id, rerun=any(not t.outcomes for t in tries[:-1]))
                 results[case_id] = issues.apply_known(result, _props(tries[-1]), facts, known)
             for case_id in collected:  # the plan of the cell: what did not run is said, never dropped
                 if case_id not in results:
@@ -228,7 +220,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
                    known_issues=summaries)
 
 
-def _result(case: TestCase, case_id: str, cell_id: str, *, rerun: bool = False) -> Result:
+def _result(case: junit.Case, case_id: str, cell_id: str, *, rerun: bool = False) -> Result:
     """One testcase element as a result (the last one of a case that was re-run)."""
     state, message, details = state_of(case, rerun=rerun)
     props = dict(_props(case))
