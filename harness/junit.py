@@ -114,7 +114,7 @@ def _case(element: ET.Element) -> Case:
     outcomes = tuple(Outcome(e.tag, e.get("message"), e.text, e.get("type")) for e in element.iter() if e.tag in OUTCOMES)
     return Case(name=element.get("name"), classname=element.get("classname"), file=element.get("file"),
                 time=_float(element.get("time")), properties=_properties(element), outcomes=outcomes,
-                system_out=_text_of(element, Element.SYSTEM_OUT), system_err=_text_of(element, "system-err"))
+                system_out=_text_of(element, Element.SYSTEM_OUT), system_err=_text_of(element, Element.SYSTEM_ERR))
 
 
 def _cases(suite: ET.Element) -> list[Case]:

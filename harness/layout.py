@@ -72,6 +72,7 @@ class Element:
     PROPERTIES = "properties"
     PROPERTY = "property"
     SYSTEM_OUT = "system-out"
+    SYSTEM_ERR = "system-err"
     FAILURE = "failure"  # the call failed
     ERROR = "error"  # setup or teardown failed
     SKIPPED = "skipped"  # skipped, or xfail
