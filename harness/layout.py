@@ -44,6 +44,9 @@ class Prop:
     # testcase: the case timed out under load, then passed when run again alone (the first attempt's
     # evidence): the report shows it flaky
     PASSED_ALONE = "passed_alone"
+    # testcase: the first failure of an attempt of this case ("call: AssertionError: …"), kept on the
+    # item, so that a case that passed when re-run (flaky) says what failed first
+    FIRST_FAILURE = "first_failure"
     # Written by harness.known_issues in the cell: testcase properties (the last, a suite property).
     KNOWN_ISSUE = "known_issue"  # the failure is this declared known issue (its id)
     KNOWN_ISSUE_REASON = "known_issue_reason"

@@ -402,8 +402,19 @@ class CellPlugin:
                 report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
                                         self.server.log_tail(30)))
         known_issues.classify(item, call, report, self.known_issues, self.cell, item.stash[_CASE])
+        if report.failed and not any(name == Prop.FIRST_FAILURE for name, _ in item.user_properties):
+            item.user_properties.append((Prop.FIRST_FAILURE, first_failure(report.when, call)))
         report.user_properties = list(item.user_properties)  # the verdict and the issue, for the recorder
         return report
+
+
+def first_failure(when: str, call: pytest.CallInfo[None], limit: int = 400) -> str:
+    """One line for a failed attempt: its phase and exception. pytest-rerunfailures writes no text for
+    an attempt it runs again, and the item's properties outlive the attempt, so a case that then passes
+    can still say what failed first."""
+    line = call.excinfo.exconly().strip().splitlines()[0] if call.excinfo is not None else "(no exception)"
+    line = line if len(line) <= limit else line[: limit - 1] + "…"
+    return f"{when}: {line}"
 
 
 _LOG_OFFSET = pytest.StashKey[int]()

@@ -235,6 +235,8 @@ def test_two_real_runs_show_the_regression(tmp_path: Path, interpreter: object, 
     assert {(r["case"], r["state"]) for r in baseline["results"]} == {
         ("area/test_area.py::test_flaky[http]", "flaky"), ("area/test_area.py::test_flaky[grpc]", "passed"),
         ("area/test_area.py::test_add[http]", "passed"), ("area/test_area.py::test_add[grpc]", "passed")}
+    flaky = next(r for r in baseline["results"] if r["case"] == "area/test_area.py::test_flaky[http]")
+    assert "failed (call: AssertionError: the first attempt fails" in flaky["message"], "says what failed first"
 
     done = run_harness("report", f"--reports={runs[1]}", f"--matrix={matrix}",
                        f"--baseline={runs[0] / 'compat.json'}")

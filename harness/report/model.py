@@ -33,6 +33,7 @@ DIAGNOSED = re.compile(r"^harness\.supervise\.\w+: ")  # the exception's module 
 
 FLAKY_MESSAGE = ("failed, then passed when re-run in the same cell "
                  "(pytest-rerunfailures keeps no text of the failed attempt)")
+FLAKY_FIRST_MESSAGE = "failed ({first}), then passed when re-run in the same cell"
 PASSED_ALONE_MESSAGE = "timed out under load: {evidence}; passed when run again alone"
 
 HOME = str(Path.home())
@@ -227,7 +228,11 @@ def _result(case: junit.Case, case_id: str, cell_id: str, *, rerun: bool = False
     verdict = props.get(Prop.VERDICT)
     if state == State.FLAKY:
         alone = props.get(Prop.PASSED_ALONE)
-        message = FLAKY_MESSAGE if alone is None else PASSED_ALONE_MESSAGE.format(evidence=scrub(alone))
+        first = props.get(Prop.FIRST_FAILURE)
+        if alone is not None:
+            message = PASSED_ALONE_MESSAGE.format(evidence=scrub(alone))
+        else:
+            message = FLAKY_MESSAGE if first is None else FLAKY_FIRST_MESSAGE.format(first=first)
     else:
         message = DIAGNOSED.sub("", message)
     captured = _captured(case)
