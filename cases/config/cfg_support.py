@@ -194,3 +194,14 @@ def metric(metrics_url: str, name: str, model: str) -> float:
     if not found:
         raise AssertionError(f"no {name} for model {model!r} at {metrics_url}")
     return total
+
+
+def metric_reaching(metrics_url: str, name: str, model: str, at_least: float, timeout: float = 10.0) -> float:
+    """Like :func:`stats_reaching` for a Prometheus counter: it counts once the response is sent, so a
+    read straight after the answer may see the count before it (bounded poll until ``at_least``)."""
+    deadline = deadlines.for_wait(timeout)
+    while True:
+        value = metric(metrics_url, name, model)
+        if value >= at_least or deadline.poll() is None:
+            return value
+        time.sleep(0.02)

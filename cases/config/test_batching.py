@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cfg_support import metric, model_stats, stats_reaching
+from cfg_support import metric, metric_reaching, model_stats, stats_reaching
 from tritonclient.utils import InferenceServerException
 
 from harness.client import Client
@@ -16,6 +16,7 @@ from harness.client import Client
 BATCHING = "cfg_batching"
 DELAY_NS = 1_500_000_000  # max_queue_delay_microseconds of cfg_batching
 CONCURRENT = 8  # = its max_batch_size
+ROUNDS = 3  # of CONCURRENT requests, until one reaches the batcher within the delay (see the case)
 SEQUENCE = "cfg_sequence"
 
 pytestmark = pytest.mark.backend("python")
@@ -54,23 +55,34 @@ def infer_concurrently(triton: Any, protocol: str, values: list[float], timeout:
 @pytest.mark.models(BATCHING)
 def test_dynamic_batching_forms_a_full_batch(client: Any, triton: Any) -> None:
     """8 concurrent requests run as one batch of 8 (the model saw it; statistics and metrics count one
-    execution of 8 inferences), without waiting the delay."""
-    before = model_stats(client, BATCHING)
-    executions = metric(triton.metrics_url, "nv_inference_exec_count", BATCHING)
-    inferences = metric(triton.metrics_url, "nv_inference_count", BATCHING)
-    values = [float(i) for i in range(CONCURRENT)]
-    results = infer_concurrently(triton, client.protocol, values)
-    for value, out in zip(values, results):
-        assert out["OUTPUT0"].tolist() == [[value]], "a response carries another request's data"
-    seen = sorted(int(out["BATCH_SIZE"][0, 0]) for out in results)
-    assert seen == [CONCURRENT] * CONCURRENT, f"batch sizes the model saw: {seen}"
-    after = stats_reaching(client, BATCHING, lambda s: s.inference_count >= before.inference_count + CONCURRENT)
+    execution of 8 inferences), without waiting the delay.
+
+    Up to ROUNDS rounds: 8 requests released together reach the batcher within its delay on an idle
+    machine, but a busy one can spread them wider (then the batch is split, not wrong). A release
+    whose batcher never forms the full batch, or waits the delay with it, fails every round."""
+    rounds: list[str] = []
+    for _ in range(ROUNDS):
+        before = model_stats(client, BATCHING)
+        executions = metric(triton.metrics_url, "nv_inference_exec_count", BATCHING)
+        inferences = metric(triton.metrics_url, "nv_inference_count", BATCHING)
+        values = [float(i) for i in range(CONCURRENT)]
+        results = infer_concurrently(triton, client.protocol, values)
+        for value, out in zip(values, results):
+            assert out["OUTPUT0"].tolist() == [[value]], "a response carries another request's data"
+        seen = sorted(int(out["BATCH_SIZE"][0, 0]) for out in results)
+        after = stats_reaching(client, BATCHING, lambda s: s.inference_count >= before.inference_count + CONCURRENT)
+        queued = (after.queue_ns - before.queue_ns) / CONCURRENT
+        rounds.append(f"batch sizes {seen}, {queued / 1e9:.2f} s queued on average")
+        if seen == [CONCURRENT] * CONCURRENT and queued < DELAY_NS / 2:
+            break
+    assert seen == [CONCURRENT] * CONCURRENT, f"no full batch in {len(rounds)} rounds: {'; '.join(rounds)}"
+    assert queued < DELAY_NS / 2, (f"a full batch waited the delay ({DELAY_NS / 1e9} s) in each of "
+                                   f"{len(rounds)} rounds: {'; '.join(rounds)}")
     assert after.execution_count - before.execution_count == 1
     assert after.inference_count - before.inference_count == CONCURRENT
-    assert metric(triton.metrics_url, "nv_inference_exec_count", BATCHING) - executions == 1
-    assert metric(triton.metrics_url, "nv_inference_count", BATCHING) - inferences == CONCURRENT
-    queued = (after.queue_ns - before.queue_ns) / CONCURRENT
-    assert queued < DELAY_NS / 2, f"a full batch waited {queued / 1e9:.2f} s on average (delay {DELAY_NS / 1e9} s)"
+    assert metric_reaching(triton.metrics_url, "nv_inference_exec_count", BATCHING, executions + 1) - executions == 1
+    assert metric_reaching(triton.metrics_url, "nv_inference_count", BATCHING,
+                           inferences + CONCURRENT) - inferences == CONCURRENT
 
 
 @pytest.mark.models(BATCHING)
