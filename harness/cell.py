@@ -192,7 +192,10 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         parts = [(w.junit(reports, cell.id), w.missing_junit(reports, cell.id)) for w in joined]
         ran = junit_mod.join(parts, junit, cell.id) if any(why is None for _, why in parts) else None
         last_error = next((w.last_error for w in joined if w.last_error), "")
-        if ran is None or (code not in (0, 1) and ran == 0):
+        if signalled and not ran:  # stopped before any case ran: its cases are not run, not an error
+            junit_mod.write_suite(junit, cell.id, {**cell_properties(cell), Prop.INTERRUPTED:
+                                                   f"pytest was interrupted ({signalled}) before it ran a case"}.items(), [])
+        elif ran is None or (code not in (0, 1) and ran == 0):
             what = "before writing its JUnit file" if ran is None else "without running a case"
             if code == 5:
                 what = "with no case collected (is the case library empty?)"

@@ -439,3 +439,41 @@ def test_secrets_and_home_stay_out_of_the_report(tmp_path: Path) -> None:
         text = (reports / name).read_text()
         assert secret not in text, name
         assert f"{home}/models/x" not in text and "~/models/x" in text, name
+
+
+def test_a_cell_stopped_before_any_case_ran_has_its_cases_not_run_not_errors(tmp_path: Path, marker: str) -> None:
+    """SIGTERM to a cell whose worker is still collecting (a module that takes long to import): nothing
+    ran, so its cases are missing ("interrupted before this case"), never an error that blames pytest
+    (a SIGKILL of the top nox gave 262 errors "pytest exited with code 2 without running a case")."""
+    lib = write_case_library(tmp_path / "lib", '''
+        import time
+
+        time.sleep(120)  # the worker is still collecting when the cell is stopped
+
+        def test_never_reached():
+            pass
+        ''')
+    reports = tmp_path / "reports"
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+         f"--reports={reports}"], cwd=ROOT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(name == "python" and pid != proc.pid for pid, name in
+                             ((p, (processes.proc_stat(p) or [""])[0]) for p in run_processes(marker))),
+                 120, "the cell's pytest worker to start")
+        time.sleep(3)  # the worker imports the module that sleeps
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    wait_for(lambda: not run_processes(marker), 15, "every process of the cell to go")
+    assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
+    data = json.loads((reports / "compat.json").read_text())
+    assert all(r["state"] == "missing" for r in data["results"]), data["results"]
+    [cell] = data["cells"]
+    assert cell["state"] == "missing" and "interrupted" in (cell["interrupted"] or cell["problem"] or ""), cell
+    assert data["partial"] is True
