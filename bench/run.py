@@ -24,6 +24,7 @@ under load.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -179,7 +180,9 @@ def matrix_run(envdir: Path | None, cases: Path | None, label: str, jobs: int | 
     with tempfile.TemporaryDirectory() as tmp:
         reports = Path(tmp)
         if history and (ROOT / "reports" / "junit").is_dir():
-            shutil.copytree(ROOT / "reports" / "junit", reports / "junit", dirs_exist_ok=True)
+            # only the chosen cells' files: another cell's would be reported as if this run had run it
+            shutil.copytree(ROOT / "reports" / "junit", reports / "junit", dirs_exist_ok=True,
+                            ignore=lambda _, names: [n for n in names if n.endswith(".xml") and not chosen(n, cells)])
             if (ROOT / "reports" / "durations.json").exists():
                 shutil.copy(ROOT / "reports" / "durations.json", reports / "durations.json")
         cmd = [sys.executable, "-m", "nox", "-s", "matrix", "--", f"--reports={reports}"]
@@ -204,6 +207,11 @@ def matrix_run(envdir: Path | None, cases: Path | None, label: str, jobs: int | 
           f"{f', --jobs {jobs}' if jobs else ''}): {took:.1f} s wall, {used:.0f} CPU s; "
           f"{summary[-1] if summary else done.stdout[-300:]}", flush=True)
     return MatrixRun(wall_s=round(took, 1), cpu_s=round(used, 1), cells_s=durations, compat=compat)
+
+
+def chosen(junit_name: str, cells: tuple[str, ...]) -> bool:
+    """Whether a cell's JUnit file (``<cell id>.xml``) belongs to the cells these globs choose (all: none given)."""
+    return not cells or any(fnmatch.fnmatchcase(Path(junit_name).stem, glob) for glob in cells)
 
 
 def full_matrix() -> dict[str, object]:

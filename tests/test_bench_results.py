@@ -78,3 +78,15 @@ def test_states_compared_cell_by_cell() -> None:
     assert not {d.case for d in diffs} & {"a.py::test_wrong", "a.py::test_crash", "a.py::test_known"}
     assert len(diffs) == 7
     assert results.differing(IDLE, IDLE) == []
+
+
+def test_a_run_of_chosen_cells_starts_from_their_history_only() -> None:
+    """The under-load runs choose five cells: the last run's JUnit of the other cells must not be copied
+    into their reports (it was, and their report counted 19 cells, 14 of them not run)."""
+    from bench.run import chosen
+
+    globs = ("*-python-cpu-py3.11-numpy1",)
+    assert chosen("24.10-python-cpu-py3.11-numpy1.xml", globs)
+    assert not chosen("24.10-python-cpu-py3.12-numpy1.xml", globs)
+    assert not chosen("24.10-custom-cpu-py3.11-numpy1.xml", globs)
+    assert chosen("24.10-custom-cpu-py3.11-numpy1.xml", ()), "no glob: every cell"
