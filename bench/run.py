@@ -43,7 +43,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from bench import cpu, load, results
-from harness import envs, interpreters, junit, matrix
+from harness import junit, matrix
+from harness.matrix import envs
+from harness.matrix import interpreters
 from harness.client import Client
 from harness.layout import Prop
 from harness.servers.local import LocalServer

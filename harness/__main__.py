@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from harness import matrix as matrix_mod
-from harness import options, processes, sources, workers
+from harness import options, processes, sources
+from harness.run import workers
 from harness.errors import HarnessError
 
 
@@ -47,7 +48,7 @@ def _cells(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness import run
+    from harness.run import scheduler as run
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())  # nox SIGKILLed: the whole run goes with it
@@ -73,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cell(args: argparse.Namespace) -> int:
-    from harness import cell as cell_mod
+    from harness.run import cell as cell_mod
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())
@@ -90,7 +91,7 @@ def _cell(args: argparse.Namespace) -> int:
 
 def _case_roots(cases: list[str], models: list[Path]) -> list[Path]:
     """The case libraries a cell runs: ``--cases``, else the built-in one unless models mode alone."""
-    from harness import cell as cell_mod
+    from harness.run import cell as cell_mod
 
     return cell_mod.case_roots(cases) if cases or not models else []
 

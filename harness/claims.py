@@ -3,7 +3,7 @@
 A claim file names the module, the worker that took it and its cases (node id and case id), so the cell
 runner can tell which cases were a worker's even when it died without a word (SIGKILL, a segfault).
 The runner hands a dead worker's unfinished cases on by rewriting their claim for a follow-up worker,
-which runs the cases claimed in its name first (``harness.sharing``). A worker that ends abnormally but
+which runs the cases claimed in its name first (``harness.incell.sharing``). A worker that ends abnormally but
 still reaches the end of its session (INTERNALERROR) says itself what it left: a :class:`Leftover`.
 
 Standard library only: the cell runner reads both.

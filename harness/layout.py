@@ -33,7 +33,7 @@ class Prop:
     SERVER_RESTARTS = "server_restarts"
     PACKAGES = "packages"
     SETUP_S = "setup_s"
-    WORKERS = "workers"  # how many pytest workers ran the cell (harness.workers)
+    WORKERS = "workers"  # how many pytest workers ran the cell (harness.run.workers)
     COLLECTED = "collected"  # every case id of the cell's plan, one per line
     INTERRUPTED = "interrupted"  # why the cell stopped before its end
     INTERRUPTED_CASE = "interrupted_case"  # the case in flight when it stopped
@@ -47,7 +47,7 @@ class Prop:
     # testcase: the first failure of an attempt of this case ("call: AssertionError: …"), kept on the
     # item, so that a case that passed when re-run (flaky) says what failed first
     FIRST_FAILURE = "first_failure"
-    # Written by harness.known_issues in the cell: testcase properties (the last, a suite property).
+    # Written by harness.matrix.known_issues in the cell: testcase properties (the last, a suite property).
     KNOWN_ISSUE = "known_issue"  # the failure is this declared known issue (its id)
     KNOWN_ISSUE_REASON = "known_issue_reason"
     KNOWN_ISSUE_LINK = "known_issue_link"
@@ -86,12 +86,12 @@ def junit_path(reports: Path, cell_id: str) -> Path:
 
 
 def log_path(reports: Path, cell_id: str) -> Path:
-    """The cell's server log: its workers' logs joined when the cell ends (``harness.cell``)."""
+    """The cell's server log: its workers' logs joined when the cell ends (``harness.run.cell``)."""
     return reports / "logs" / f"{cell_id}.log"
 
 
 def worker_log_path(reports: Path, cell_id: str, worker: int) -> Path:
-    """The log of a worker's server while the cell runs (``harness.workers``)."""
+    """The log of a worker's server while the cell runs (``harness.run.workers``)."""
     return reports / "logs" / f"{cell_id}.w{worker}.log"
 
 
@@ -118,7 +118,7 @@ def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
 
 
 def claims_path(reports: Path, cell_id: str) -> Path:
-    """The folder a cell's workers claim case modules in (``harness.sharing``)."""
+    """The folder a cell's workers claim case modules in (``harness.incell.sharing``)."""
     return workers_dir(reports, cell_id) / "claims"
 
 
@@ -128,7 +128,7 @@ def slots_path(reports: Path) -> Path:
 
 
 def followup_claims_path(reports: Path, cell_id: str, worker: int) -> Path:
-    """The claims folder of a follow-up worker that runs given cases only (``harness.followup``)."""
+    """The claims folder of a follow-up worker that runs given cases only (``harness.run.followup``)."""
     return workers_dir(reports, cell_id) / f"claims-{worker}"
 
 

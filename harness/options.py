@@ -36,7 +36,7 @@ class OptionError(HarnessError):
 class Context:
     """What a resolved default depends on: the matrix's settings and the case files a cell runs."""
 
-    settings: Any  # harness.settings.Settings (not imported: the plugin needs none of it)
+    settings: Any  # harness.matrix.settings.Settings (not imported: the plugin needs none of it)
     targets: tuple[str, ...] = ()
 
 

@@ -4,7 +4,7 @@ Two halves share the names defined here:
 
 - :class:`ProgressRecorder`, a pytest plugin inside the cell's pytest (the cell's venv: Python 3.9 and
   up, standard library only), rewrites ``reports/progress/<cell>.json`` after every case;
-- :class:`harness.progress_view.Progress`, in the process that runs the matrix, reads those files and
+- :class:`harness.run.progress_view.Progress`, in the process that runs the matrix, reads those files and
   shows the live view or the plain lines.
 
 A file rather than the cell's output: pytest's output stays untouched (it goes to the cell's log), and

@@ -16,7 +16,8 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import known_issues, sources
+from harness import sources
+from harness.matrix import known_issues
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.matrix import Cell

@@ -5,22 +5,33 @@ the servers are ready to start. Compiling (never importing: importing runs the t
 process) the case files and conftest.py files costs milliseconds and names the file, line and column.
 An import that fails in a cell's venv or Python is left to the cell: it is a result there.
 
-Standard library only: the cell runner (``harness.cell``) uses it.
+Standard library only: the cell runner (``harness.run.cell``) uses it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.workers import case_files
 
 CONFTEST = "conftest.py"
+CASE_FILE_PATTERNS = ("test_*.py", "*_test.py")  # pytest's default python_files
 
 
 class CaseSyntaxError(HarnessError):
     """A case file or conftest.py of a case library does not compile."""
+
+
+def case_files(folder: Path) -> list[Path]:
+    """The case modules below ``folder``, as pytest would collect them (its default file patterns)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        found += [Path(dirpath) / f for f in sorted(filenames)
+                  if any(fnmatch.fnmatch(f, p) for p in CASE_FILE_PATTERNS)]
+    return found
 
 
 def conftest_files(folder: Path) -> list[Path]:

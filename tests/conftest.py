@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import envs, interpreters
+from harness.matrix import envs
+from harness.matrix import interpreters
 from harness import matrix as matrix_mod
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ def row(case: str, state: str, message: str = "", cell: str = CELL, **extra: str
 IDLE = {"results": [
     row("a.py::test_ok", "passed"),
     row("a.py::test_wrong", "failed", "AssertionError: OUTPUT0 is a + b"),
-    row("a.py::test_crash", "error", "harness.supervise.ServerDied: the server ended", verdict="server-died"),
+    row("a.py::test_crash", "error", "harness.incell.supervise.ServerDied: the server ended", verdict="server-died"),
     row("a.py::test_known", "known-incompatible", "TimeoutError — known issue hang-24.03"),
     row("b.py::test_ok", "passed", cell=OTHER),
 ]}
@@ -29,7 +29,7 @@ IDLE = {"results": [
 LOADED = {"results": [
     row("a.py::test_ok", "timeout", "the case ran past its 30 s deadline", verdict="timeout"),
     row("a.py::test_wrong", "failed", "AssertionError: OUTPUT0 is a + b"),
-    row("a.py::test_crash", "error", "harness.supervise.ServerDied: the server ended", verdict="server-died"),
+    row("a.py::test_crash", "error", "harness.incell.supervise.ServerDied: the server ended", verdict="server-died"),
     row("a.py::test_known", "known-incompatible", "TimeoutError — known issue hang-24.03"),
     row("a.py::test_load", "error",
         'failed on setup with "harness.servers.LoadTimeout: loading \'m\' did not finish within 60 s"'),

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, ROOT, TEST_MATRIX
-from harness import pool, workers
+from harness.run import pool
+from harness.run import workers
 from harness.layout import Prop, worker_junit_path
 from harness.progress import read_cell, write_json
-from harness.progress_view import outcome_of
+from harness.run.progress_view import outcome_of
 from harness.report import model
 from harness.states import State
 
@@ -38,7 +39,7 @@ def run_worker(pytester: pytest.Pytester, *targets: Path) -> tuple[pytest.RunRes
     """One worker as the cell runner starts it: the plugin, the case root, its case files as arguments."""
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "-p", "harness.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path / 'r'}",
+        "-p", "harness.incell.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path / 'r'}",
         f"--case-root={pytester.path}", f"--rootdir={pytester.path}", f"--junitxml={junit}",
         "-o", "junit_family=xunit1", "-p", "no:cacheprovider", *map(str, targets))
     return result, (ET.parse(junit).getroot() if junit.exists() else ET.Element("none"))

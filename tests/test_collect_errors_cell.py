@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, run_harness
-from harness import envs
+from harness.matrix import envs
 from harness.layout import Prop, junit_path
 
 CELL = "24.10-python-cpu-py3.11"

@@ -13,7 +13,7 @@ import pytest
 from harness import admission, deadlines
 from harness.deadlines import Budget, Deadline, NestingError, Probe, Usage
 from harness.errors import HarnessError
-from harness.settings import Settings, Validator, parse_settings
+from harness.matrix.settings import Settings, Validator, parse_settings
 
 pytestmark = pytest.mark.fast
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require, run_harness
-from harness import images
+from harness.matrix import images
 from harness import matrix as matrix_mod
 from harness.client import Client
 from harness.servers import NotApplicable, ServerError

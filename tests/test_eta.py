@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_progress import FakeClock, finish
 
-from harness import eta
+from harness.run import eta
 from harness.progress import DURATIONS_FILE, write_json
-from harness.progress_view import Progress
+from harness.run.progress_view import Progress
 
 pytestmark = pytest.mark.fast
 

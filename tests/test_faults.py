@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_harness, run_processes, triton_processes
-from harness import envs, processes
+from harness import processes
+from harness.matrix import envs
 from harness.layout import cell_logs
 from harness.servers import ServerError
 from test_end_to_end import MATRIX, write_case_library

@@ -1,4 +1,4 @@
-"""harness.known_issues: loading (and refusing) known_issues.toml, where an issue applies, what it explains."""
+"""harness.matrix.known_issues: loading (and refusing) known_issues.toml, where an issue applies, what it explains."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import known_issues as ki
+from harness.matrix import known_issues as ki
 from harness.errors import HarnessError
 from harness.matrix import KnownFailure
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from harness import known_issues as ki
+from harness.matrix import known_issues as ki
 from harness.matrix import KnownFailure
 from harness.report import html, jsonfile, markdown, model
 from harness.report.results import Result, Results

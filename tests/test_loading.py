@@ -1,4 +1,4 @@
-"""harness.loading: the one way a case loads models, against a stand-in server (no tritonserver)."""
+"""harness.incell.loading: the one way a case loads models, against a stand-in server (no tritonserver)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness.loading import ModelLoader
+from harness.incell.loading import ModelLoader
 from harness.servers import LoadResult
 
 pytestmark = pytest.mark.fast

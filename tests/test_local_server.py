@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require
-from harness import envs, interpreters, matrix, processes
+from harness import matrix, processes
+from harness.matrix import envs
+from harness.matrix import interpreters
 from harness.client import Client
 from harness.servers import LoadTimeout, ServerError, StubCannotStart
 from harness.servers.local import LocalServer, shipped_stubs, wheel_root

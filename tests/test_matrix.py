@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT, run_harness
 from harness import matrix
-from harness.settings import Settings
+from harness.matrix.settings import Settings
 from harness.errors import HarnessError
 
 pytestmark = pytest.mark.fast  # no server, no venv, no container

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, run_harness
-from harness import options, run
+from harness import options
+from harness.run import scheduler as run
 from harness.matrix import Cell
-from harness.settings import Settings
+from harness.matrix.settings import Settings
 
 pytestmark = pytest.mark.fast
 

@@ -19,7 +19,7 @@ def run_cell(pytester: pytest.Pytester, source: str) -> tuple[pytest.RunResult, 
     pytester.makepyfile(test_area=source)
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "-p", "harness.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path}",
+        "-p", "harness.incell.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path}",
         f"--case-root={pytester.path}", f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
         "-rs", str(pytester.path))
     return result, (ET.parse(junit).getroot() if junit.exists() else ET.Element("none"))
@@ -111,5 +111,5 @@ def test_junit_names_the_cell_its_plan_and_each_case(pytester: pytest.Pytester) 
 
 def test_the_triton_fixtures_need_a_cell(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_x(triton):\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "harness.incell.plugin", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*the triton fixtures need --cell <id>*"])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.progress import DURATIONS_FILE, CellProgress, ProgressRecorder, format_counts, progress_path, write_json
-from harness.progress_view import Progress
+from harness.run.progress_view import Progress
 
 pytestmark = pytest.mark.fast
 pytest_plugins = ["pytester"]

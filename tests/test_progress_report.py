@@ -11,7 +11,7 @@ import pytest
 from test_progress import FakeClock, finish
 
 from harness.progress import ProgressRecorder, format_counts, progress_path
-from harness.progress_view import Progress
+from harness.run.progress_view import Progress
 from harness.report import model
 
 pytestmark = pytest.mark.fast

@@ -165,11 +165,11 @@ VERDICTS_XML = """<?xml version="1.0" encoding="utf-8"?>
  <testcase classname="v.test_v" name="test_hang">
   <properties><property name="case" value="v/test_v.py::test_hang"/><property name="verdict" value="timeout"/>
   </properties>
-  <failure message="harness.supervise.CaseTimeout: the case ran past its 30 s deadline">...</failure></testcase>
+  <failure message="harness.incell.supervise.CaseTimeout: the case ran past its 30 s deadline">...</failure></testcase>
  <testcase classname="v.test_v" name="test_crash">
   <properties><property name="case" value="v/test_v.py::test_crash"/><property name="verdict" value="server-died"/>
   </properties>
-  <failure message="harness.supervise.ServerDied: the server ended (killed by SIGSEGV)">...</failure></testcase>
+  <failure message="harness.incell.supervise.ServerDied: the server ended (killed by SIGSEGV)">...</failure></testcase>
  <testcase classname="v.test_v" name="test_wrong">
   <properties><property name="case" value="v/test_v.py::test_wrong"/></properties>
   <failure message="AssertionError: OUTPUT0">...</failure></testcase>

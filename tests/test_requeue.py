@@ -1,6 +1,6 @@
 """A worker that dies loses only its case in flight; a timeout under load gets one quiet retry, alone.
 
-The cell runner for real (``harness.cell.run``) with real pytest workers of the cell's plugin on plain
+The cell runner for real (``harness.run.cell.run``) with real pytest workers of the cell's plugin on plain
 case modules: none uses the server, so none is started; the venv is this one.
 """
 
@@ -15,9 +15,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import TEST_MATRIX
 
-from harness import cell as cell_mod
+from harness.run import cell as cell_mod
 from harness import junit as junit_mod
-from harness import claims, interpreters, layout, requeue, retry
+from harness import claims, layout
+from harness.matrix import interpreters
+from harness.run import requeue
+from harness.run import retry
 from harness import matrix as matrix_mod
 from harness.layout import Prop, Verdict
 from harness.progress import read_cell
@@ -182,7 +185,7 @@ def test_a_crash_loop_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 RETRIED = COUNTED + '''
-from harness.supervise import CaseTimeout
+from harness.incell.supervise import CaseTimeout
 
 def attempt(name):
     """1 the first time this case runs, 2 the second."""
@@ -251,7 +254,7 @@ def junit(*cases: str) -> str:
            f'</properties>{"".join(cases)}</testsuite></testsuites>'
 
 
-TIMEOUT = '<failure message="harness.supervise.CaseTimeout: no answer within the case\'s 30 s deadline"/>'
+TIMEOUT = '<failure message="harness.incell.supervise.CaseTimeout: no answer within the case\'s 30 s deadline"/>'
 
 
 def test_the_retry_patches_the_cells_junit(tmp_path: Path) -> None:

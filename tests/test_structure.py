@@ -99,8 +99,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_every_kind_of_import() -> None:
     graph = import_graph()
     assert "harness.states" in graph["harness.report.model"]  # from harness.states import ...
-    assert "harness.known_issues" in graph["harness.report.model"]  # from harness import known_issues as ki
-    assert "harness.report.build" in graph["harness.run"]  # inside a function
+    assert "harness.matrix.known_issues" in graph["harness.report.model"]  # from harness import known_issues as ki
+    assert "harness.report.build" in graph["harness.run.scheduler"]  # inside a function
 
 
 def test_find_cycle_names_the_cycle() -> None:
@@ -111,6 +111,42 @@ def test_find_cycle_names_the_cycle() -> None:
 def test_harness_imports_have_no_cycle() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or ())
+
+
+# -- code grouped by where it runs: each room imports only the rooms below it -----------------------------
+ROOMS = ("matrix", "servers", "incell", "run", "models", "report")
+MAY_IMPORT: dict[str, set[str]] = {  # room -> the rooms it may import, besides the ground floor
+    "ground": {"matrix"},  # the ground floor reads the matrix model, nothing that runs
+    "matrix": set(),  # the model: read by every side, imports none
+    "servers": {"matrix"},
+    "incell": {"matrix", "servers"},  # runs in the cell's venv: never the scheduler's side
+    "models": {"matrix", "servers", "incell"},
+    "run": {"matrix", "servers", "incell", "models", "report"},
+    "report": {"matrix", "models"},  # the report shows model mode's answers (models.section, compare)
+}
+ENTRY_POINT = "harness.__main__"  # the command line: it wires every room
+
+
+def room_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ROOMS) else "ground"
+
+
+def stray_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Each import that reaches a room its own room may not import, as "importer -> imported"."""
+    return sorted(f"{module} -> {target}" for module, targets in graph.items() if module != ENTRY_POINT
+                  for target in targets
+                  if room_of(target) not in {"ground", room_of(module)} | MAY_IMPORT[room_of(module)])
+
+
+def test_rooms_import_only_the_rooms_below_them() -> None:
+    assert stray_imports(import_graph()) == []
+
+
+def test_a_stray_import_is_named() -> None:
+    graph = {"harness.incell.plugin": {"harness.run.cell", "harness.layout"}, "harness.matrix": {"harness.servers"}}
+    assert stray_imports(graph) == ["harness.incell.plugin -> harness.run.cell", "harness.matrix -> harness.servers"]
+    assert room_of("harness.matrix") == "matrix" and room_of("harness.layout") == "ground"
 
 
 # -- the JUnit vocabulary and the states have one home each -------------------------------------------
@@ -130,24 +166,24 @@ ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the cons
                      "workers": "a key of the benchmark's figures: how many suites (workers) the cell wrote"},
     "harness/__main__.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
     "harness/options.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
-    "harness/plugin.py": {"cell": "the plugin's --cell option (its argparse dest)"},
-    "harness/applicability.py": {"cell": "where an error points: the cell's release"},
+    "harness/incell/plugin.py": {"cell": "the plugin's --cell option (its argparse dest)"},
+    "harness/incell/applicability.py": {"cell": "where an error points: the cell's release"},
     "harness/deadlines.py": {"case": LAYER, "cell": LAYER},
-    "harness/envs.py": {"packages": "a key of the venv's stamp file"},
-    "harness/images.py": {"error": "a key of docker's build log"},
-    "harness/known_issues.py": {"error": "a known issue's outcome (known_issues.toml): any failure",
+    "harness/matrix/envs.py": {"packages": "a key of the venv's stamp file"},
+    "harness/matrix/images.py": {"error": "a key of docker's build log"},
+    "harness/matrix/known_issues.py": {"error": "a known issue's outcome (known_issues.toml): any failure",
                                 "failed": "pytest's report outcome, not the report's state"},
-    "harness/matrix.py": {"packages": "a key of matrix.toml's [envs.*] tables",
+    "harness/matrix/__init__.py": {"packages": "a key of matrix.toml's [envs.*] tables",
                           "server_version": "a key of matrix.toml's [releases.*] tables"},
     "harness/models/answers.py": {"cell": "a key of the per-cell answers file"},
     "harness/progress.py": {"cell": "a key of the progress file"},
-    "harness/progress_view.py": {"cell": LIVE_TABLE, "failed": LIVE_TABLE,
+    "harness/run/progress_view.py": {"cell": LIVE_TABLE, "failed": LIVE_TABLE,
                                  "interrupted": "the word the live view shows for a cell that was stopped"},
     "harness/report/diff.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON},
     "harness/report/results.py": {key: COMPAT_JSON for key in ("case", "cell", "interrupted", "packages",
                                                                "server_version", "verdict")},
     "harness/servers/__init__.py": {"error": "a key of a bounded call's own result dict"},
-    "harness/settings.py": {"workers": "the setting settings.workers (matrix.toml)"},
+    "harness/matrix/settings.py": {"workers": "the setting settings.workers (matrix.toml)"},
 }
 
 
@@ -214,13 +250,13 @@ def test_the_allow_list_has_no_stale_entry() -> None:
 def test_a_property_name_written_as_a_literal_is_found(tmp_path: Path) -> None:
     from harness.layout import Prop
 
-    copy = tmp_path / "harness" / "cell.py"
-    copy.parent.mkdir()
-    source = (HARNESS / "cell.py").read_text(encoding="utf-8")
+    copy = tmp_path / "harness" / "run" / "cell.py"
+    copy.parent.mkdir(parents=True)
+    source = (HARNESS / "run" / "cell.py").read_text(encoding="utf-8")
     copy.write_text(source + f"\nPROBE = {Prop.KNOWN_ISSUE!r}\n", encoding="utf-8")
-    assert literals([HARNESS / "cell.py"], vocabulary()) == []
+    assert literals([HARNESS / "run" / "cell.py"], vocabulary()) == []
     found = literals([copy], vocabulary(), root=tmp_path)
-    assert [(f, v) for f, _, v in found] == [("harness/cell.py", Prop.KNOWN_ISSUE)]
+    assert [(f, v) for f, _, v in found] == [("harness/run/cell.py", Prop.KNOWN_ISSUE)]
 
 
 # -- JUnit XML has one home: harness/junit.py ----------------------------------------------------------

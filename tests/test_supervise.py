@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import supervise
+from harness.incell import supervise
 from harness.deadlines import Deadline
 
 pytestmark = pytest.mark.fast

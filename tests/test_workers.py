@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness import junit as junit_mod
-from harness import options, workers
+from harness import options, sources
+from harness.run import workers
 from harness.layout import CELL_CASE, Prop, progress_path
 from harness.progress import CellProgress, read_cell, write_json
 
@@ -31,7 +32,7 @@ def test_case_files_are_what_pytest_collects_by_default(tmp_path: Path) -> None:
     touch(tmp_path / "area" / "helpers.py")
     touch(tmp_path / "area" / "__pycache__" / "test_a.py")
     touch(tmp_path / ".hidden" / "test_x.py")
-    assert workers.case_files(tmp_path) == [b, a]
+    assert sources.case_files(tmp_path) == [b, a]
     assert workers.targets_of([str(tmp_path), f"{a}::test_one"]) == [str(b), str(a), f"{a}::test_one"]
 
 
@@ -104,7 +105,7 @@ def test_the_cell_progress_adds_up_its_workers(tmp_path: Path) -> None:
 
 QUEUE_CONFTEST = """
 from pathlib import Path
-from harness.sharing import ModuleQueue
+from harness.incell.sharing import ModuleQueue
 
 def pytest_configure(config):
     config.pluginmanager.register(ModuleQueue(Path({claims!r})), "queue")

@@ -19,7 +19,7 @@ from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
 from harness.models import REPEATS, SAMPLES_FILE, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
 from harness.models.plugin import ModelsRun
-from harness.plugin import plugin_of
+from harness.incell.plugin import plugin_of
 from harness.servers import ERROR_LINE, NOISE, Server
 
 DEAD_STUB = re.compile(r"stub[^\n]*(not healthy|unhealthy|died|exited|terminated|crashed|killed|restart)"

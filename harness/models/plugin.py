@@ -1,6 +1,6 @@
-"""The pytest plugin of models mode, beside ``harness.plugin`` in the cell's pytest.
+"""The pytest plugin of models mode, beside ``harness.incell.plugin`` in the cell's pytest.
 
-``pytest -p harness.plugin -p harness.models.plugin --models-dir=DIR ... harness/models/checks.py``:
+``pytest -p harness.incell.plugin -p harness.models.plugin --models-dir=DIR ... harness/models/checks.py``:
 the team's models are copied into the cell's server repository before the server starts, the checks
 of ``checks.py`` are parametrized with one item per model (and protocol), each item's case id is
 ``models/<model>::<check>[<protocol>]``, and at the end the answers go to ``reports/answers/<cell>.json``.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import plugin as cell_plugin
+from harness.incell import plugin as cell_plugin
 from harness import repository
 from harness.errors import HarnessError
 from harness.layout import Prop
@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         MODELS_DIR_OPTION, action="append", default=[], help="a team's Triton model repository (repeatable)")
 
 
-@pytest.hookimpl(trylast=True)  # after harness.plugin registered the cell's plugin
+@pytest.hookimpl(trylast=True)  # after harness.incell.plugin registered the cell's plugin
 def pytest_configure(config: pytest.Config) -> None:
     dirs = [Path(d).resolve() for d in config.getoption(MODELS_DIR_OPTION)]
     state = config.pluginmanager.get_plugin(cell_plugin.PLUGIN_NAME)
@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Render the case library's repository now and add the team's models to it, so the server that
-    ``harness.plugin`` starts later (it renders only a repository that is not there yet) serves both."""
+    ``harness.incell.plugin`` starts later (it renders only a repository that is not there yet) serves both."""
     run = session.config.stash.get(RUN, None)
     state = session.config.pluginmanager.get_plugin(cell_plugin.PLUGIN_NAME)
     if run is None or state is None:
@@ -85,7 +85,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("protocol", ("http", "grpc"))
 
 
-@pytest.hookimpl(tryfirst=True)  # before harness.plugin adds its own "case": the report reads the first
+@pytest.hookimpl(tryfirst=True)  # before harness.incell.plugin adds its own "case": the report reads the first
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(item, "callspec", None)

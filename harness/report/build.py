@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import known_issues
+from harness.matrix import known_issues
 from harness import matrix as matrix_mod
 from harness.models import compare as models_compare
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model

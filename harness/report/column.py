@@ -18,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.known_issues import KnownIssue
+from harness.matrix.known_issues import KnownIssue
 from harness.report import model
 from harness.states import State
 

@@ -1,6 +1,6 @@
 """Known issues in the report: results held to the issues their cells declared, and each issue's summary.
 
-The cells classify their own results (``harness.known_issues`` writes testcase properties); here the
+The cells classify their own results (``harness.matrix.known_issues`` writes testcase properties); here the
 properties become states, the matrix's known_failures are applied to results a cell left unclassified,
 and each declared issue is summarized across the run (where it occurred, where it did not).
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import known_issues as ki
-from harness.known_issues import KnownIssue
+from harness.matrix import known_issues as ki
+from harness.matrix.known_issues import KnownIssue
 from harness.layout import Prop
 from harness.matrix import Cell
 from harness.report.results import CellInfo, IssueSummary, Result
@@ -47,7 +47,7 @@ def apply_known(result: Result, props: list[tuple[str, str]], cell: Any,
 
 
 def facts_of(info: CellInfo) -> Cell | None:
-    """The cell as harness.known_issues matches it, from the axes its JUnit file recorded."""
+    """The cell as harness.matrix.known_issues matches it, from the axes its JUnit file recorded."""
     axes = info.axes
     if not all(axes.get(k) for k in ("triton", "backend", "instance_kind", "python")):
         return None

@@ -9,7 +9,7 @@ A failed case is re-run once (pytest-rerunfailures, ``--reruns=1``). pytest's JU
 one testcase per attempt, and the failed attempt's testcase is empty (the plugin's "rerun" outcome is
 none of passed, failed or skipped, so no failure text is written). A case whose last testcase passed
 after such an empty one is ``flaky``. So is a case that timed out under load and passed when the cell
-ran it again alone (``harness.retry``: the property ``passed_alone`` holds the first attempt's evidence).
+ran it again alone (``harness.run.retry``: the property ``passed_alone`` holds the first attempt's evidence).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import junit
 from harness.errors import HarnessError
-from harness.known_issues import KnownIssue
+from harness.matrix.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop, Verdict
 from harness.report import issues
 from harness.report.results import CELL_KEYS, CellInfo, Result, Results
@@ -114,7 +114,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
     """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`.
 
     Cells classify their results against the declared known issues themselves (testcase properties of
-    harness.known_issues); ``known`` are issues applied here to results a cell left unclassified.
+    harness.matrix.known_issues); ``known`` are issues applied here to results a cell left unclassified.
     ``only``: that one cell's file, as if the plan named it alone (the live view of a finished cell).
     """
     junit_dir = reports / "junit"

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import images
+from harness.matrix import images
 from harness.errors import NotApplicable
 from harness.matrix import Cell, Release
 from harness.servers import Ports, Server, ServerError

@@ -16,19 +16,24 @@ import sys
 import time
 from pathlib import Path
 
-from harness import admission, envs, interpreters, layout, pool, progress, repository, workers
+from harness import PROJECT_ROOT, admission, layout, repository
+from harness.matrix import envs
+from harness.matrix import interpreters
+from harness.run import pool
+from harness import progress
+from harness.run import workers
 from harness import junit as junit_mod
 from harness.errors import HarnessError
-from harness.followup import RETRY_WHY, replace_dead, retry_alone
+from harness.run.followup import RETRY_WHY, replace_dead, retry_alone
 from harness.layout import SLOTS_ENV, Prop
 from harness.matrix import Cell, Matrix
 from harness.models import answers as models_answers
 from harness.models import cli as models_cli
 from harness.options import workers_for
-from harness.pool import code_name
+from harness.run.pool import code_name
 from harness.states import State
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 BUILTIN_CASES = ROOT / "cases"
 # What a backend's cells need in their venv to generate their models at render time.
 BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}
@@ -108,7 +113,7 @@ def rootdir(roots: list[Path]) -> str:
 def plan_workers(roots: list[Path], extra: list[str], models: list[Path], reports: Path, cell: Cell,
                  count: int) -> tuple[list[str], list[workers.Share]]:
     """pytest's options, and what each worker collects: the case files ``extra`` names, else the
-    roots', longest first by the last run's times of this cell and the others (``harness.workers``);
+    roots', longest first by the last run's times of this cell and the others (``harness.run.workers``);
     the first worker also runs models mode's checks. ``count`` workers, no more than case files."""
     paths = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     options = [a for a in extra if a not in paths]

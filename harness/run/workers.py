@@ -7,25 +7,23 @@ while the CPU idles; run them in a few workers at once and the same cell takes a
 Each worker is a pytest process of its own with a server of its own (one starts in about 0.1 s), so a
 case that kills its stub or its server, counts the server's processes or reads its shared-memory
 regions sees only its worker's server, and a crash costs one worker's case in flight, not the cell
-(a dead worker's other cases go to a follow-up worker: ``harness.followup``). A
+(a dead worker's other cases go to a follow-up worker: ``harness.run.followup``). A
 module stays whole in one worker: its models are loaded once. Workers take modules as they become
-free (``harness.sharing``), longest first by the last run's times (the cell's own JUnit file, else
+free (``harness.incell.sharing``), longest first by the last run's times (the cell's own JUnit file, else
 another cell's, else the file's size).
 
-Standard library only: the cell runner (``harness.cell``) uses it.
+Standard library only: the cell runner (``harness.run.cell``) uses it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import junit as junit_mod
+from harness.sources import case_files
 
-CASE_FILE_PATTERNS = ("test_*.py", "*_test.py")  # pytest's default python_files
 UNKNOWN_WEIGHT_S_PER_KB = 0.5  # a module never timed: about half a second per KB of cases
 
 
@@ -35,16 +33,6 @@ class Share:
 
     worker: int
     targets: tuple[str, ...]
-
-
-def case_files(folder: Path) -> list[Path]:
-    """The case modules below ``folder``, as pytest would collect them (its default file patterns)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        found += [Path(dirpath) / f for f in sorted(filenames)
-                  if any(fnmatch.fnmatch(f, p) for p in CASE_FILE_PATTERNS)]
-    return found
 
 
 def targets_of(paths: Iterable[str]) -> list[str]:
@@ -95,7 +83,7 @@ def ordered(targets: list[str], known: dict[Path, float]) -> list[str]:
 
 def shares(targets: list[str], count: int, own: dict[int, tuple[str, ...]] | None = None) -> list[Share]:
     """``count`` workers (``harness.options.workers_for``: no more than case files) that each collect
-    every target and take modules from the shared queue (``harness.sharing``); ``own``: targets only
+    every target and take modules from the shared queue (``harness.incell.sharing``); ``own``: targets only
     one worker runs."""
     return [Share(worker=k, targets=(*targets, *(own or {}).get(k, ()))) for k in range(count)]
 

@@ -2,8 +2,8 @@
 
 A follow-up worker is started the same way as the first ones: what differs is its share (its targets)
 and its claims folder, where the cell runner may have claimed cases in its name beforehand
-(``harness.claims``): a dead worker's unfinished cases (``harness.requeue``) or the cases to run
-again alone (``harness.retry``). Standard library only (the cell runner).
+(``harness.claims``): a dead worker's unfinished cases (``harness.run.requeue``) or the cases to run
+again alone (``harness.run.retry``). Standard library only (the cell runner).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import claims, layout, options, processes, workers
+from harness import claims, layout, options, processes
+from harness.run import workers
 from harness.models import cli as models_cli
-from harness.supervise import NOT_RERUN
+from harness.incell.supervise import NOT_RERUN
 
 POLL_S = 0.1  # how often the cell runner looks whether a worker ended
 REAP_EVERY = 10  # polls: about once a second, the ended orphans handed to the cell runner are reaped
@@ -51,7 +52,7 @@ class Launch:
         """One worker's pytest: the cell's plugin, its share of the case files, its own JUnit file."""
         return [
             str(self.python), "-m", "pytest",
-            "-p", "harness.plugin",
+            "-p", "harness.incell.plugin",
             "-p", "no:cacheprovider",
             # A misspelled marker (``modles``) would silently do nothing: a case that loads nothing, a
             # ``min_triton`` never applied. The plugin registers the case library's markers.

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict
-from harness.settings import RELEASE_RE, Validator, release_key
+from harness.matrix.settings import RELEASE_RE, Validator, release_key
 
 FILENAME = "known_issues.toml"
 
@@ -59,7 +59,7 @@ OUTCOMES: dict[str, re.Pattern[str]] = {
     "wrong-value": re.compile(r"^(?:E\s+)?(?:AssertionError\b|assert\b)", re.MULTILINE),
     "error": re.compile(r"(?s).+"),
 }
-# The harness's own verdict on a failure (harness.supervise, a JUnit property) says what was seen better
+# The harness's own verdict on a failure (harness.incell.supervise, a JUnit property) says what was seen better
 # than any wording: a timeout is a hang, whichever client said it.
 VERDICT_OUTCOMES = {Verdict.TIMEOUT: "hang", Verdict.SERVER_DIED: "server-crash"}
 # A case declared to hang here gets this deadline (if shorter than its own): the hang is confirmed as
@@ -275,7 +275,7 @@ def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-# -- in the cell (called by harness.plugin) --------------------------------------------------------
+# -- in the cell (called by harness.incell.plugin) --------------------------------------------------------
 def suite_properties(issues: Iterable[KnownIssue], cell: CellLike) -> list[tuple[str, str]]:
     """One suite property per issue declared for the cell: where it did not occur is read from these."""
     return [(Prop.KNOWN_ISSUE_DECLARED, json.dumps(i.as_dict(), sort_keys=True)) for i in issues if i.applies_to(cell)]

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness import admission, layout, processes
+from harness import PROJECT_ROOT, admission, layout, processes
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
-from harness.eta import typical
+from harness.run.eta import typical
 from harness.matrix import Cell, Matrix
 from harness.options import CELL, to_args
-from harness.progress_view import read_durations
+from harness.run.progress_view import read_durations
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 POLL_S = 0.5
 
 
@@ -142,7 +142,7 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
     """Make the venvs of the cells that apply here before any cell starts, one at a time: a first run's
     venv creation then competes with no case for the CPUs. A venv that cannot be made is left for its
     cell to report."""
-    from harness import cell as cell_mod
+    from harness.run import cell as cell_mod
 
     wanted = {}
     for cell in cells:
@@ -159,9 +159,9 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
 
 def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
-    from harness import known_issues
+    from harness.matrix import known_issues
     from harness import matrix as matrix_mod
-    from harness.progress_view import Progress
+    from harness.run.progress_view import Progress
     from harness.report import build
 
     os.environ[layout.SLOTS_ENV] = admission.Slots.create(layout.slots_path(options.reports)).env_value()

@@ -1,7 +1,7 @@
 """The fixtures a case uses: the cell, its release, the worker's server and its clients, a spare server,
 the model loader.
 
-They ask the cell's plugin (``harness.plugin``, which loads this module), so they hold no state of
+They ask the cell's plugin (``harness.incell.plugin``, which loads this module), so they hold no state of
 their own.
 """
 
@@ -17,9 +17,9 @@ import pytest
 from harness.client import Client
 from harness.errors import NotApplicable
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, extra_log_path
-from harness.loading import ModelLoader
+from harness.incell.loading import ModelLoader
 from harness.matrix import Cell, Release
-from harness.plugin import PLUGIN_NAME, plugin_of
+from harness.incell.plugin import PLUGIN_NAME, plugin_of
 from harness.servers import Server, ServerError
 
 
@@ -107,7 +107,7 @@ def triton_log(request: pytest.FixtureRequest, triton: Server) -> Any:
 
 @pytest.fixture
 def loader(request: pytest.FixtureRequest) -> Iterator[ModelLoader]:
-    """The one way a case loads models (``harness.loading``): ``loader.require("a", "b")`` (a failed load
+    """The one way a case loads models (``harness.incell.loading``): ``loader.require("a", "b")`` (a failed load
     fails the case), ``loader.load(name, config)`` (the ``LoadResult``, for cases that test loading),
     ``loader.unload(name)`` (waits until it is gone), ``loader.on(spare)`` for a ``triton_factory``
     server. What it loaded is unloaded when the case ends."""

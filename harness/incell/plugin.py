@@ -1,14 +1,14 @@
 """The pytest plugin that runs a case library against a real Triton server of one cell.
 
-Loaded with ``pytest -p harness.plugin --cell <id> --worker <k> <case roots>`` (the cell runner starts
-a few such workers, see ``harness.workers``). With ``--cell``, one :class:`CellPlugin` is registered: it
+Loaded with ``pytest -p harness.incell.plugin --cell <id> --worker <k> <case roots>`` (the cell runner starts
+a few such workers, see ``harness.run.workers``). With ``--cell``, one :class:`CellPlugin` is registered: it
 holds the worker's state and its methods are the hooks (as pytest-xdist's ``DSession``); with
-``--claims`` the worker takes modules from the cell's shared queue (``harness.sharing``). It marks cases
+``--claims`` the worker takes modules from the cell's shared queue (``harness.incell.sharing``). It marks cases
 that do not apply as not applicable, starts ONE server for the worker on first use
 (``harness.servers.factory``), loads the models a case names, keeps
-each case's deadline with a watchdog thread (``harness.supervise``), starts the server again after it
+each case's deadline with a watchdog thread (``harness.incell.supervise``), starts the server again after it
 died, and writes the cell's axes, the live server version and each case's id and verdict into JUnit.
-The fixtures (``harness.fixtures``) ask the plugin.
+The fixtures (``harness.incell.fixtures``) ask the plugin.
 """
 
 from __future__ import annotations
@@ -26,20 +26,24 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import applicability, collect_errors, deadlines, known_issues, options, supervise
+from harness import deadlines, options
+from harness.incell import applicability
+from harness.incell import collect_errors
+from harness.matrix import known_issues
+from harness.incell import supervise
 from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, leftover_path, progress_path, worker_log_path
-from harness.loading import ModelLoader
+from harness.incell.loading import ModelLoader
 from harness.matrix import Cell, Matrix, Release
 from harness.progress import ProgressRecorder
 from harness.servers import Server, ServerError
 from harness.servers.cellserver import CellServer
 from harness.servers.factory import CellServers
-from harness.sharing import CLAIMS_OPTION, ModuleQueue
+from harness.incell.sharing import CLAIMS_OPTION, ModuleQueue
 
-pytest_plugins = ("harness.fixtures",)  # the fixtures cases use; they ask the plugin below
+pytest_plugins = ("harness.incell.fixtures",)  # the fixtures cases use; they ask the plugin below
 
 PLUGIN_NAME = "triton-matrix-cell"
 T = TypeVar("T")
@@ -53,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cell", help="the cell id to run (see 'python -m harness cells')")
     group.addoption("--case-root", action="append", default=[], help="a case library root (repeatable)")
     group.addoption("--worker", type=int, default=0,
-                    help="which of the cell's workers this is (its server log and progress file; harness.workers)")
-    group.addoption(CLAIMS_OPTION, help="a folder the cell's workers claim case modules in (harness.sharing)")
+                    help="which of the cell's workers this is (its server log and progress file; harness.run.workers)")
+    group.addoption(CLAIMS_OPTION, help="a folder the cell's workers claim case modules in (harness.incell.sharing)")
     group.addoption("--serial-loads", action="store_true",
                     help="load a case's models one by one (the serial path the benchmark compares with)")
 
@@ -63,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
                                   args: list[str]) -> Iterator[None]:
     """A case library's conftest.py that raises at import becomes an error result of its own when
-    pytest meets it again while collecting its folder (``harness.collect_errors``), and the other
+    pytest meets it again while collecting its folder (``harness.incell.collect_errors``), and the other
     areas run; at startup it would end the worker with a usage error, before it writes its JUnit file."""
     try:
         return (yield)
@@ -224,7 +228,7 @@ class CellPlugin:
         """The worker's plan (every case it collected, or of the modules it claimed, then also of those
         nobody took when it was stopped) and, for an interrupted cell, that it is partial: the report
         reads both. A worker that ended abnormally (INTERNALERROR) takes nothing more: it says what it
-        did not finish, and the cell runner hands that on to a follow-up worker (``harness.requeue``)."""
+        did not finish, and the cell runner hands that on to a follow-up worker (``harness.run.requeue``)."""
         stopped = bool(self.interrupted or session.shouldstop or session.shouldfail) \
             or exitstatus == pytest.ExitCode.INTERRUPTED
         if self.queue is not None and stopped:

@@ -14,7 +14,7 @@ Each finished cell is one line (``✓ 24.10-python-cpu-py3.11  212 passed · 50 
 a not-applicable cell only with ``verbose``. On a terminal a rich table shows the running cells
 (cases done / total, failures, elapsed, current case) and the ETA; elsewhere a heartbeat line every
 ``heartbeat_s`` names what runs. On exit the total line is printed and the finished cells' durations
-are saved to ``reports/durations.json`` for the next run's ETA (``harness.eta``).
+are saved to ``reports/durations.json`` for the next run's ETA (``harness.run.eta``).
 
 A finished cell's line and the total line count what the report will: the cell's JUnit file read by
 the report's own model (``harness.report.column``), missing cases included. A running cell's numbers
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from harness import eta
-from harness.known_issues import KnownIssue
+from harness.run import eta
+from harness.matrix.known_issues import KnownIssue
 from harness.progress import (
     DURATIONS_FILE,
     CellProgress,
@@ -247,7 +247,7 @@ class Progress:
                 + (f" · ETA {format_seconds(eta)}" if eta is not None else ""))
 
     def eta_s(self) -> float | None:
-        """Seconds until the run ends: the last run's durations at this run's pace (``harness.eta``)."""
+        """Seconds until the run ends: the last run's durations at this run's pace (``harness.run.eta``)."""
         now = self.clock()
         ran = {c: o.elapsed_s for c, o in self.outcomes.items() if o.exit_code in (0, 1) and o.not_applicable is None}
         return eta.eta_s(eta.RunState(

@@ -24,11 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import PROJECT_ROOT
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
-from harness.interpreters import Interpreter
+from harness.matrix.interpreters import Interpreter
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 REQUIREMENTS = ROOT / "harness" / "requirements-cell.txt"
 ENVDIR_ENV = "TRITON_MATRIX_ENVDIR"
 STAMP = ".triton-matrix-stamp"

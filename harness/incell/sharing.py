@@ -1,6 +1,6 @@
 """The workers of one cell share its case modules: each runs the next module no worker has taken yet.
 
-Every worker collects the same modules in the same order (longest first, see ``harness.workers``) and
+Every worker collects the same modules in the same order (longest first, see ``harness.run.workers``) and
 claims a module by creating its claim file (``O_EXCL``: exactly one worker succeeds) before running
 its cases, so the modules are dealt out as workers become free, like pytest-xdist's ``loadfile``
 without a controller process. The next module is claimed before the last case of the current one

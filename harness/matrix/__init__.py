@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness import PROJECT_ROOT
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
-from harness.known_issues import KnownFailure, parse_known_failure
-from harness.settings import (
+from harness.matrix.known_issues import KnownFailure, parse_known_failure
+from harness.matrix.settings import (
     RELEASE_RE,
     DockerSettings,
     Settings,
@@ -45,7 +46,7 @@ RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_pyt
 DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 
-DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.toml"
+DEFAULT_MATRIX = PROJECT_ROOT / "matrix.toml"
 MATRIX_ENV = "TRITON_MATRIX"
 T = TypeVar("T")
 

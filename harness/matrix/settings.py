@@ -39,7 +39,7 @@ class Settings:
     case_timeout: float = 60.0  # one case: the watchdog ends what it waits on at this deadline
     stop_timeout: float = 10.0  # a graceful server stop, before SIGKILL
     cell_timeout: float = 1800.0  # a whole cell: what has not finished by then is timed out
-    workers: int = 4  # pytest workers per cell, each with a server of its own (harness.workers)
+    workers: int = 4  # pytest workers per cell, each with a server of its own (harness.run.workers)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

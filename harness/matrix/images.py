@@ -23,10 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness import PROJECT_ROOT
 from harness.errors import HarnessError
 from harness.matrix import Release
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 IMAGES = ROOT / "images"
 OFFLINE_PYTHON = "3.11"  # Debian bookworm's python3
 WHEELS = ROOT / ".nox" / "wheels"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.matrix import BACKENDS, INSTANCE_KINDS, RUNNERS, Cell
-from harness.settings import RELEASE_RE, release_key
+from harness.matrix.settings import RELEASE_RE, release_key
 
 MARKERS = {
     "backend": "backend(*names): the case applies only to cells of these backends",

@@ -1,9 +1,9 @@
 """The cell runner's follow-up workers: a replacement for each dead worker, then one retry worker.
 
-While the cell's workers run, each that dies is replaced (``harness.requeue``: the replacement runs
+While the cell's workers run, each that dies is replaced (``harness.run.requeue``: the replacement runs
 what the dead one left, the case in flight apart, and takes modules nobody took yet). Once all have
-ended, the cases that timed out under load run once more, alone (``harness.retry``). Both are
-:meth:`harness.pool.Pool.follow_up`: a worker started with cases claimed in its name. Both wait within
+ended, the cases that timed out under load run once more, alone (``harness.run.retry``). Both are
+:meth:`harness.run.pool.Pool.follow_up`: a worker started with cases claimed in its name. Both wait within
 the cell's one deadline: ``subprocess.TimeoutExpired`` reaches the cell runner, which stops them.
 Standard library only.
 """
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import claims, junit, layout, requeue, retry
+from harness import claims, junit, layout
+from harness.run import requeue
+from harness.run import retry
 from harness.layout import Prop
-from harness.pool import Pool, Worker
+from harness.run.pool import Pool, Worker
 
 RETRY_WHY = "runs the cases that timed out under load again, alone"
 STOPPED = 2  # pytest's exit code of an interrupted session
