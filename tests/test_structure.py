@@ -171,8 +171,8 @@ ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the cons
     "harness/deadlines.py": {"case": LAYER, "cell": LAYER},
     "harness/matrix/envs.py": {"packages": "a key of the venv's stamp file"},
     "harness/matrix/images.py": {"error": "a key of docker's build log"},
-    "harness/matrix/known_issues.py": {"error": "a known issue's outcome (known_issues.toml): any failure",
-                                "failed": "pytest's report outcome, not the report's state"},
+    "harness/matrix/known_issues.py": {"error": "a known issue's outcome (known_issues.toml): any failure"},
+    "harness/incell/classify.py": {"failed": "pytest's report outcome, not the report's state"},
     "harness/matrix/__init__.py": {"packages": "a key of matrix.toml's [envs.*] tables",
                           "server_version": "a key of matrix.toml's [releases.*] tables"},
     "harness/models/answers.py": {"cell": "a key of the per-cell answers file"},
@@ -264,8 +264,8 @@ JUNIT_HOME = "harness/junit.py"
 XML_LIBRARIES = ("xml.etree", "xml.dom", "junitparser", "lxml")
 
 
-def xml_imports(path: Path) -> set[str]:
-    """The XML libraries a file imports, anywhere in it."""
+def library_imports(path: Path, libraries: tuple[str, ...] = XML_LIBRARIES) -> set[str]:
+    """The XML libraries (or other ``libraries``) a file imports, anywhere in it."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -274,21 +274,29 @@ def xml_imports(path: Path) -> set[str]:
             names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
-        found |= {lib for lib in XML_LIBRARIES for n in names if n == lib or n.startswith(lib + ".")}
+        found |= {lib for lib in libraries for n in names if n == lib or n.startswith(lib + ".")}
     return found
 
 
 def test_only_harness_junit_imports_an_xml_library() -> None:
-    stray = {path.relative_to(ROOT).as_posix(): sorted(xml_imports(path)) for path in sources()
-             if path.relative_to(ROOT).as_posix() != JUNIT_HOME and xml_imports(path)}
+    stray = {path.relative_to(ROOT).as_posix(): sorted(library_imports(path)) for path in sources()
+             if path.relative_to(ROOT).as_posix() != JUNIT_HOME and library_imports(path)}
     assert not stray, f"read and write JUnit through {JUNIT_HOME}: {stray}"
 
 
 def test_an_xml_import_is_found(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from xml.etree import ElementTree\n    import junitparser\n", encoding="utf-8")
-    assert xml_imports(probe) == {"xml.etree", "junitparser"}
+    assert library_imports(probe) == {"xml.etree", "junitparser"}
 
 
 def test_harness_junit_is_ground_floor() -> None:
     assert import_graph()["harness.junit"] <= {"harness.layout", "harness.states"}
+
+
+def test_the_matrix_room_never_imports_pytest() -> None:
+    """The model is read where pytest is not installed (the CI plan job, the scheduler's bare Python):
+    holding pytest's reports to known issues is the in-cell side's (harness.incell.classify)."""
+    stray = sorted(path.relative_to(ROOT).as_posix() for path in (HARNESS / "matrix").rglob("*.py")
+                   if library_imports(path, ("pytest", "_pytest")))
+    assert not stray, f"the matrix room imports pytest: {stray}"

@@ -28,6 +28,7 @@ import pytest
 
 from harness import deadlines, options
 from harness.incell import applicability
+from harness.incell import classify
 from harness.incell import collect_errors
 from harness.matrix import known_issues
 from harness.incell import supervise
@@ -205,7 +206,7 @@ class CellPlugin:
                 self.suite_property(Prop.CELL if key == "id" else key, value)
         self.suite_property(Prop.EXPECTED_SERVER_VERSION, self.release.server_version)
         self.suite_property(Prop.PACKAGES, _packages_line())
-        for name, value in known_issues.suite_properties(self.known_issues, self.cell):
+        for name, value in classify.suite_properties(self.known_issues, self.cell):
             self.suite_property(name, value)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -215,7 +216,7 @@ class CellPlugin:
             case = item.stash[_CASE] = given or applicability.case_id(item, self.case_roots)
             if given is None:  # models mode names its checks itself (models/<model>::<check>)
                 item.user_properties.append((Prop.CASE, case))
-            known_issues.prepare(item, self.known_issues, self.cell, case)
+            classify.prepare(item, self.known_issues, self.cell, case)
             if item.get_closest_marker("models") and "triton" not in item.fixturenames:
                 item.fixturenames.append("triton")  # type: ignore[attr-defined]
             applicability.case_timeout(item, default)  # a bad case_timeout marker stops the cell here, naming the case
@@ -238,7 +239,7 @@ class CellPlugin:
         planned = self.queue.claimed if self.queue is not None else session.items
         self.suite_property(Prop.COLLECTED, "\n".join(item.stash[_CASE] for item in planned if _CASE in item.stash))
         self.suite_property(Prop.SERVER_RESTARTS, self.cell_server.restarts)
-        session.exitstatus = known_issues.exit_status(session, exitstatus)
+        session.exitstatus = classify.exit_status(session, exitstatus)
         if self.interrupted:
             self.suite_property(Prop.INTERRUPTED, self.interrupted)
         elif exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed:
@@ -405,7 +406,7 @@ class CellPlugin:
             else:
                 report.sections.append(("Captured log triton server (nothing during the case; its last lines)",
                                         self.server.log_tail(30)))
-        known_issues.classify(item, call, report, self.known_issues, self.cell, item.stash[_CASE])
+        classify.result(item, call, report, self.known_issues, self.cell, item.stash[_CASE])
         if report.failed and not any(name == Prop.FIRST_FAILURE for name, _ in item.user_properties):
             item.user_properties.append((Prop.FIRST_FAILURE, first_failure(report.when, call)))
         report.user_properties = list(item.user_properties)  # the verdict and the issue, for the recorder

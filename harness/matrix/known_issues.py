@@ -1,4 +1,4 @@
-"""Known issues: a case library's declared Triton bugs, as data, and how a result is held to them.
+"""Known issues: a case library's declared Triton bugs, as data, and which results they explain.
 
 A case asserts Triton's contract (the documentation, or what the newest release does right). Where a
 release breaks it (a hang, a crashed stub or server, a lost error, a wrong counter or readiness), the
@@ -15,22 +15,16 @@ case fails there, and that failure is declared once, in ``<case root>/known_issu
 
 The matrix's ``[[known_failures]]`` become the same objects (:func:`from_matrix`): one mechanism.
 
-The cell classifies (the pytest plugin calls :func:`classify` for each report), so its JUnit file
-already says what happened: a failure a declared issue explains gets the testcase properties
-:attr:`Prop.KNOWN_ISSUE` and :attr:`Prop.KNOWN_ISSUE_REASON` (+ :attr:`Prop.KNOWN_ISSUE_LINK`); a case
-that passed where an issue naming it is declared gets :attr:`Prop.KNOWN_ISSUE_ABSENT`; a skip raised while
-handling an exception (an import that fails, a fixture that breaks) is turned into a failure with
-:attr:`Prop.SKIPPED_BY_ERROR`. The issues that apply to the cell go into its suite properties
-(:attr:`Prop.KNOWN_ISSUE_DECLARED`), so the report can say where an issue did not occur. The names are
-``harness.layout``'s, which the report (``harness.report.model``) reads too.
+Here: the model, the loader and the matching (where an issue applies, which failure it explains, a
+declared hang's deadline). Holding a cell's pytest results to them is the in-cell side's (``harness.incell.classify``), holding JUnit results to
+them the report's (``harness.report.issues``).
 
-Runs inside the cell's venv (Python 3.9+): standard library and tomli only.
+Runs inside the cell's venv (Python 3.9+): standard library and tomli only, no pytest.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,7 +33,7 @@ from typing import Any, Protocol
 
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
-from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict
+from harness.layout import Verdict
 from harness.matrix.settings import RELEASE_RE, Validator, release_key
 
 FILENAME = "known_issues.toml"
@@ -275,106 +269,16 @@ def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-# -- in the cell (called by harness.incell.plugin) --------------------------------------------------------
-def suite_properties(issues: Iterable[KnownIssue], cell: CellLike) -> list[tuple[str, str]]:
-    """One suite property per issue declared for the cell: where it did not occur is read from these."""
-    return [(Prop.KNOWN_ISSUE_DECLARED, json.dumps(i.as_dict(), sort_keys=True)) for i in issues if i.applies_to(cell)]
-
-
-@dataclass
-class Tally:
-    """Failures of the cell's session that a declared issue explained (the rest are real failures)."""
-
-    explained: int = 0
-
-
-_TALLY_KEY: Any = None
-
-
-def _tally(config: Any) -> Tally:
-    global _TALLY_KEY
-    import pytest
-
-    if _TALLY_KEY is None:
-        _TALLY_KEY = pytest.StashKey[Tally]()
-    if _TALLY_KEY not in config.stash:
-        config.stash[_TALLY_KEY] = Tally()
-    return config.stash[_TALLY_KEY]
-
-
-def exit_status(session: Any, exitstatus: int) -> int:
-    """A cell whose every failure is a declared issue exits 0 (its CI job is not red for amber
-    results); any other failure, error or collection error keeps pytest's code."""
-    if int(exitstatus) == 1 and session.testsfailed and session.testsfailed == _tally(session.config).explained:
-        return 0
-    return int(exitstatus)
-
-
-def prepare(item: Any, issues: Iterable[KnownIssue], cell: CellLike, case_id: str) -> None:
-    """A case with a declared issue is not re-run: its failure is expected, a re-run only costs time."""
-    if declared(issues, cell, case_id):
-        import pytest
-
-        item.add_marker(pytest.mark.flaky(reruns=0))
-
-
-def classify(item: Any, call: Any, report: Any, issues: Iterable[KnownIssue], cell: CellLike,
-             case_id: str) -> None:
-    """Hold one pytest report to the declared issues; writes the testcase properties named above."""
-    if report.when == "call" and report.passed:
-        for issue in declared(issues, cell, case_id):
-            if issue.flag_absent and (Prop.KNOWN_ISSUE_ABSENT, issue.id) not in item.user_properties:
-                item.user_properties.append((Prop.KNOWN_ISSUE_ABSENT, issue.id))
-        return
-    if report.skipped and call.excinfo is not None and not _is_not_applicable(report):
-        cause = call.excinfo.value.__cause__ or call.excinfo.value.__context__
-        if cause is not None:  # pytest.skip while handling an exception: the exception is the result
-            report.outcome = "failed"
-            report.longrepr = (f"skipped because of an error: {type(cause).__name__}: {cause}\n"
-                               f"(skip reason: {_skip_reason(report)})")
-            item.user_properties.append((Prop.SKIPPED_BY_ERROR, f"{type(cause).__name__}: {cause}"))
-            return
-    if not report.failed:
-        return
-    verdict = next((value for name, value in item.user_properties if name == Prop.VERDICT), None)
-    issue = first_explaining(declared(issues, cell, case_id), observed_text(report), verdict)
-    if issue is not None and (Prop.KNOWN_ISSUE, issue.id) not in item.user_properties:
-        _tally(item.config).explained += 1
-        item.user_properties.extend([(Prop.KNOWN_ISSUE, issue.id), (Prop.KNOWN_ISSUE_REASON, issue.reason)])
-        if issue.link:
-            item.user_properties.append((Prop.KNOWN_ISSUE_LINK, issue.link))
-
-
-def observed_text(report: Any) -> str:
-    """The failure itself and how the server ended, not the whole server log (it names earlier cases)."""
-    ended = [text for title, text in report.sections if "server ended" in title]
-    return "\n".join([report.longreprtext, *ended])
-
-
-def _skip_reason(report: Any) -> str:
-    longrepr = report.longrepr
-    return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
-
-
-def _is_not_applicable(report: Any) -> bool:
-    return NOT_APPLICABLE_PREFIX.strip() in _skip_reason(report)
-
-
 __all__ = [
     "FILENAME",
     "OUTCOMES",
     "KnownIssue",
     "KnownIssuesError",
-    "Tally",
     "case_matches",
-    "classify",
     "declared",
-    "exit_status",
     "explains",
     "first_explaining",
     "from_matrix",
     "load",
     "load_all",
-    "prepare",
-    "suite_properties",
 ]
