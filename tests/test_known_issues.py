@@ -1,4 +1,5 @@
-"""harness.matrix.known_issues: loading (and refusing) known_issues.toml, where an issue applies, what it explains."""
+"""harness.matrix.known_issues: loading (and refusing) known_issues.toml and a matrix's known_failures, where
+an issue applies, what it explains."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.matrix import known_issues as ki
+from harness import matrix
 from harness.errors import HarnessError
-from harness.matrix import KnownFailure
+from harness.matrix import known_issues as ki
 
 pytestmark = pytest.mark.fast
 
@@ -121,16 +122,71 @@ def test_message_and_outcome_must_both_hold() -> None:
     assert not ki.explains(issue, "Failed: Timeout >120.0s grew by (0, 4)")
 
 
-def test_matrix_known_failures_become_issues() -> None:
-    cell_wide = KnownFailure(cells=("24.10-python-*-numpy2",), reason="numpy 2", messages=("cannot reshape",))
-    named = KnownFailure(cells=("*",), cases=("basics/*",), reason="named")
-    a, b = ki.from_matrix((cell_wide, named))
+MATRIX = """
+[axes]
+triton = ["24.10"]
+backend = ["python"]
+instance_kind = ["cpu"]
+python = ["3.12"]
+env = ["numpy2"]
+[releases."24.10"]
+server_version = "2.51.0"
+[envs.numpy2]
+packages = ["numpy>=2"]
+"""
+
+
+def parse_matrix(text: str) -> matrix.Matrix:
+    import tomllib
+
+    return matrix.parse(tomllib.loads(text + MATRIX), Path("m.toml"))  # text first: a bare key stays top-level
+
+
+def test_matrix_known_failures_are_known_issues() -> None:
+    """matrix.toml's [[known_failures]] parse straight into KnownIssue: one mechanism, one matching."""
+    a, b = parse_matrix("""
+[[known_failures]]
+cells = "24.10-python-*-numpy2"
+reason = "numpy 2"
+message = "cannot reshape"
+
+[[known_failures]]
+cells = ["*"]
+cases = ["basics/*"]
+reason = "named"
+""").known_failures
+    assert isinstance(a, ki.KnownIssue) and isinstance(b, ki.KnownIssue)
     assert a.id == "matrix.known_failures[0]" and a.flag_absent is False and a.outcome is None
+    assert a.cases == ("*",) and a.cells == ("24.10-python-*-numpy2",) and a.messages == ("cannot reshape",)
+    assert a.source == "m.toml"
     assert a.applies_to(FakeCell(triton="24.10", id="24.10-python-cpu-py3.12-numpy2", env="numpy2"))
     assert not a.applies_to(FakeCell())
     assert ki.explains(a, "ValueError: cannot reshape array of size 0") and not ki.explains(a, "other")
-    assert b.flag_absent is True and b.names("basics/test_add_sub.py::test_add_sub_exact[http]")
+    assert b.id == "matrix.known_failures[1]" and b.flag_absent is True
+    assert b.names("basics/test_add_sub.py::test_add_sub_exact[http]") and not b.names("other/test_x.py::test_y")
     assert ki.explains(b, "any failure")
+    assert ki.load_all([], (a, b)) == (a, b)
+
+
+@pytest.mark.parametrize(("text", "where", "says"), [
+    ("[[known_failures]]\nreason = 'r'\n", "known_failures[0]", "missing cells"),
+    ("[[known_failures]]\ncells = ['*']\n", "known_failures[0]", "missing reason"),
+    ("[[known_failures]]\ncells = []\nreason = 'r'\n", "known_failures[0].cells", "empty list"),
+    ("[[known_failures]]\ncells = [1]\nreason = 'r'\n", "known_failures[0].cells",
+     "expected a string or a list of strings, got a list holding an integer"),
+    ("[[known_failures]]\ncells = ['*']\nreason = ''\n", "known_failures[0].reason",
+     "expected a non-empty string, got an empty string"),
+    ("[[known_failures]]\ncells = ['*']\nreason = 'r'\noutcome = 'hang'\n", "known_failures[0].outcome",
+     "unknown key 'outcome'"),
+    ("known_failures = 'x'\n", "known_failures", "expected an array of tables, got a string"),
+])
+def test_bad_known_failures_name_the_matrix_and_the_key(text: str, where: str, says: str) -> None:
+    with pytest.raises(HarnessError) as raised:
+        parse_matrix(text)
+    message = str(raised.value)
+    assert not isinstance(raised.value, ki.KnownIssuesError), "a matrix's mistake is the matrix's error"
+    assert message.startswith(f"m.toml: {where}: {says}"), message
+    assert "; " in message and "\n" not in message
 
 
 @pytest.mark.parametrize(("text", "where", "says"), [
@@ -140,17 +196,21 @@ def test_matrix_known_failures_become_issues() -> None:
      "unknown outcome 'slow'"),
     ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\nmax_triton = '24.7'\n",
      "issue[0].max_triton", "'24.7' is not a Triton release"),
-    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\npython = ['3.12']\n", "issue[0]",
+    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\npython = ['3.12']\n", "issue[0].python",
      "unknown key 'python'"),
-    ("[[issue]]\nid = 'a'\ncases = []\nreason = 'r'\noutcome = 'hang'\n", "issue[0].cases", "cases is empty"),
+    ("[[issue]]\nid = 'a'\ncases = []\nreason = 'r'\noutcome = 'hang'\n", "issue[0].cases", "empty list"),
     ("[[issue]]\nid = 'a'\ncases = [1]\nreason = 'r'\noutcome = 'hang'\n", "issue[0].cases",
-     "must be a string or a list of strings"),
-    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\n" * 2, "", "duplicate id 'a'"),
-    ("[issue]\nid = 'a'\n", "", "issue must be an array of tables"),
-    ("[[issues]]\nid = 'a'\n", "", "unknown key 'issues'"),
+     "expected a string or a list of strings, got a list holding an integer"),
+    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\n" * 2, "issue[1].id", "duplicate id 'a'"),
+    ("[issue]\nid = 'a'\n", "issue", "expected an array of tables, got a table"),
+    ("[[issues]]\nid = 'a'\n", "issues", "unknown key 'issues'"),
+    ("[[issue]]\nid = ''\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\n", "issue[0].id",
+     "expected a non-empty string, got an empty string"),
+    ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\nmessage = 'm'\npythons = '3.12'\nlink = 3\n",
+     "issue[0].link", "expected a non-empty string, got an integer"),
     ("[[issue]\n", "", "not valid TOML"),
     ("[[issue]]\nid = 'a'\ncases = ['x']\nreason = 'r'\noutcome = 'hang'\nintermittent = 'yes'\n",
-     "issue[0].intermittent", "intermittent must be true or false"),
+     "issue[0].intermittent", "expected true or false, got a string"),
 ])
 def test_bad_input_names_the_file_and_the_key(tmp_path: Path, text: str, where: str, says: str) -> None:
     with pytest.raises(ki.KnownIssuesError) as raised:
@@ -158,8 +218,8 @@ def test_bad_input_names_the_file_and_the_key(tmp_path: Path, text: str, where: 
     message = str(raised.value)
     assert isinstance(raised.value, HarnessError)
     assert message.startswith(str(tmp_path / ki.FILENAME)), message
-    assert f"{ki.FILENAME}: {where}" in message if where else True
-    assert says in message, message
+    assert f"{ki.FILENAME}: {where}: {says}" in message if where else f"{ki.FILENAME}: {says}" in message, message
+    assert "; " in message, "the error says what to do"
     assert "\n" not in message
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES
 from harness.matrix import known_issues as ki
-from harness.matrix import KnownFailure
+from harness.matrix.settings import Validator
 from harness.report import html, jsonfile, markdown, model
 from harness.report.results import Result, Results
 from harness.states import State
@@ -66,8 +66,9 @@ def test_known_issues_in_every_format(reports: Path) -> None:
 
 def test_a_matrix_entry_applied_by_the_report(reports: Path) -> None:
     """A cell that ran without the matrix's known_failures: the report applies them (same matching)."""
-    known = ki.from_matrix((KnownFailure(cells=("24.10-*",), cases=("ki/test_ki.py::test_fails_otherwise*",),
-                                         reason="declared in the matrix", messages=("OUTPUT0 is not zero",)),))
+    known = (ki.parse_known_failure(Validator("matrix.toml"), {
+        "cells": ["24.10-*"], "cases": ["ki/test_ki.py::test_fails_otherwise*"], "reason": "declared in the matrix",
+        "message": ["OUTPUT0 is not zero"]}, 0),)
     got = states(model.read(reports, known=known))
     assert got["test_fails_otherwise[http]"].state == State.KNOWN_INCOMPATIBLE
     assert got["test_fails_otherwise[http]"].message.endswith("known issue matrix.known_failures[0]: declared in the matrix")

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from harness import PROJECT_ROOT
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
-from harness.matrix.known_issues import KnownFailure, parse_known_failure
+from harness.matrix.known_issues import KnownIssue, parse_known_failure
 from harness.matrix.settings import (
     RELEASE_RE,
     DockerSettings,
@@ -149,7 +149,7 @@ class Matrix:
     exclude: tuple[dict[str, str], ...] = ()
     include: tuple[dict[str, str], ...] = ()
     settings: Settings = field(default_factory=Settings)
-    known_failures: tuple[KnownFailure, ...] = ()
+    known_failures: tuple[KnownIssue, ...] = ()  # [[known_failures]], as the issues they declare
     docker: DockerSettings = field(default_factory=DockerSettings)
     models: tuple[Path, ...] = ()  # team model repositories (relative paths: to the matrix file's folder)
     tolerance: dict[str, float] = field(default_factory=dict)  # model name -> allowed absolute difference
@@ -284,7 +284,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     settings = parse_settings(v, data.get("settings", {}))
     docker = parse_docker(v, data.get("docker", {}))
     known_failures = tuple(
-        parse_known_failure(v, entry, f"known_failures[{i}]")
+        parse_known_failure(v, entry, i)
         for i, entry in enumerate(v.list_of_tables(data.get("known_failures", []), "known_failures"))
     )
     models = tuple((path.parent / m) for m in v.strings(data.get("models", []), "models"))

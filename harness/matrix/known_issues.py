@@ -13,10 +13,12 @@ case fails there, and that failure is declared once, in ``<case root>/known_issu
     reason = "a request to a SIGKILLed stub never answers"
     link = "https://github.com/triton-inference-server/server/issues/..."   # optional
 
-The matrix's ``[[known_failures]]`` become the same objects (:func:`from_matrix`): one mechanism.
+A matrix's ``[[known_failures]]`` entry is parsed into the same :class:`KnownIssue`
+(:func:`parse_known_failure`, id ``matrix.known_failures[<n>]``): one mechanism.
 
-Here: the model, the loader and the matching (where an issue applies, which failure it explains, a
-declared hang's deadline). Holding a cell's pytest results to them is the in-cell side's (``harness.incell.classify``), holding JUnit results to
+Here: the model, the loader (on the validator matrix.toml uses, ``harness.matrix.settings.Validator``) and
+the matching (where an issue applies, which failure it explains, a declared hang's deadline). Holding a
+cell's pytest results to them is the in-cell side's (``harness.incell.classify``), holding JUnit results to
 them the report's (``harness.report.issues``).
 
 Runs inside the cell's venv (Python 3.9+): standard library and tomli only, no pytest.
@@ -34,7 +36,7 @@ from typing import Any, Protocol
 from harness.compat import KW_ONLY, tomllib
 from harness.errors import HarnessError
 from harness.layout import Verdict
-from harness.matrix.settings import RELEASE_RE, Validator, release_key
+from harness.matrix.settings import Validator, release_key, shown_path
 
 FILENAME = "known_issues.toml"
 
@@ -63,34 +65,12 @@ DECLARED_HANG_DEADLINE_S = 15.0
 WHERE_LISTS = ("pythons", "envs", "runners", "instance_kinds", "backends", "cells")
 KEYS = ("id", "cases", "reason", "link", "outcome", "message", "min_triton", "max_triton", "intermittent",
         *WHERE_LISTS)
-
-
-@dataclass(frozen=True, **KW_ONLY)
-class KnownFailure:
-    """A matrix.toml ``[[known_failures]]`` entry as written; :func:`from_matrix` makes it a KnownIssue."""
-
-    cells: tuple[str, ...]  # globs over cell ids
-    reason: str
-    cases: tuple[str, ...] = ("*",)  # globs over case ids
-    messages: tuple[str, ...] = ()  # fragments; the failure must contain one to count
-
-
-def parse_known_failure(v: Validator, entry: dict[str, Any], key: str) -> KnownFailure:
-    v.keys(entry, ("cells", "cases", "reason", "message"), key)
-    for k in ("cells", "reason"):
-        if k not in entry:
-            v.fail(key, f"missing {k}", "give cells (globs), reason, and optionally cases (globs) and message")
-    lists = {}
-    for k, default in (("cells", "*"), ("cases", "*"), ("message", [])):
-        value = entry.get(k, default)
-        lists[k] = (value,) if isinstance(value, str) else tuple(v.strings(value, f"{key}.{k}"))
-    v.type(entry["reason"], str, f"{key}.reason")
-    return KnownFailure(cells=lists["cells"], cases=lists["cases"], reason=entry["reason"],
-                        messages=lists["message"])
+MATRIX_KEYS = ("cells", "cases", "reason", "message")  # of a matrix.toml [[known_failures]] entry
 
 
 class KnownIssuesError(HarnessError):
-    """A known_issues.toml (or a matrix's known_failures) that cannot be used."""
+    """A case library's known_issues.toml that cannot be used (a matrix's known_failures are the matrix's
+    HarnessError, as the rest of that file)."""
 
 
 class CellLike(Protocol):
@@ -188,97 +168,84 @@ def load(case_root: Path) -> tuple[KnownIssue, ...]:
     path = Path(case_root) / FILENAME
     if not path.exists():
         return ()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise KnownIssuesError(f"not valid TOML ({exc})", where=str(path), fix="fix the syntax") from None
-    extra = sorted(set(data) - {"issue"})
-    if extra:
-        raise KnownIssuesError(f"unknown key {extra[0]!r}", where=str(path),
-                               fix="declare each issue as an [[issue]] table")
-    entries = data.get("issue", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise KnownIssuesError("issue must be an array of tables", where=str(path), fix="write [[issue]]")
-    issues = tuple(_parse(entry, f"{path}: issue[{i}]", str(path)) for i, entry in enumerate(entries))
+    v = Validator(shown_path(path), KnownIssuesError)
+    data = _read(v, path)
+    v.keys(data, ("issue",), "", fix="declare each issue as an [[issue]] table")
+    entries = v.list_of_tables(data.get("issue", []), "issue")
+    issues = tuple(_parse_issue(v, entry, f"issue[{i}]") for i, entry in enumerate(entries))
     seen: set[str] = set()
-    for issue in issues:
+    for i, issue in enumerate(issues):
         if issue.id in seen:
-            raise KnownIssuesError(f"duplicate id {issue.id!r}", where=str(path), fix="give each issue its own id")
+            v.fail(f"issue[{i}].id", f"duplicate id {issue.id!r}", "give each issue its own id")
         seen.add(issue.id)
     return issues
 
 
-def load_all(case_roots: Sequence[Path], known_failures: Sequence[Any] = ()) -> tuple[KnownIssue, ...]:
-    """Every case library's issues, then the matrix's known_failures as issues."""
-    issues = [i for root in case_roots for i in load(root)]
-    return (*issues, *from_matrix(known_failures))
+def load_all(case_roots: Sequence[Path], matrix_issues: Sequence[KnownIssue] = ()) -> tuple[KnownIssue, ...]:
+    """Every case library's issues, then the matrix's (its ``known_failures``)."""
+    return (*(i for root in case_roots for i in load(root)), *matrix_issues)
 
 
-def from_matrix(known_failures: Sequence[Any]) -> tuple[KnownIssue, ...]:
-    """The matrix's ``[[known_failures]]`` (harness.matrix.KnownFailure) as known issues."""
-    return tuple(
-        KnownIssue(id=f"matrix.known_failures[{i}]", cases=tuple(k.cases), reason=k.reason,
-                   messages=tuple(k.messages), cells=tuple(k.cells), source="matrix.toml",
-                   flag_absent=tuple(k.cases) != ("*",))
-        for i, k in enumerate(known_failures)
-    )
+def _read(v: Validator, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problem = (f"cannot read: {exc.strerror}", "make the file readable")
+    except UnicodeDecodeError:
+        problem = ("not UTF-8 text", "save the file as UTF-8")
+    except tomllib.TOMLDecodeError as exc:
+        problem = (f"not valid TOML ({exc})", "fix the TOML syntax")
+    v.fail("", *problem)  # outside the except: the one-line error, without the parser's traceback chained
 
 
-def _parse(entry: dict[str, Any], where: str, source: str) -> KnownIssue:
-    unknown = sorted(set(entry) - set(KEYS))
-    if unknown:
-        raise KnownIssuesError(f"unknown key {unknown[0]!r}", where=where, fix=f"use only: {', '.join(KEYS)}")
-    for key in ("id", "cases", "reason"):
-        if key not in entry:
-            raise KnownIssuesError(f"missing {key}", where=where,
-                                   fix="give id, cases (globs of case ids), reason, and outcome or message")
-    for key in ("id", "reason", "link", "outcome", "min_triton", "max_triton"):
-        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
-            raise KnownIssuesError(f"{key} must be a non-empty string", where=f"{where}.{key}",
-                                   fix=f'write {key} = "..."')
-    if not isinstance(entry.get("intermittent", False), bool):
-        raise KnownIssuesError("intermittent must be true or false", where=f"{where}.intermittent",
-                               fix="write intermittent = true (a run where it does not occur is not flagged)")
-    outcome = entry.get("outcome")
-    if outcome is not None and outcome not in OUTCOMES:
-        raise KnownIssuesError(f"unknown outcome {outcome!r}", where=f"{where}.outcome",
-                               fix=f"use one of: {', '.join(OUTCOMES)}")
-    for key in ("min_triton", "max_triton"):
-        if key in entry and not RELEASE_RE.match(entry[key]):
-            raise KnownIssuesError(f"{entry[key]!r} is not a Triton release", where=f"{where}.{key}",
-                                   fix="write it as YY.MM, e.g. '24.07'")
-    lists = {key: _strings(entry, key, where) for key in ("cases", "message", *WHERE_LISTS)}
-    if not lists["cases"]:
-        raise KnownIssuesError("cases is empty", where=f"{where}.cases", fix="name at least one case glob")
-    if outcome is None and not lists["message"]:
-        raise KnownIssuesError("says nothing of what is seen", where=where,
-                               fix=f"give outcome ({', '.join(OUTCOMES)}) and/or message (fragments)")
-    return KnownIssue(id=entry["id"], cases=lists["cases"], reason=entry["reason"], outcome=outcome,
-                      messages=lists["message"], link=entry.get("link"), min_triton=entry.get("min_triton"),
-                      max_triton=entry.get("max_triton"), source=source,
-                      flag_absent=not entry.get("intermittent", False), **{key: lists[key] for key in WHERE_LISTS})
+def _parse_issue(v: Validator, entry: dict[str, Any], key: str) -> KnownIssue:
+    v.keys(entry, KEYS, key)
+    v.require(entry, ("id", "cases", "reason"), key,
+              "give id, cases (globs of case ids), reason, and outcome or message")
+    texts = {k: v.text(entry[k], f"{key}.{k}") for k in ("id", "reason", "link", "outcome") if k in entry}
+    releases = {k: v.release(entry[k], f"{key}.{k}") for k in ("min_triton", "max_triton") if k in entry}
+    outcome = texts.get("outcome")
+    if outcome is not None:
+        v.choice(outcome, tuple(OUTCOMES), f"{key}.outcome")
+    intermittent = entry.get("intermittent", False)
+    v.type(intermittent, bool, f"{key}.intermittent",
+           fix="write intermittent = true (a run where it does not occur is then not flagged)")
+    messages = v.string_list(entry.get("message", []), f"{key}.message", may_be_empty=True)
+    if outcome is None and not messages:
+        v.fail(key, "says nothing of what is seen", f"give outcome ({', '.join(OUTCOMES)}) and/or message (fragments)")
+    return KnownIssue(id=texts["id"], cases=v.string_list(entry["cases"], f"{key}.cases"), reason=texts["reason"],
+                      outcome=outcome, messages=messages, link=texts.get("link"),
+                      min_triton=releases.get("min_triton"), max_triton=releases.get("max_triton"), source=v.shown,
+                      flag_absent=not intermittent,
+                      **{k: v.string_list(entry.get(k, []), f"{key}.{k}", may_be_empty=True) for k in WHERE_LISTS})
 
 
-def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = entry.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise KnownIssuesError(f"{key} must be a string or a list of strings", where=f"{where}.{key}",
-                               fix=f'write {key} = ["..."]')
-    return tuple(value)
+def parse_known_failure(v: Validator, entry: dict[str, Any], index: int) -> KnownIssue:
+    """A matrix.toml ``[[known_failures]]`` entry (``v`` is the matrix's validator) as the issue it declares:
+    id ``matrix.known_failures[<index>]``, its cells as the only where-filter. An entry for whole cells
+    (``cases`` left at ``"*"``) does not flag a case that passes there: it names no case that must fail."""
+    key = f"known_failures[{index}]"
+    v.keys(entry, MATRIX_KEYS, key)
+    v.require(entry, ("cells", "reason"), key, "give cells (globs), reason, and optionally cases (globs) and message")
+    cases = v.string_list(entry.get("cases", "*"), f"{key}.cases")
+    return KnownIssue(id=f"matrix.{key}", cases=cases, reason=v.text(entry["reason"], f"{key}.reason"),
+                      messages=v.string_list(entry.get("message", []), f"{key}.message", may_be_empty=True),
+                      cells=v.string_list(entry["cells"], f"{key}.cells"), source=v.shown,
+                      flag_absent=cases != ("*",))
 
 
 __all__ = [
     "FILENAME",
     "OUTCOMES",
+    "CellLike",
     "KnownIssue",
     "KnownIssuesError",
     "case_matches",
+    "deadline",
     "declared",
     "explains",
     "first_explaining",
-    "from_matrix",
     "load",
     "load_all",
+    "parse_known_failure",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.compat import KW_ONLY
 from harness.deadlines import Budget, NestingError
@@ -96,24 +96,31 @@ def parse_docker(v: Validator, raw: Any) -> DockerSettings:
 
 
 class Validator:
-    """Raises one-line errors that name the file and the key."""
+    """Raises one-line errors that name the file and the key: a :class:`HarnessError`, or the reader's own
+    kind of it (``error``), so that callers tell a broken matrix from a broken case library by type."""
 
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, error: type[HarnessError] = HarnessError) -> None:
         self.shown = shown
+        self.error = error
 
-    def fail(self, key: str, problem: str, fix: str) -> None:
+    def fail(self, key: str, problem: str, fix: str) -> NoReturn:
         where = f"{self.shown}: {key}" if key else self.shown
-        raise HarnessError(problem, where=where, fix=fix)
+        raise self.error(problem, where=where, fix=fix)
 
-    def type(self, value: Any, expected: type, key: str) -> None:
+    def type(self, value: Any, expected: type, key: str, fix: str = "fix its type") -> None:
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            names = {str: "a string", list: "a list", dict: "a table", float: "a number"}
-            self.fail(key, f"expected {names.get(expected, expected.__name__)}, got {_toml_type(value)}", "fix its type")
+            names = {str: "a string", list: "a list", dict: "a table", float: "a number", bool: "true or false"}
+            self.fail(key, f"expected {names.get(expected, expected.__name__)}, got {_toml_type(value)}", fix)
 
-    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str) -> None:
+    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], key: str, fix: str | None = None) -> None:
         for k in table:
             if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"unknown key {k!r}", f"use one of: {', '.join(allowed)}")
+                self.fail(f"{key}.{k}" if key else k, f"unknown key {k!r}", fix or f"use one of: {', '.join(allowed)}")
+
+    def require(self, table: dict[str, Any], required: tuple[str, ...], key: str, fix: str) -> None:
+        for k in required:
+            if k not in table:
+                self.fail(key, f"missing {k}", fix)
 
     def strings(self, value: Any, key: str) -> list[str]:
         self.type(value, list, key)
@@ -121,11 +128,47 @@ class Validator:
             self.type(item, str, key)
         return list(value)
 
+    def text(self, value: Any, key: str) -> str:
+        """A string with something in it."""
+        if not isinstance(value, str) or not value.strip():
+            shown = "an empty string" if isinstance(value, str) else _toml_type(value)
+            self.fail(key, f"expected a non-empty string, got {shown}", f'write {_leaf(key)} = "..."')
+        return value
+
+    def string_list(self, value: Any, key: str, *, may_be_empty: bool = False) -> tuple[str, ...]:
+        """One string or a list of them (globs, fragments), each non-empty: ``cases = "x"`` is ``["x"]``."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            bad = _toml_type(items) if not isinstance(items, list) else \
+                next(f"a list holding {'an empty string' if i == '' else _toml_type(i)}" for i in items
+                     if not (isinstance(i, str) and i))
+            self.fail(key, f"expected a string or a list of strings, got {bad}", f'write {_leaf(key)} = ["..."]')
+        if not items and not may_be_empty:
+            self.fail(key, "empty list", f"name at least one ({_leaf(key)} = [\"*\"] for all)")
+        return tuple(items)
+
+    def choice(self, value: str, allowed: tuple[str, ...], key: str) -> str:
+        if value not in allowed:
+            self.fail(key, f"unknown {_leaf(key)} {value!r}", f"use one of: {', '.join(allowed)}")
+        return value
+
+    def release(self, value: Any, key: str) -> str:
+        """A Triton release name, YY.MM."""
+        if not RELEASE_RE.match(self.text(value, key)):
+            self.fail(key, f"{value!r} is not a Triton release", "write it as YY.MM, e.g. '24.07'")
+        return value
+
     def list_of_tables(self, value: Any, key: str) -> list[dict[str, Any]]:
-        self.type(value, list, key)
+        if not isinstance(value, list):
+            self.fail(key, f"expected an array of tables, got {_toml_type(value)}", f"write each entry as [[{key}]]")
         for i, item in enumerate(value):
             self.type(item, dict, f"{key}[{i}]")
         return value
+
+
+def _leaf(key: str) -> str:
+    """``issue[0].cases`` -> ``cases``: the key as the user writes it in its table."""
+    return key.rpartition(".")[2]
 
 
 def _toml_type(value: Any) -> str:

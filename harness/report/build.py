@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.matrix import known_issues
 from harness import matrix as matrix_mod
 from harness.models import compare as models_compare
 from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
@@ -45,10 +44,9 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     ``baseline``: a previous compat.json (read before anything is written: it may be reports/compat.json).
     """
     loaded = matrix_mod.load(matrix)
-    known = known_issues.from_matrix(loaded.known_failures)
     base = diff.load(baseline) if baseline is not None else None
     models_compare.write(reports, reference=reference, tolerance=loaded.tolerance)  # models mode: vs reference
-    results = model.read(reports, plan, known)
+    results = model.read(reports, plan, loaded.known_failures)
     changes = diff.compare(base, results) if base is not None else None
     for problem in results.problems:
         print(f"error: {problem}", file=sys.stderr)

@@ -159,7 +159,6 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
 
 def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
-    from harness.matrix import known_issues
     from harness import matrix as matrix_mod
     from harness.run.progress_view import Progress
     from harness.report import build
@@ -168,7 +167,7 @@ def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -
     if matrix is not None:
         prepare_envs(matrix, cells, say=lambda text: print(text, file=sys.stderr, flush=True))
     write_plan(options.reports, cells)
-    known = known_issues.from_matrix((matrix or matrix_mod.load(options.matrix)).known_failures)  # as the report's
+    known = (matrix or matrix_mod.load(options.matrix)).known_failures  # as the report's
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
                   jobs=options.jobs, known=known) as progress:
         code = run_cells(cells, options, progress)
