@@ -47,7 +47,7 @@ class Prop:
     # testcase: the first failure of an attempt of this case ("call: AssertionError: …"), kept on the
     # item, so that a case that passed when re-run (flaky) says what failed first
     FIRST_FAILURE = "first_failure"
-    # Written by harness.matrix.known_issues in the cell: testcase properties (the last, a suite property).
+    # Written by harness.incell.classify in the cell: testcase properties (the last, a suite property).
     KNOWN_ISSUE = "known_issue"  # the failure is this declared known issue (its id)
     KNOWN_ISSUE_REASON = "known_issue_reason"
     KNOWN_ISSUE_LINK = "known_issue_link"

@@ -72,7 +72,7 @@ def element_state(element: str | None, message: str) -> State:
 
 
 def held_to_issues(state: State, props: Mapping[str, str]) -> State:
-    """The cell's known-issue properties (``harness.matrix.known_issues``) over a case's state."""
+    """The cell's known-issue properties (``harness.incell.classify``) over a case's state."""
     if Prop.SKIPPED_BY_ERROR in props:
         return State.ERROR
     if props.get(Prop.KNOWN_ISSUE) and state in FAILING:

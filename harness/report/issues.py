@@ -1,6 +1,6 @@
 """Known issues in the report: results held to the issues their cells declared, and each issue's summary.
 
-The cells classify their own results (``harness.matrix.known_issues`` writes testcase properties); here the
+The cells classify their own results (``harness.incell.classify`` writes testcase properties); here the
 properties become states, the matrix's known_failures are applied to results a cell left unclassified,
 and each declared issue is summarized across the run (where it occurred, where it did not).
 """

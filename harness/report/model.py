@@ -114,7 +114,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
     """Read ``reports/junit/*.xml`` (and the plan, when there is one) into :class:`Results`.
 
     Cells classify their results against the declared known issues themselves (testcase properties of
-    harness.matrix.known_issues); ``known`` are issues applied here to results a cell left unclassified.
+    harness.incell.classify); ``known`` are issues applied here to results a cell left unclassified.
     ``only``: that one cell's file, as if the plan named it alone (the live view of a finished cell).
     """
     junit_dir = reports / "junit"
