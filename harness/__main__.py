@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 def _cells(args: argparse.Namespace) -> int:
     matrix = matrix_mod.load(args.matrix)
     cells = matrix.select(args.cell, runner=args.runner)
-    if args.json:
-        print(json.dumps([c.as_dict() for c in cells]))
+    if args.json:  # as the CI workflow's matrix takes them (harness.matrix.ci)
+        from harness.matrix import ci
+
+        print(json.dumps([ci.job(matrix, c) for c in cells]))
     else:
         for c in cells:
             print(c.id)
@@ -78,6 +80,7 @@ def _cell(args: argparse.Namespace) -> int:
     from harness.models import cli as models_cli
 
     processes.die_with_parent_now(os.getppid())
+    processes.stop_budget()  # a bad value: one line before anything starts, not when the cell is stopped
     processes.adopt_orphans()  # a dead worker's server and stubs come here, to be ended (pool.end_orphans)
 
     matrix = matrix_mod.load(args.matrix)

@@ -14,6 +14,9 @@ NOT_APPLICABLE_PREFIX = "not-applicable: "  # skip reasons that mean "this cell 
 PLAN_FILE = "plan.json"
 RUNNER_ENV = "TRITON_MATRIX_RUNNER"  # nox -l: the runner the cell sessions are named for
 SLOTS_ENV = "TRITON_MATRIX_SLOTS"  # <folder>:<count>: the run's load slots (harness.admission)
+# Seconds a stopped cell runner has from the first signal until it is killed (the CI workflow sets it:
+# GitHub's runner sends SIGINT, then SIGTERM 7.5 s later); harness.processes.within_stop_budget.
+STOP_BUDGET_ENV = "TRITON_MATRIX_STOP_BUDGET"
 # pytest-timeout's own failure, or a client request that ran past its timeout (read from a JUnit
 # failure message where no verdict says so).
 TIMEOUT_RE = re.compile(r"^Failed: Timeout \(?>|\btimed out\b|Deadline Exceeded", re.IGNORECASE)

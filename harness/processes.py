@@ -22,6 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from harness.layout import STOP_BUDGET_ENV
+
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
@@ -33,6 +36,31 @@ PYTEST_STOP_GRACE = SERVER_STOP_GRACE + 5  # pytest stops its servers, then writ
 CELL_STOP_GRACE = PYTEST_STOP_GRACE + 5  # the cell runner waits for pytest, then marks the JUnit file
 RUN_STOP_GRACE = CELL_STOP_GRACE + 5  # the scheduler waits for its cells, then writes the report
 NOX_STOP_GRACE = RUN_STOP_GRACE + 10  # nox waits for the scheduler
+# What a stopped cell runner needs after its workers ended: their JUnit files joined, orphans ended.
+CELL_WRAP_UP = 2.0
+
+
+def stop_budget() -> float | None:
+    """``$TRITON_MATRIX_STOP_BUDGET``: the seconds from the first stop signal until this process is
+    killed, where its parent allows less than the grace periods above (a cancelled GitHub Actions step);
+    None where unset. A bad value is a HarnessError, so the cell runner checks it before it starts."""
+    text = os.environ.get(STOP_BUDGET_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > CELL_WRAP_UP:  # also NaN
+        raise HarnessError(f"{text!r} is not a number of seconds above {CELL_WRAP_UP:g}",
+                           where=STOP_BUDGET_ENV, fix="set it to e.g. 6 (GitHub Actions: SIGTERM comes 7.5 s after SIGINT)")
+    return value
+
+
+def within_stop_budget(grace: float) -> float:
+    """``grace``, or less where the stop budget leaves less: the budget less the cell runner's wrap-up."""
+    budget = stop_budget()
+    return grace if budget is None else min(grace, budget - CELL_WRAP_UP)
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:

@@ -4,6 +4,7 @@ is named, and no server or stub process is left."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import textwrap
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -394,6 +396,77 @@ def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_
     in_flight = rows[("area/test_area.py::test_2_hangs_on_312", "24.10-python-cpu-py3.12")]
     assert in_flight["state"] == "error" and in_flight["message"].startswith("interrupted"), in_flight
     assert "Partial report" in (reports / "compat.html").read_text()
+
+
+def cancel_like_github(script: str, env: dict[str, str], started: Callable[[], bool]) -> tuple[str, str]:
+    """Run ``script`` as GitHub's runner runs a step (bash -eo pipefail, the step's process alone is
+    signalled) and cancel it as the runner does once ``started()``: SIGINT to that process, SIGTERM 7.5 s
+    later, then SIGKILL to its whole tree 2.5 s after that. Returns (the signal that ended it, its output)."""
+    proc = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    ended_by = "SIGKILL"
+    try:
+        wait_for(started, 240, "the cell to reach its hanging case")
+        time.sleep(0.5)  # let the request reach the model
+        for signum, grace in ((signal.SIGINT, 7.5), (signal.SIGTERM, 2.5)):
+            proc.send_signal(signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+                ended_by = signum.name
+                break
+    finally:
+        processes.signal_group(proc.pid, signal.SIGKILL)  # the runner kills the step's tree
+        proc.wait(30)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return ended_by, out
+
+
+def test_a_cancelled_github_cell_step_keeps_what_finished(tmp_path: Path, marker: str) -> None:
+    """The workflow's own cell step, cancelled as GitHub's runner cancels it: the JUnit file holds the case
+    that passed and the one in flight as interrupted, and no server is left. (With bash running nox, as
+    before, the SIGINT reached neither, and the runner's kill left no JUnit file.)"""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
+    step = next(s for s in workflow["jobs"]["cell"]["steps"] if s.get("name") == "Run the cell")
+    lib = write_case_library(tmp_path / "lib", '''
+        import numpy as np
+        import pytest
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_1_quick(http_client):
+            assert http_client.is_model_ready("e2e_add_sub")
+
+        @pytest.mark.models("e2e_hang")
+        def test_2_hangs(http_client):
+            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
+        ''')
+    add_hanging_model(lib)
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX)
+    reports = tmp_path / "reports"
+    cell = "24.10-python-cpu-py3.11"
+    assert step["run"].count('"$CELL"') == 1
+    script = step["run"].replace('"$CELL"', f'"$CELL" --matrix={matrix} --reports={reports} --cases={lib} --workers=1')
+    env = {**os.environ, **{k: v for k, v in step["env"].items() if "${{" not in v}, "CELL": cell,
+           "TRITON_MATRIX_TEST": marker,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def hang_loaded() -> bool:
+        return any("successfully loaded 'e2e_hang'" in log.read_text() for log in cell_logs(reports, cell))
+
+    ended_by, out = cancel_like_github(script, env, hang_loaded)
+    assert not triton_processes(marker), "no server or stub is left"
+    junit = reports / "junit" / f"{cell}.xml"
+    assert junit.exists(), f"no JUnit file (the step ended by {ended_by}):\n{out[-3000:]}"
+    assert junit_cases(junit) == {"area/test_area.py::test_1_quick": "passed"}, (ended_by, out[-3000:])
+    assert ended_by == "SIGINT", f"the cell runner outlived its stop budget:\n{out[-3000:]}"
+    run_harness("report", f"--reports={reports}", f"--matrix={matrix}")
+    data = json.loads((reports / "compat.json").read_text())
+    assert data["cells"][0]["interrupted"].startswith("interrupted by"), data["cells"]
+    rows = {r["case"]: r for r in data["results"]}
+    in_flight = rows["area/test_area.py::test_2_hangs"]
+    assert in_flight["state"] == "error" and in_flight["message"].startswith("interrupted"), in_flight
 
 
 def test_two_runs_at_once_do_not_collide(tmp_path: Path, marker: str) -> None:

@@ -130,7 +130,8 @@ def test_cells_json_is_what_ci_consumes() -> None:
     assert done.returncode == 0, done.stderr
     cells = json.loads(done.stdout)
     assert cells[0] == {"id": "24.03-python-cpu-py3.11", "triton": "24.03", "backend": "python",
-                        "instance_kind": "cpu", "python": "3.11", "env": None, "runner": "local", "gpu": False}
+                        "instance_kind": "cpu", "python": "3.11", "env": None, "runner": "local", "gpu": False,
+                        "timeout_minutes": 15 + 31, "ngc_login": False}  # setup + 1800 s deadline + 20 s stop
 
 
 def test_matrix_module_needs_only_the_standard_library() -> None:
@@ -155,3 +156,24 @@ def test_release_comparisons_are_the_cases_one_way_to_compare() -> None:
         r.pick({"24.3": "x"})
     with pytest.raises(ValueError, match="write it as YY.MM"):
         r.at_least("24")
+
+
+def test_a_ci_job_takes_its_limit_and_ngc_login_from_the_matrix() -> None:
+    """``cells --json``'s extra keys: the job's time limit past the cell's deadline and its stop, and an
+    NGC login only for docker cells on a release image from nvcr.io."""
+    import dataclasses
+
+    from harness import processes
+    from harness.matrix import ci
+    from harness.matrix.settings import DockerSettings
+
+    m = matrix.load(FIXTURES / "matrix" / "full.toml")
+    local, docker = m.cell("24.10-python-cpu-py3.12"), m.cell("24.10-python-cpu-py3.11-docker")
+    past = (m.settings.cell_timeout + processes.CELL_STOP_GRACE) / 60
+    assert ci.job_minutes(m, local) == ci.SETUP_MINUTES["local"] + -(-past // 1)
+    assert ci.job_minutes(m, docker) > ci.job_minutes(m, local)
+    assert not ci.pulls_from_ngc(m, docker), "[docker] image = offline: built here, no registry"
+    released = dataclasses.replace(m, docker=DockerSettings(image="release"))
+    assert ci.pulls_from_ngc(released, docker) and not ci.pulls_from_ngc(released, local)
+    assert ci.job(released, docker) == {**docker.as_dict(), "timeout_minutes": ci.job_minutes(m, docker),
+                                        "ngc_login": True}

@@ -175,3 +175,20 @@ def test_restore_sigint_lets_ctrl_c_reach_a_child_started_with_it_ignored() -> N
                                             (None, "still running")])
 def test_describe_exit(code: int | None, text: str) -> None:
     assert processes.describe_exit(code) == text
+
+
+def test_a_stop_budget_shortens_the_grace_and_a_bad_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$TRITON_MATRIX_STOP_BUDGET (a cancelled CI step: SIGTERM 7.5 s after SIGINT) leaves the workers the
+    budget less the cell runner's wrap-up; unset, the nested grace stands."""
+    from harness.errors import HarnessError
+    from harness.layout import STOP_BUDGET_ENV
+
+    monkeypatch.delenv(STOP_BUDGET_ENV, raising=False)
+    assert processes.within_stop_budget(processes.PYTEST_STOP_GRACE) == processes.PYTEST_STOP_GRACE
+    monkeypatch.setenv(STOP_BUDGET_ENV, "6")
+    assert processes.within_stop_budget(processes.PYTEST_STOP_GRACE) == 6 - processes.CELL_WRAP_UP
+    assert processes.within_stop_budget(1.0) == 1.0
+    for bad in ("soon", "2", "nan", "-1"):
+        monkeypatch.setenv(STOP_BUDGET_ENV, bad)
+        with pytest.raises(HarnessError, match=STOP_BUDGET_ENV):
+            processes.stop_budget()

@@ -1,7 +1,8 @@
 """``python -m harness report``: read the cells' results, write every format, give the verdict.
 
 With ``--baseline`` (a previous compat.json) every format also shows what changed since then, and the
-last line printed is the one-line verdict against it.
+last line printed is the one-line verdict against it. In CI (``$GITHUB_STEP_SUMMARY`` set) the job
+summary gets a digest of under 100 KB (``summary``), not the full Markdown.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from harness import matrix as matrix_mod
 from harness.models import compare as models_compare
-from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model
+from harness.report import SYMBOLS, diff, html, jsonfile, junit, markdown, model, summary
 from harness.report.results import Results
 
 Writer = Callable[[Results, Path, "diff.Diff | None"], None]
@@ -53,10 +54,9 @@ def main(*, reports: Path, plan: Path | None = None, baseline: Path | None = Non
     for note in results.notes:
         print(f"note: {note}", file=sys.stderr)
     written = write_all(results, reports, changes)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown.render(results, changes))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # CI: a digest on the run's page; the full Markdown stays compat.md
+        summary.write(results, Path(step_summary), changes, link=summary.artifact_link(os.environ))
     counts = results.counts()
     line = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     print(f"{len(results.cells)} cells, {len(results.cases)} cases: {line or 'nothing'}"

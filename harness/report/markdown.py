@@ -1,4 +1,4 @@
-"""compat.md: the report in Markdown, small enough for a CI job summary (kept under 1 MiB).
+"""compat.md: the full report in Markdown, kept under 1 MiB (the CI job summary gets the digest of ``summary``).
 
 Sections go in the order a release manager reads them: the counts, the changes since the baseline
 (regressions first), the summary per release, the cells, the grid, the failures. Long parts sit in

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import PROJECT_ROOT, admission, layout, repository
+from harness import PROJECT_ROOT, admission, layout, processes, repository
 from harness.matrix import envs
 from harness.matrix import interpreters
 from harness.run import pool
@@ -186,11 +186,12 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             running.stop()
     except KeyboardInterrupt as exc:
         signalled = str(exc) or "Ctrl-C"
-        running.stop()  # the signal reached pytest too: time to stop its server and write its JUnit
+        # Time for pytest to stop its server and write its JUnit, within what the parent allows (CI).
+        running.stop(processes.within_stop_budget(processes.PYTEST_STOP_GRACE))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        running.join_readers()
+        running.join_readers(1.0 if signalled else 5.0)
         running.end_orphans()
         joined = [w for w in running.workers if w.followup != RETRY_WHY]
         code = workers.exit_code([counted.get(w.index, w.code) for w in joined])

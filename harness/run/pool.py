@@ -178,10 +178,10 @@ class Pool:
         for w in self.running():
             w.proc.send_signal(signum)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = processes.PYTEST_STOP_GRACE) -> None:
         """Every worker at once, bounded: each stops its server and writes the JUnit file of what ran."""
         self.signal(signal.SIGTERM)
-        deadline = time.monotonic() + processes.PYTEST_STOP_GRACE
+        deadline = time.monotonic() + grace
         for w in self.workers:
             processes.shutdown(w.proc, grace=max(0.1, deadline - time.monotonic()), first=signal.SIGTERM)
 
@@ -189,9 +189,11 @@ class Pool:
         """Kill and reap what dead workers left (their servers' stubs, handed to the cell runner)."""
         return processes.end_orphans(w.proc.pid for w in self.workers)
 
-    def join_readers(self) -> None:
+    def join_readers(self, within: float = 5.0) -> None:
+        """Let the output copiers finish, ``within`` seconds in all (an orphan may hold a pipe open)."""
+        deadline = time.monotonic() + within
         for w in self.workers:
-            w.reader.join(5)
+            w.reader.join(max(0.0, deadline - time.monotonic()))
 
 
 def _copy_output(proc: subprocess.Popen[bytes], errors: list[str], prefix: str = "") -> None:
