@@ -34,6 +34,7 @@ class TeamModel:
     name: str
     source: Path
     config: dict[str, Any]  # config.pbtxt as read (empty when there is none: the server auto-completes)
+    config_error: str | None = None  # where the harness's reader stops in a config.pbtxt it cannot read
 
     @property
     def backend(self) -> str | None:
@@ -45,6 +46,10 @@ class TeamModel:
     @property
     def samples_path(self) -> Path:
         return self.source / SAMPLES_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.source / CONFIG
 
 
 def discover(repositories: list[Path]) -> dict[str, TeamModel]:
@@ -63,10 +68,13 @@ def discover(repositories: list[Path]) -> dict[str, TeamModel]:
             if folder.name in models:
                 raise NotAModelRepository(f"model {folder.name!r} is also in {models[folder.name].source.parent}",
                                           where=str(folder), fix="give each model one name across --models folders")
-            config = {}
+            config, config_error = {}, None
             if (folder / CONFIG).is_file():
-                config = pbtxt.parse((folder / CONFIG).read_text(encoding="utf-8"), str(folder / CONFIG))
-            model = TeamModel(name=folder.name, source=folder, config=config)
+                try:
+                    config = pbtxt.parse((folder / CONFIG).read_text(encoding="utf-8"), str(folder / CONFIG))
+                except pbtxt.ConfigSyntaxError as exc:  # its loads check names Triton's error beside this one
+                    config_error = exc.reason
+            model = TeamModel(name=folder.name, source=folder, config=config, config_error=config_error)
             if model.samples_path.is_file():
                 samples.check_against(samples.load(model.samples_path), config, str(model.samples_path))
             models[folder.name] = model
