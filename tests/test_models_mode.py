@@ -203,6 +203,25 @@ def test_config_pbtxt_is_read_with_repeated_and_map_fields() -> None:
 
 
 @pytest.mark.fast
+@pytest.mark.parametrize(("text", "reason"), [
+    ((FAULTY / "broken_config" / "config.pbtxt").read_text(),
+     "line 5: expected ',' or ']' in the list opened at line 4, found 'output'"),
+    ('name: "m"\ninput [ { name: "X" }\n', "line 2: missing ']' for the list opened at line 2"),
+    ('name: "m"\ninput [ { name: "X"\n', "line 2: missing '}' for the block opened at line 2"),
+    ("dims: [ 1 2 ]", "line 1: expected ',' or ']' in the list opened at line 1, found '2'"),
+])
+def test_a_config_the_reader_cannot_read_says_the_line_and_the_model_still_goes_to_the_server(
+        text: str, reason: str, tmp_path: Path) -> None:
+    with pytest.raises(pbtxt.ConfigSyntaxError) as info:
+        pbtxt.parse(text, "m/config.pbtxt")
+    assert info.value.reason == reason and str(info.value).startswith(f"m/config.pbtxt: {reason}; ")
+    (tmp_path / "repo" / "m" / "1").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "config.pbtxt").write_text(text)
+    found = repo.discover([tmp_path / "repo"])["m"]  # its loads check names Triton's error beside this one
+    assert found.config == {} and found.config_error == reason
+
+
+@pytest.mark.fast
 def test_the_instance_kind_follows_the_cell() -> None:
     from harness.matrix import Cell
 
@@ -271,7 +290,10 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env) -> None:
     """24.10 python cpu: the four good models green on every check, off_by red on validity saying by
-    how much, dying red naming its dead stub; the repositories are never written."""
+    how much, dying red naming its dead stub, wrong_type red on conforms naming SUM's declared and
+    served datatype, broken_config red on loads naming the file, Triton's parse error and the line the
+    harness's reader stops at, failing_init red on loads with its RuntimeError and no "dead stub",
+    names_a_model red on answers with the samples.json hint; the repositories are never written."""
     team = tmp_path / "team"
     shutil.copytree(EXAMPLES, team / "good")
     shutil.copytree(FAULTY, team / "faulty")
@@ -293,8 +315,8 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == CELL}
     for name in ("tokenizer", "scorer", "pipeline", "streamer"):
         checks = {c: s for c, s in states.items() if c.startswith(f"models/{name}::")}
-        assert len(checks) == 7, checks
-        expected_na = {"models/streamer::answers[http]"}
+        assert len(checks) == 9, checks
+        expected_na = {"models/streamer::answers[http]", "models/streamer::conforms[http]"}
         assert all(s[0] == ("not-applicable" if c in expected_na else "passed") for c, s in checks.items()), checks
     assert states["models/off_by::valid"][0] == "failed"
     assert "max absolute difference 0.001" in states["models/off_by::valid"][1]
@@ -303,6 +325,21 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
         state, message = states[f"models/dying::answers[{protocol}]"]
         assert state in ("failed", "error"), (state, message)  # error: the harness saw the stub exit
         assert "dead stub: dying" in message and "Stub process 'dying_0' is not healthy" in message, message
+    for protocol in ("http", "grpc"):
+        state, message = states[f"models/wrong_type::conforms[{protocol}]"]
+        assert state == "failed" and "output 'SUM' is declared TYPE_INT32 [1], served INT64 [1]" in message, message
+        assert states[f"models/wrong_type::answers[{protocol}]"][0] == "passed"
+        state, message = states[f"models/names_a_model::answers[{protocol}]"]
+        assert state == "failed" and "model 'knis' is not known" in message, message
+        assert "likely needs a samples.json" in message and '{"data": [{"MODEL_NAME": ["<text>"]}]}' in message
+    state, message = states["models/broken_config::loads"]
+    assert state == "failed" and "dead stub" not in message, message
+    assert f"{team / 'faulty' / 'broken_config' / 'config.pbtxt'} does not parse" in message, message
+    assert 'Triton: 5:1: Expected ",", found "output"' in message, message
+    assert "the harness's pbtxt reader stops at line 5: expected ',' or ']'" in message, message
+    state, message = states["models/failing_init::loads"]
+    assert state == "failed" and "dead stub" not in message, message
+    assert "'failing_init' did not load" in message and "RuntimeError: tokenizer vocabulary missing" in message
     assert "## Your models" in (reports / "compat.md").read_text()
     assert 'id="models"' in (reports / "compat.html").read_text()
     stored = json.loads((reports / "answers" / f"{CELL}.json").read_text())

@@ -14,6 +14,20 @@ from typing import Any
 from harness.models.tensors import Arrays, record
 
 Answer = list[dict[str, dict[str, Any]]]
+# gRPC statuses that mean no answer came (the deadline passed, the server went away), not a refusal.
+NO_ANSWER_STATUSES = frozenset({"StatusCode.DEADLINE_EXCEEDED", "StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"})
+
+
+class NoFinalResponse(AssertionError):
+    """A decoupled request's stream did not bring its final response in time."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether a failed request was answered with an error (the model's own, or the server's on its
+    behalf, e.g. a shape it rejects), rather than left without an answer (timeout, lost connection)."""
+    from tritonclient.utils import InferenceServerException
+
+    return isinstance(exc, InferenceServerException) and exc.status() not in NO_ANSWER_STATUSES
 
 
 def _inputs(module: Any, arrays: Arrays) -> list[Any]:
@@ -55,7 +69,7 @@ def stream(client: Any, module: Any, model: str, arrays: Arrays, timeout: float)
             try:
                 result, error = responses.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"no final response within {timeout:g} s "
+                raise NoFinalResponse(f"no final response within {timeout:g} s "
                                      f"({len(answer)} responses came)") from None
             if error is not None:
                 raise error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from harness.models.repo import TeamModel
 from harness.servers import Server, ServerExited
 
 CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"
-PROTOCOL_CHECKS = ("answers",)
+PROTOCOL_CHECKS = ("answers", "conforms")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ModelsRun:
     tolerance: dict[str, float]
     results: dict[str, ModelAnswers] = field(default_factory=dict)
     first_failures: dict[str, str] = field(default_factory=dict)  # case id -> the first attempt's message
+    served: dict[str, list[Any]] = field(default_factory=dict)  # "<model>/<protocol>" -> every answer it got
 
 
 RUN = pytest.StashKey[ModelsRun]()

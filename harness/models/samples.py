@@ -189,3 +189,18 @@ def check_against(samples: list[Sample], config: dict[str, Any], where: str) -> 
 
 def _fits(shape: tuple[int, ...], dims: tuple[int, ...]) -> bool:
     return len(shape) == len(dims) and all(d < 0 or d == s for s, d in zip(shape, dims))
+
+
+PLACEHOLDERS = {"BYTES": "<text>", "BOOL": False}  # other datatypes: 0
+
+
+def template(config: dict[str, Any]) -> dict[str, Any]:
+    """A samples.json with one sample for the config's inputs, placeholders to replace with real values:
+    what a hint shows a team whose model refused generated inputs."""
+    entry: dict[str, Any] = {}
+    for spec in specs(config, "input"):
+        shape = [1 if d < 0 else d for d in spec.dims] or [1]
+        value = PLACEHOLDERS.get(spec.datatype, 0)
+        content = [value] * math.prod(shape)
+        entry[spec.name] = {"content": content, "shape": shape} if any(d < 0 for d in spec.dims) else content
+    return {"data": [entry]}
