@@ -144,6 +144,9 @@ def _repository(tmp_path: Path, samples_json: str | None = None, config: str | N
      "samples.json: data[0].FEATURES: shape [3] does not fit the config's dims [4]"),
     (lambda tmp: _repository(tmp, '{"data": [{"FEATURES": [1, 2]}]}'),
      "samples.json: data[0].FEATURES: 2 values do not fill dims [4]"),
+    (lambda tmp: shutil.copytree(EXAMPLES / "add_double", tmp / "r" / "add_double") and tmp / "r",
+     "add_double/config.pbtxt: ensemble 'add_double' runs model 'adder', which is in none of the --models "
+     "repositories; add 'adder''s folder to a --models repository"),
 ])
 def test_bad_models_input_is_one_line_and_exit_2(tmp_path: Path, make, fragment: str) -> None:
     target = make(tmp_path)
@@ -219,6 +222,19 @@ def test_a_config_the_reader_cannot_read_says_the_line_and_the_model_still_goes_
     (tmp_path / "repo" / "m" / "config.pbtxt").write_text(text)
     found = repo.discover([tmp_path / "repo"])["m"]  # its loads check names Triton's error beside this one
     assert found.config == {} and found.config_error == reason
+
+
+@pytest.mark.fast
+def test_an_ensemble_loads_after_the_models_it_runs() -> None:
+    from harness.matrix import Cell
+
+    models = repo.discover([EXAMPLES])
+    assert models["add_double"].dependencies == ("adder", "doubler")
+    order = repo.load_order(models)
+    assert order.index("adder") < order.index("add_double") and order.index("doubler") < order.index("add_double")
+    assert order == ["adder", "doubler", "add_double", "pipeline", "scorer", "streamer", "tokenizer"]
+    gpu = Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11")
+    assert repo.override(models["add_double"], gpu) == (None, "")  # an ensemble has no instances of its own
 
 
 @pytest.mark.fast
@@ -313,7 +329,7 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     assert _snapshot(team) == before
     data = json.loads((reports / "compat.json").read_text())
     states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == CELL}
-    for name in ("tokenizer", "scorer", "pipeline", "streamer"):
+    for name in ("tokenizer", "scorer", "pipeline", "streamer", "adder", "doubler", "add_double"):
         checks = {c: s for c, s in states.items() if c.startswith(f"models/{name}::")}
         assert len(checks) == 9, checks
         expected_na = {"models/streamer::answers[http]", "models/streamer::conforms[http]"}

@@ -29,6 +29,10 @@ class NotAModelRepository(HarnessError):
     """--models names something that is not a Triton model repository."""
 
 
+class MissingDependency(HarnessError):
+    """An ensemble's step names a model that none of the --models repositories holds."""
+
+
 @dataclass(frozen=True, **KW_ONLY)
 class TeamModel:
     name: str
@@ -50,6 +54,13 @@ class TeamModel:
     @property
     def config_path(self) -> Path:
         return self.source / CONFIG
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """The models an ensemble's steps run (``ensemble_scheduling { step [ { model_name } ] }``)."""
+        scheduling = self.config.get("ensemble_scheduling") or {}
+        steps = scheduling.get("step", []) if isinstance(scheduling, dict) else []
+        return tuple(dict.fromkeys(str(s["model_name"]) for s in steps if isinstance(s, dict) and "model_name" in s))
 
 
 def discover(repositories: list[Path]) -> dict[str, TeamModel]:
@@ -82,7 +93,30 @@ def discover(repositories: list[Path]) -> dict[str, TeamModel]:
         if not found:
             raise NotAModelRepository("holds no model folder", where=str(repo),
                                       fix="pass a Triton model repository (<repo>/<model>/config.pbtxt, <model>/1/...)")
+    for model in models.values():
+        for needed in model.dependencies:
+            if needed not in models:
+                raise MissingDependency(f"ensemble {model.name!r} runs model {needed!r}, which is in none of the "
+                                        f"--models repositories", where=str(model.config_path),
+                                        fix=f"add {needed!r}'s folder to a --models repository")
     return models
+
+
+def load_order(models: dict[str, TeamModel]) -> list[str]:
+    """The model names, each after the models its ensemble steps run (else by name): the loads check
+    loads them in this order, so an ensemble finds its steps loaded with the cell's instance kind."""
+    order: dict[str, None] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name in path or name not in models:  # a cycle is Triton's to refuse
+            return
+        for needed in models[name].dependencies:
+            visit(needed, (*path, name))
+        order[name] = None
+
+    for name in sorted(models):
+        visit(name, ())
+    return list(order)
 
 
 def install(models: dict[str, TeamModel], dest: Path) -> None:
@@ -110,6 +144,8 @@ def override(model: TeamModel, cell: Cell) -> tuple[str | None, str]:
     """The config override (JSON) that makes the instance kind the cell's, and a note; (None, "") when
     the config already fits (or there is no config.pbtxt to override)."""
     kind = KINDS[cell.instance_kind]
+    if model.backend == "ensemble":  # no instances of its own: its steps run on theirs
+        return None, ""
     groups = model.config.get("instance_group") or []
     other = sorted({str(g.get("kind", "KIND_AUTO")) for g in groups} - {kind, "KIND_MODEL", "KIND_AUTO"})
     if not model.config or (not other and (groups or not cell.gpu)):
