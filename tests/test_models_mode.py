@@ -109,7 +109,10 @@ def test_samples_json_in_perf_analyzer_format_is_read(tmp_path: Path) -> None:
     ('{"data": [{"X": {"content": [1, 2], "shape": [3]}}]}', ": data[0].X.content: 2 values do not fill shape [3]"),
     ('{"data": [{"X": {"content": [1], "shape": "1"}}]}', ": data[0].X.shape: shape '1'"),
     ('{"data": [{"X": [1]}], "validation_data": []}', ": validation_data: 'validation_data' is not a list"),
-    ('{"data": [[{"X": [1]}]]}', ": data[0]: a list of steps"),
+    ('{"data": [[]]}', ": data[0]: an empty stream"),
+    ('{"data": [[{"X": [1]}, {"X": [2]}]], "validation_data": [[{"Y": [1]}]]}',
+     ": validation_data[0]: a stream's validation_data is a list with one entry per step"),
+    ('{"data": [[{"X": [1]}, {"X": 2}]]}', ": data[0][1].X: a tensor is a list"),
 ])
 def test_a_broken_samples_json_names_the_file_and_the_key(tmp_path: Path, content: str, key: str) -> None:
     path = tmp_path / "samples.json"
@@ -118,6 +121,23 @@ def test_a_broken_samples_json_names_the_file_and_the_key(tmp_path: Path, conten
         samples.load(path)
     message = str(info.value)
     assert message.startswith(str(path)) and key in message and "\n" not in message
+
+
+@pytest.mark.fast
+def test_a_stream_of_steps_is_a_sequence_of_requests_from_start_to_end(tmp_path: Path) -> None:
+    path = tmp_path / "samples.json"
+    path.write_text(json.dumps({"data": [[{"X": [1]}, {"X": [2]}, {"X": [3]}], {"X": [4]}],
+                                "validation_data": [[{"S": [1]}, {"S": [3]}, {"S": [6]}], {"S": [4]}]}))
+    loaded = samples.load(path)
+    assert [(s.entry, s.stream, s.start, s.end) for s in loaded] == [
+        ("data[0][0]", 0, True, False), ("data[0][1]", 0, False, False), ("data[0][2]", 0, False, True),
+        ("data[1]", None, False, False)]
+    assert [s.expected[0].content for s in loaded] == [[1], [3], [6], [4]]
+    sequence = repo.discover([EXAMPLES])["accumulator"].config
+    samples.check_against(loaded, sequence, str(path))
+    with pytest.raises(samples.SamplesConfigMismatch, match=r"data\[0\]: a stream of steps is for a sequence model"):
+        samples.check_against(loaded, {k: v for k, v in sequence.items() if k != "sequence_batching"}, str(path))
+    assert samples.template(sequence) == {"data": [[{"X": [0]}, {"X": [0]}]]}
 
 
 def _repository(tmp_path: Path, samples_json: str | None = None, config: str | None = None) -> Path:
@@ -232,7 +252,7 @@ def test_an_ensemble_loads_after_the_models_it_runs() -> None:
     assert models["add_double"].dependencies == ("adder", "doubler")
     order = repo.load_order(models)
     assert order.index("adder") < order.index("add_double") and order.index("doubler") < order.index("add_double")
-    assert order == ["adder", "doubler", "add_double", "pipeline", "scorer", "streamer", "tokenizer"]
+    assert order == ["accumulator", "adder", "doubler", "add_double", "pipeline", "scorer", "streamer", "tokenizer"]
     gpu = Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11")
     assert repo.override(models["add_double"], gpu) == (None, "")  # an ensemble has no instances of its own
 
@@ -309,17 +329,21 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     how much, dying red naming its dead stub, wrong_type red on conforms naming SUM's declared and
     served datatype, broken_config red on loads naming the file, Triton's parse error and the line the
     harness's reader stops at, failing_init red on loads with its RuntimeError and no "dead stub",
-    names_a_model red on answers with the samples.json hint; the repositories are never written."""
+    names_a_model red on answers with the samples.json hint, accumulator (a sequence model) green over
+    its samples.json streams and over a generated sequence; the repositories are never written."""
     team = tmp_path / "team"
     shutil.copytree(EXAMPLES, team / "good")
     shutil.copytree(FAULTY, team / "faulty")
+    shutil.copytree(EXAMPLES / "accumulator", team / "generated" / "generated_sequence")  # no samples.json:
+    (team / "generated" / "generated_sequence" / "samples.json").unlink()  # a generated stream of 3 steps
     for path in [*team.rglob("*"), team]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     before = _snapshot(team)
     reports = tmp_path / "reports"
     try:
         done = run_harness("cell", CELL, "--reports", str(reports), "--models", str(team / "good"),
-                           "--models", str(team / "faulty"), env={"TRITON_MATRIX_TEST": "models-mode"})
+                           "--models", str(team / "faulty"), "--models", str(team / "generated"),
+                           env={"TRITON_MATRIX_TEST": "models-mode"})
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
         report = run_harness("report", "--reports", str(reports))
         assert report.returncode == 1, report.stderr
@@ -329,11 +353,16 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     assert _snapshot(team) == before
     data = json.loads((reports / "compat.json").read_text())
     states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == CELL}
-    for name in ("tokenizer", "scorer", "pipeline", "streamer", "adder", "doubler", "add_double"):
+    for name in ("tokenizer", "scorer", "pipeline", "streamer", "adder", "doubler", "add_double", "accumulator"):
         checks = {c: s for c, s in states.items() if c.startswith(f"models/{name}::")}
         assert len(checks) == 9, checks
         expected_na = {"models/streamer::answers[http]", "models/streamer::conforms[http]"}
         assert all(s[0] == ("not-applicable" if c in expected_na else "passed") for c, s in checks.items()), checks
+    generated = {c: s[0] for c, s in states.items() if c.startswith("models/generated_sequence::")}
+    assert generated["models/generated_sequence::valid"] == "not-applicable", generated
+    assert all(s == "passed" for c, s in generated.items() if not c.endswith("::valid")), generated
+    assert len(json.loads((reports / "answers" / f"{CELL}.json").read_text())
+               ["models"]["generated_sequence"]["samples"]) == 3  # its three steps, each answered
     assert states["models/off_by::valid"][0] == "failed"
     assert "max absolute difference 0.001" in states["models/off_by::valid"][1]
     assert states["models/off_by::answers[http]"][0] == "passed"

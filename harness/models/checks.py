@@ -96,13 +96,28 @@ def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> 
     result.inputs = SAMPLES_FILE if team.samples_path.is_file() else "generated"
 
 
-def _inputs(models_run: ModelsRun, model: str) -> list[tuple[tensors.Arrays, Any]]:
-    """(arrays, validation_data tensors or None) per sample."""
+def _inputs(models_run: ModelsRun, model: str) -> list[tuple[tensors.Arrays, samples.Sample | None]]:
+    """(arrays, the samples.json entry or a generated sequence's step, else None) per request."""
     team = models_run.models[model]
     config = models_run.results[model].config or {}
     if not team.samples_path.is_file():
+        if samples.is_sequence(config):  # a generated sequence: each step other bytes
+            last = tensors.GENERATED_STEPS - 1
+            return [(tensors.generate(model, config, step=j),
+                     samples.Sample(inputs=(), stream=0, start=j == 0, end=j == last, entry=f"generated step {j}"))
+                    for j in range(tensors.GENERATED_STEPS)]
         return [(tensors.generate(model, config), None)]
-    return [(tensors.sample_arrays(s, config), s.expected) for s in samples.load(team.samples_path)]
+    return [(tensors.sample_arrays(s, config), s) for s in samples.load(team.samples_path)]
+
+
+def _sequence_step(sample: samples.Sample | None, config: dict[str, Any], attempt: int) -> infer.SequenceStep | None:
+    """A sequence model's request: each stream, each repeat its own sequence id (a sample that is no
+    stream's step is a sequence of one)."""
+    if not samples.is_sequence(config):
+        return None
+    if sample is None or sample.stream is None:
+        return infer.SequenceStep(sequence_id=attempt * 100_000 + 99_999, start=True, end=True)
+    return infer.SequenceStep(sequence_id=attempt * 100_000 + sample.stream + 1, start=sample.start, end=sample.end)
 
 
 def _decoupled(config: dict[str, Any]) -> bool:
@@ -131,16 +146,20 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Serve
     module = _module(protocol)
     team = models_run.models[model]
     served = models_run.served[f"{model}/{protocol}"] = []  # afresh: a re-run does not add twice
+    for sample in result.samples:
+        sample.digests[protocol] = []  # afresh: a re-run does not add twice
     try:
-        for i, (arrays, _) in enumerate(inputs):
-            digests = result.samples[i].digests[protocol] = []  # afresh: a re-run does not add twice
-            for attempt in range(1, REPEATS + 1):
+        # Each repeat sends every sample in turn: a sequence model's stream is sent whole, in order.
+        for attempt in range(1, REPEATS + 1):
+            for i, (arrays, entry) in enumerate(inputs):
+                digests = result.samples[i].digests[protocol]
                 offset = server.log_offset()
+                step = _sequence_step(entry, config, attempt)
                 try:
                     if decoupled:
-                        answer = infer.stream(client, module, model, arrays, timeout)
+                        answer = infer.stream(client, module, model, arrays, timeout, step)
                     else:
-                        answer = infer.unary(client, module, model, arrays, timeout, grpc)
+                        answer = infer.unary(client, module, model, arrays, timeout, grpc, step)
                 except Exception as exc:  # noqa: BLE001 - the server's message is the finding
                     failed, refused = _message(exc), infer.refused(exc)
                 else:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+from dataclasses import dataclass
 from typing import Any
 
+from harness.compat import KW_ONLY
 from harness.models.tensors import Arrays, record
 
 Answer = list[dict[str, dict[str, Any]]]
@@ -53,18 +55,34 @@ def _outputs(result: Any) -> dict[str, dict[str, Any]]:
     return dict(sorted(answer.items()))
 
 
-def unary(client: Any, module: Any, model: str, arrays: Arrays, timeout: float, grpc: bool) -> Answer:
+@dataclass(frozen=True, **KW_ONLY)
+class SequenceStep:
+    """A request's place in a sequence model's stream: its sequence id and start/end flags."""
+
+    sequence_id: int
+    start: bool
+    end: bool
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"sequence_id": self.sequence_id, "sequence_start": self.start, "sequence_end": self.end}
+
+
+def unary(client: Any, module: Any, model: str, arrays: Arrays, timeout: float, grpc: bool,
+          sequence: SequenceStep | None = None) -> Answer:
     kwargs = {"client_timeout": timeout} if grpc else {}
+    kwargs.update(sequence.kwargs() if sequence else {})
     return [_outputs(client.infer(model, _inputs(module, arrays), **kwargs))]
 
 
-def stream(client: Any, module: Any, model: str, arrays: Arrays, timeout: float) -> Answer:
+def stream(client: Any, module: Any, model: str, arrays: Arrays, timeout: float,
+           sequence: SequenceStep | None = None) -> Answer:
     """A decoupled request over the gRPC stream: every response until the one flagged final."""
     responses: queue.Queue[tuple[Any, Any]] = queue.Queue()
     client.start_stream(callback=lambda result, error: responses.put((result, error)))
     answer: Answer = []
     try:
-        client.async_stream_infer(model, _inputs(module, arrays), enable_empty_final_response=True)
+        client.async_stream_infer(model, _inputs(module, arrays), enable_empty_final_response=True,
+                                  **(sequence.kwargs() if sequence else {}))
         while True:
             try:
                 result, error = responses.get(timeout=timeout)
