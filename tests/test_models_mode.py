@@ -109,7 +109,10 @@ def test_samples_json_in_perf_analyzer_format_is_read(tmp_path: Path) -> None:
     ('{"data": [{"X": {"content": [1, 2], "shape": [3]}}]}', ": data[0].X.content: 2 values do not fill shape [3]"),
     ('{"data": [{"X": {"content": [1], "shape": "1"}}]}', ": data[0].X.shape: shape '1'"),
     ('{"data": [{"X": [1]}], "validation_data": []}', ": validation_data: 'validation_data' is not a list"),
-    ('{"data": [[{"X": [1]}]]}', ": data[0]: a list of steps"),
+    ('{"data": [[]]}', ": data[0]: an empty stream"),
+    ('{"data": [[{"X": [1]}, {"X": [2]}]], "validation_data": [[{"Y": [1]}]]}',
+     ": validation_data[0]: a stream's validation_data is a list with one entry per step"),
+    ('{"data": [[{"X": [1]}, {"X": 2}]]}', ": data[0][1].X: a tensor is a list"),
 ])
 def test_a_broken_samples_json_names_the_file_and_the_key(tmp_path: Path, content: str, key: str) -> None:
     path = tmp_path / "samples.json"
@@ -118,6 +121,23 @@ def test_a_broken_samples_json_names_the_file_and_the_key(tmp_path: Path, conten
         samples.load(path)
     message = str(info.value)
     assert message.startswith(str(path)) and key in message and "\n" not in message
+
+
+@pytest.mark.fast
+def test_a_stream_of_steps_is_a_sequence_of_requests_from_start_to_end(tmp_path: Path) -> None:
+    path = tmp_path / "samples.json"
+    path.write_text(json.dumps({"data": [[{"X": [1]}, {"X": [2]}, {"X": [3]}], {"X": [4]}],
+                                "validation_data": [[{"S": [1]}, {"S": [3]}, {"S": [6]}], {"S": [4]}]}))
+    loaded = samples.load(path)
+    assert [(s.entry, s.stream, s.start, s.end) for s in loaded] == [
+        ("data[0][0]", 0, True, False), ("data[0][1]", 0, False, False), ("data[0][2]", 0, False, True),
+        ("data[1]", None, False, False)]
+    assert [s.expected[0].content for s in loaded] == [[1], [3], [6], [4]]
+    sequence = repo.discover([EXAMPLES])["accumulator"].config
+    samples.check_against(loaded, sequence, str(path))
+    with pytest.raises(samples.SamplesConfigMismatch, match=r"data\[0\]: a stream of steps is for a sequence model"):
+        samples.check_against(loaded, {k: v for k, v in sequence.items() if k != "sequence_batching"}, str(path))
+    assert samples.template(sequence) == {"data": [[{"X": [0]}, {"X": [0]}]]}
 
 
 def _repository(tmp_path: Path, samples_json: str | None = None, config: str | None = None) -> Path:
@@ -144,6 +164,9 @@ def _repository(tmp_path: Path, samples_json: str | None = None, config: str | N
      "samples.json: data[0].FEATURES: shape [3] does not fit the config's dims [4]"),
     (lambda tmp: _repository(tmp, '{"data": [{"FEATURES": [1, 2]}]}'),
      "samples.json: data[0].FEATURES: 2 values do not fill dims [4]"),
+    (lambda tmp: shutil.copytree(EXAMPLES / "add_double", tmp / "r" / "add_double") and tmp / "r",
+     "add_double/config.pbtxt: ensemble 'add_double' runs model 'adder', which is in none of the --models "
+     "repositories; add 'adder''s folder to a --models repository"),
 ])
 def test_bad_models_input_is_one_line_and_exit_2(tmp_path: Path, make, fragment: str) -> None:
     target = make(tmp_path)
@@ -200,6 +223,38 @@ def test_config_pbtxt_is_read_with_repeated_and_map_fields() -> None:
     assert config["input"] == [{"name": "FEATURES", "data_type": "TYPE_FP32", "dims": [4]}]
     assert config["parameters"] == {"scale": {"string_value": "0.25"}, "bias": {"string_value": "-1.5"}}
     assert config["instance_group"] == [{"kind": "KIND_GPU"}]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("text", "reason"), [
+    ((FAULTY / "broken_config" / "config.pbtxt").read_text(),
+     "line 5: expected ',' or ']' in the list opened at line 4, found 'output'"),
+    ('name: "m"\ninput [ { name: "X" }\n', "line 2: missing ']' for the list opened at line 2"),
+    ('name: "m"\ninput [ { name: "X"\n', "line 2: missing '}' for the block opened at line 2"),
+    ("dims: [ 1 2 ]", "line 1: expected ',' or ']' in the list opened at line 1, found '2'"),
+])
+def test_a_config_the_reader_cannot_read_says_the_line_and_the_model_still_goes_to_the_server(
+        text: str, reason: str, tmp_path: Path) -> None:
+    with pytest.raises(pbtxt.ConfigSyntaxError) as info:
+        pbtxt.parse(text, "m/config.pbtxt")
+    assert info.value.reason == reason and str(info.value).startswith(f"m/config.pbtxt: {reason}; ")
+    (tmp_path / "repo" / "m" / "1").mkdir(parents=True)
+    (tmp_path / "repo" / "m" / "config.pbtxt").write_text(text)
+    found = repo.discover([tmp_path / "repo"])["m"]  # its loads check names Triton's error beside this one
+    assert found.config == {} and found.config_error == reason
+
+
+@pytest.mark.fast
+def test_an_ensemble_loads_after_the_models_it_runs() -> None:
+    from harness.matrix import Cell
+
+    models = repo.discover([EXAMPLES])
+    assert models["add_double"].dependencies == ("adder", "doubler")
+    order = repo.load_order(models)
+    assert order.index("adder") < order.index("add_double") and order.index("doubler") < order.index("add_double")
+    assert order == ["accumulator", "adder", "doubler", "add_double", "pipeline", "scorer", "streamer", "tokenizer"]
+    gpu = Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11")
+    assert repo.override(models["add_double"], gpu) == (None, "")  # an ensemble has no instances of its own
 
 
 @pytest.mark.fast
@@ -271,17 +326,24 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env) -> None:
     """24.10 python cpu: the four good models green on every check, off_by red on validity saying by
-    how much, dying red naming its dead stub; the repositories are never written."""
+    how much, dying red naming its dead stub, wrong_type red on conforms naming SUM's declared and
+    served datatype, broken_config red on loads naming the file, Triton's parse error and the line the
+    harness's reader stops at, failing_init red on loads with its RuntimeError and no "dead stub",
+    names_a_model red on answers with the samples.json hint, accumulator (a sequence model) green over
+    its samples.json streams and over a generated sequence; the repositories are never written."""
     team = tmp_path / "team"
     shutil.copytree(EXAMPLES, team / "good")
     shutil.copytree(FAULTY, team / "faulty")
+    shutil.copytree(EXAMPLES / "accumulator", team / "generated" / "generated_sequence")  # no samples.json:
+    (team / "generated" / "generated_sequence" / "samples.json").unlink()  # a generated stream of 3 steps
     for path in [*team.rglob("*"), team]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     before = _snapshot(team)
     reports = tmp_path / "reports"
     try:
         done = run_harness("cell", CELL, "--reports", str(reports), "--models", str(team / "good"),
-                           "--models", str(team / "faulty"), env={"TRITON_MATRIX_TEST": "models-mode"})
+                           "--models", str(team / "faulty"), "--models", str(team / "generated"),
+                           env={"TRITON_MATRIX_TEST": "models-mode"})
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
         report = run_harness("report", "--reports", str(reports))
         assert report.returncode == 1, report.stderr
@@ -291,11 +353,16 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     assert _snapshot(team) == before
     data = json.loads((reports / "compat.json").read_text())
     states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == CELL}
-    for name in ("tokenizer", "scorer", "pipeline", "streamer"):
+    for name in ("tokenizer", "scorer", "pipeline", "streamer", "adder", "doubler", "add_double", "accumulator"):
         checks = {c: s for c, s in states.items() if c.startswith(f"models/{name}::")}
-        assert len(checks) == 7, checks
-        expected_na = {"models/streamer::answers[http]"}
+        assert len(checks) == 9, checks
+        expected_na = {"models/streamer::answers[http]", "models/streamer::conforms[http]"}
         assert all(s[0] == ("not-applicable" if c in expected_na else "passed") for c, s in checks.items()), checks
+    generated = {c: s[0] for c, s in states.items() if c.startswith("models/generated_sequence::")}
+    assert generated["models/generated_sequence::valid"] == "not-applicable", generated
+    assert all(s == "passed" for c, s in generated.items() if not c.endswith("::valid")), generated
+    assert len(json.loads((reports / "answers" / f"{CELL}.json").read_text())
+               ["models"]["generated_sequence"]["samples"]) == 3  # its three steps, each answered
     assert states["models/off_by::valid"][0] == "failed"
     assert "max absolute difference 0.001" in states["models/off_by::valid"][1]
     assert states["models/off_by::answers[http]"][0] == "passed"
@@ -303,6 +370,21 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
         state, message = states[f"models/dying::answers[{protocol}]"]
         assert state in ("failed", "error"), (state, message)  # error: the harness saw the stub exit
         assert "dead stub: dying" in message and "Stub process 'dying_0' is not healthy" in message, message
+    for protocol in ("http", "grpc"):
+        state, message = states[f"models/wrong_type::conforms[{protocol}]"]
+        assert state == "failed" and "output 'SUM' is declared TYPE_INT32 [1], served INT64 [1]" in message, message
+        assert states[f"models/wrong_type::answers[{protocol}]"][0] == "passed"
+        state, message = states[f"models/names_a_model::answers[{protocol}]"]
+        assert state == "failed" and "model 'knis' is not known" in message, message
+        assert "likely needs a samples.json" in message and '{"data": [{"MODEL_NAME": ["<text>"]}]}' in message
+    state, message = states["models/broken_config::loads"]
+    assert state == "failed" and "dead stub" not in message, message
+    assert f"{team / 'faulty' / 'broken_config' / 'config.pbtxt'} does not parse" in message, message
+    assert 'Triton: 5:1: Expected ",", found "output"' in message, message
+    assert "the harness's pbtxt reader stops at line 5: expected ',' or ']'" in message, message
+    state, message = states["models/failing_init::loads"]
+    assert state == "failed" and "dead stub" not in message, message
+    assert "'failing_init' did not load" in message and "RuntimeError: tokenizer vocabulary missing" in message
     assert "## Your models" in (reports / "compat.md").read_text()
     assert 'id="models"' in (reports / "compat.html").read_text()
     stored = json.loads((reports / "answers" / f"{CELL}.json").read_text())
@@ -353,4 +435,4 @@ def test_a_python_model_with_its_own_environment(tmp_path: Path, cell_env) -> No
     done = run_harness("cell", CELL, "--reports", str(reports), "--models", str(tmp_path / "repo"),
                        env={"TRITON_MATRIX_TEST": "models-mode"})
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "5 passed" in done.stdout
+    assert "7 passed" in done.stdout  # loads, answers and conforms per protocol, repeatable, valid

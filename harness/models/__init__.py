@@ -12,8 +12,8 @@ The strings below are written by one module and read by another.
 from __future__ import annotations
 
 CASE_PREFIX = "models/"  # case ids: models/<model>::<check>[<protocol>]
-CHECKS = ("loads", "answers", "repeatable", "valid", "matches-reference", "config-drift")
-CELL_CHECKS = CHECKS[:4]  # run in the cell; the last two are made in the report step
+CHECKS = ("loads", "answers", "conforms", "repeatable", "valid", "matches-reference", "config-drift")
+CELL_CHECKS = CHECKS[:5]  # run in the cell; the last two are made in the report step
 ANSWERS_DIR = "answers"  # reports/answers/<cell>.json
 SAMPLES_FILE = "samples.json"
 DERIVED_SUFFIX = ".models-reference"  # reports/junit/<cell>.models-reference.xml, written by the report step

@@ -1,14 +1,15 @@
 """The checks of models mode, run in the cell for each of the team's models (``plugin`` parametrizes them).
 
 They run in order on one server: ``loads`` (with the cell's instance kind), ``answers`` over HTTP then
-gRPC (each sample three times; a decoupled model over the gRPC stream), ``repeatable`` and ``valid``.
+gRPC (each sample three times; a decoupled model over the gRPC stream), ``conforms`` per protocol
+(the answers against the served config), ``repeatable`` and ``valid``. A failure says why by
+condition (``diagnosis``).
 A later check of a model that did not load or answer is skipped, saying why; a model that cannot run
 on the cell is not applicable in every check.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,11 @@ from typing import Any
 import pytest
 
 from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
-from harness.models import REPEATS, SAMPLES_FILE, differ, infer, repo, samples, tensors
+from harness.models import REPEATS, SAMPLES_FILE, conform, diagnosis, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
 from harness.models.plugin import ModelsRun
 from harness.incell.plugin import plugin_of
 from harness.servers import ERROR_LINE, NOISE, Server
-
-DEAD_STUB = re.compile(r"stub[^\n]*(not healthy|unhealthy|died|exited|terminated|crashed|killed|restart)"
-                       r"|(not healthy|unhealthy)[^\n]*stub", re.IGNORECASE)
-
 
 def _skip_unless_applicable(run: ModelsRun, model: str) -> ModelAnswers:
     result = run.results[model]
@@ -55,26 +52,27 @@ def _model_stubs(server: Server, model: str) -> list[int] | None:
     return found
 
 
-def _explain(what: str, message: str, server: Server, offset: int, model: str) -> str:
-    """A failure message: what failed, the server's message, a dead stub named, the log's error lines."""
+def _diagnose(what: str, message: str, server: Server, offset: int, model: str, models_run: ModelsRun, *,
+              refused: bool, hint: str | None = None) -> diagnosis.CheckFailure:
+    """The failure, by condition, from what was seen: a stub of the model that ended (since this server
+    started), the server log of the check, whether the server answered, the harness's reading of the config."""
     deadline = time.monotonic() + 1.5  # a stub's death can take the server down a moment later (24.03)
     while server.exit_status() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    errors = _log_errors(server, offset)
-    dead = next((ln for ln in [message, *errors] if DEAD_STUB.search(ln)), None)
-    seen = None
-    if dead is None and _model_stubs(server, model) == []:  # 24.07 logs nothing and lets the request hang
-        seen = f"no stub process of model {model!r} runs under the server (pid {getattr(server, 'pid', '?')})"
-    head = f"dead stub: {what}: {message}" if dead or seen else f"{what}: {message}"
-    if dead and dead != message:
-        head += f" (server log: {dead.strip()})"
-    if seen:
-        head += f" ({seen})"
+    team = models_run.models[model]
+    no_stub = None
+    if not refused and _model_stubs(server, model) == []:  # 24.07 logs nothing and lets the request hang
+        no_stub = f"no stub process of model {model!r} runs under the server (pid {getattr(server, 'pid', '?')})"
+    ended = None
     try:
         server.check_alive()
     except Exception as exc:  # noqa: BLE001 - a server that died during the check: say so
-        head += f"; the server ended: {str(exc).splitlines()[0].split('; log ')[0]}"
-    return head + ("\nserver log errors during the check:\n" + "\n".join(errors) if errors else "")
+        ended = str(exc).splitlines()[0].split("; log ")[0]
+    evidence = diagnosis.Evidence(
+        refused=refused, stub_ends=tuple(server.ended_stubs(0.0, model)), log=server.log_since(offset),
+        log_errors=tuple(_log_errors(server, offset)), config_file=str(team.config_path),
+        reader_error=team.config_error, no_stub_runs=no_stub, server_ended=ended)
+    return diagnosis.diagnose(what, message, evidence, hint)
 
 
 def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> None:
@@ -88,7 +86,8 @@ def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> 
     loaded = server.load(model, config=config)
     if loaded.error is not None:
         result.load_error = loaded.error
-        pytest.fail(_explain(f"{model!r} did not load", loaded.error, server, offset, model), pytrace=False)
+        failure = _diagnose(f"{model!r} did not load", loaded.error, server, offset, model, models_run, refused=True)
+        pytest.fail(str(failure), pytrace=False)
     client = server.http_client()
     try:
         result.config = client.get_model_config(model)
@@ -97,13 +96,28 @@ def test_loads(model: str, models_run: ModelsRun, server: Server, cell: Any) -> 
     result.inputs = SAMPLES_FILE if team.samples_path.is_file() else "generated"
 
 
-def _inputs(models_run: ModelsRun, model: str) -> list[tuple[tensors.Arrays, Any]]:
-    """(arrays, validation_data tensors or None) per sample."""
+def _inputs(models_run: ModelsRun, model: str) -> list[tuple[tensors.Arrays, samples.Sample | None]]:
+    """(arrays, the samples.json entry or a generated sequence's step, else None) per request."""
     team = models_run.models[model]
     config = models_run.results[model].config or {}
     if not team.samples_path.is_file():
+        if samples.is_sequence(config):  # a generated sequence: each step other bytes
+            last = tensors.GENERATED_STEPS - 1
+            return [(tensors.generate(model, config, step=j),
+                     samples.Sample(inputs=(), stream=0, start=j == 0, end=j == last, entry=f"generated step {j}"))
+                    for j in range(tensors.GENERATED_STEPS)]
         return [(tensors.generate(model, config), None)]
-    return [(tensors.sample_arrays(s, config), s.expected) for s in samples.load(team.samples_path)]
+    return [(tensors.sample_arrays(s, config), s) for s in samples.load(team.samples_path)]
+
+
+def _sequence_step(sample: samples.Sample | None, config: dict[str, Any], attempt: int) -> infer.SequenceStep | None:
+    """A sequence model's request: each stream, each repeat its own sequence id (a sample that is no
+    stream's step is a sequence of one)."""
+    if not samples.is_sequence(config):
+        return None
+    if sample is None or sample.stream is None:
+        return infer.SequenceStep(sequence_id=attempt * 100_000 + 99_999, start=True, end=True)
+    return infer.SequenceStep(sequence_id=attempt * 100_000 + sample.stream + 1, start=sample.start, end=sample.end)
 
 
 def _decoupled(config: dict[str, Any]) -> bool:
@@ -130,24 +144,33 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Serve
     client = server.grpc_client() if grpc else server.http_client(network_timeout=timeout,
                                                                    connection_timeout=timeout)
     module = _module(protocol)
+    team = models_run.models[model]
+    served = models_run.served[f"{model}/{protocol}"] = []  # afresh: a re-run does not add twice
+    for sample in result.samples:
+        sample.digests[protocol] = []  # afresh: a re-run does not add twice
     try:
-        for i, (arrays, _) in enumerate(inputs):
-            digests = result.samples[i].digests[protocol] = []  # afresh: a re-run does not add twice
-            for attempt in range(1, REPEATS + 1):
+        # Each repeat sends every sample in turn: a sequence model's stream is sent whole, in order.
+        for attempt in range(1, REPEATS + 1):
+            for i, (arrays, entry) in enumerate(inputs):
+                digests = result.samples[i].digests[protocol]
                 offset = server.log_offset()
+                step = _sequence_step(entry, config, attempt)
                 try:
                     if decoupled:
-                        answer = infer.stream(client, module, model, arrays, timeout)
+                        answer = infer.stream(client, module, model, arrays, timeout, step)
                     else:
-                        answer = infer.unary(client, module, model, arrays, timeout, grpc)
+                        answer = infer.unary(client, module, model, arrays, timeout, grpc, step)
                 except Exception as exc:  # noqa: BLE001 - the server's message is the finding
-                    failed = _message(exc)
+                    failed, refused = _message(exc), infer.refused(exc)
                 else:
                     failed = None
+                    served.append(answer)
                 if failed is not None:
                     result.samples[i].error = result.samples[i].error or failed
-                    text = _explain(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
-                                    failed, server, offset, model)
+                    hint = (diagnosis.needs_samples(model, config, str(team.samples_path))
+                            if not team.samples_path.is_file() else None)
+                    text = str(_diagnose(f"{model} over {protocol}, sample {i}, request {attempt} of {REPEATS}",
+                                         failed, server, offset, model, models_run, refused=refused, hint=hint))
                     first = models_run.first_failures.setdefault(f"{model}/{protocol}", text.splitlines()[0])
                     if first != text.splitlines()[0]:  # a re-run: the first attempt is the finding
                         text = f"{first} [re-run: {text}]"
@@ -157,6 +180,24 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Serve
                 digests.append(infer.digest(answer))
     finally:
         client.close()
+
+
+def test_conforms(model: str, protocol: str, models_run: ModelsRun) -> None:
+    """Every answer over the protocol is what the served config declares: each output's datatype, a
+    shape its dims allow, every declared output there and nothing undeclared."""
+    result = _skip_unless_applicable(models_run, model)
+    if not result.loaded:
+        pytest.skip("the model did not load (see its loads check)")
+    config = result.config or {}
+    if _decoupled(config) and protocol == "http":
+        pytest.skip(NOT_APPLICABLE + "a decoupled model answers over the gRPC stream, not HTTP")
+    served = models_run.served.get(f"{model}/{protocol}") or []
+    if not served:
+        pytest.skip(f"the model gave no answer over {protocol} (see its answers[{protocol}] check)")
+    found = conform.answer_mismatches(config, served)
+    if found:
+        pytest.fail(f"{model} over {protocol}: the answers do not match the served config: "
+                    + "; ".join(m.sentence() for m in found[:5]), pytrace=False)
 
 
 def test_repeatable(model: str, models_run: ModelsRun) -> None:

@@ -9,11 +9,27 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+from dataclasses import dataclass
 from typing import Any
 
+from harness.compat import KW_ONLY
 from harness.models.tensors import Arrays, record
 
 Answer = list[dict[str, dict[str, Any]]]
+# gRPC statuses that mean no answer came (the deadline passed, the server went away), not a refusal.
+NO_ANSWER_STATUSES = frozenset({"StatusCode.DEADLINE_EXCEEDED", "StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"})
+
+
+class NoFinalResponse(AssertionError):
+    """A decoupled request's stream did not bring its final response in time."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether a failed request was answered with an error (the model's own, or the server's on its
+    behalf, e.g. a shape it rejects), rather than left without an answer (timeout, lost connection)."""
+    from tritonclient.utils import InferenceServerException
+
+    return isinstance(exc, InferenceServerException) and exc.status() not in NO_ANSWER_STATUSES
 
 
 def _inputs(module: Any, arrays: Arrays) -> list[Any]:
@@ -39,23 +55,39 @@ def _outputs(result: Any) -> dict[str, dict[str, Any]]:
     return dict(sorted(answer.items()))
 
 
-def unary(client: Any, module: Any, model: str, arrays: Arrays, timeout: float, grpc: bool) -> Answer:
+@dataclass(frozen=True, **KW_ONLY)
+class SequenceStep:
+    """A request's place in a sequence model's stream: its sequence id and start/end flags."""
+
+    sequence_id: int
+    start: bool
+    end: bool
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"sequence_id": self.sequence_id, "sequence_start": self.start, "sequence_end": self.end}
+
+
+def unary(client: Any, module: Any, model: str, arrays: Arrays, timeout: float, grpc: bool,
+          sequence: SequenceStep | None = None) -> Answer:
     kwargs = {"client_timeout": timeout} if grpc else {}
+    kwargs.update(sequence.kwargs() if sequence else {})
     return [_outputs(client.infer(model, _inputs(module, arrays), **kwargs))]
 
 
-def stream(client: Any, module: Any, model: str, arrays: Arrays, timeout: float) -> Answer:
+def stream(client: Any, module: Any, model: str, arrays: Arrays, timeout: float,
+           sequence: SequenceStep | None = None) -> Answer:
     """A decoupled request over the gRPC stream: every response until the one flagged final."""
     responses: queue.Queue[tuple[Any, Any]] = queue.Queue()
     client.start_stream(callback=lambda result, error: responses.put((result, error)))
     answer: Answer = []
     try:
-        client.async_stream_infer(model, _inputs(module, arrays), enable_empty_final_response=True)
+        client.async_stream_infer(model, _inputs(module, arrays), enable_empty_final_response=True,
+                                  **(sequence.kwargs() if sequence else {}))
         while True:
             try:
                 result, error = responses.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"no final response within {timeout:g} s "
+                raise NoFinalResponse(f"no final response within {timeout:g} s "
                                      f"({len(answer)} responses came)") from None
             if error is not None:
                 raise error

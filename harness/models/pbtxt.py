@@ -25,20 +25,27 @@ MAPS = {"parameters", "input_map", "output_map", "cc_model_filenames", "metric_t
 
 
 class ConfigSyntaxError(HarnessError):
-    """A config.pbtxt this reader cannot read."""
+    """A config.pbtxt this reader cannot read; ``reason`` says where it stops (``line 5: ...``)."""
+
+    def __init__(self, reason: str, *, where: str | None = None, fix: str | None = None) -> None:
+        super().__init__(reason, where=where, fix=fix)
+        self.reason = reason
 
 
-def _tokens(text: str, where: str) -> list[str]:
-    out, pos = [], 0
+def _tokens(text: str, where: str) -> tuple[list[str], list[int]]:
+    """The tokens, and the line each starts on (a syntax error names its line, as Triton's does)."""
+    out, lines, pos = [], [], 0
     while pos < len(text):
         found = _TOKEN.match(text, pos)
         if not found:
-            raise ConfigSyntaxError(f"cannot read text at offset {pos}", where=where, fix="check the config syntax")
-        pos = found.end()
+            raise ConfigSyntaxError(f"line {text.count(chr(10), 0, pos) + 1}: cannot read {text[pos:pos + 10]!r}",
+                                    where=where, fix="check the config syntax")
         token = found.group(1) or found.group(2) or found.group(3)
         if token:
             out.append(token)
-    return out
+            lines.append(text.count("\n", 0, pos) + 1)
+        pos = found.end()
+    return out, lines
 
 
 def _scalar(token: str) -> Any:
@@ -58,11 +65,15 @@ def _scalar(token: str) -> Any:
 
 def parse(text: str, where: str = "config.pbtxt") -> dict[str, Any]:
     """The config as a dict (JSON-compatible)."""
-    tokens = _tokens(text, where)
+    tokens, lines = _tokens(text, where)
     pos = 0
+
+    def line(at: int) -> int:
+        return lines[min(at, len(lines) - 1)] if lines else 1
 
     def message(end: str | None) -> dict[str, Any]:
         nonlocal pos
+        opened = pos - 1
         fields: dict[str, Any] = {}
         while pos < len(tokens) and tokens[pos] != end:
             name = tokens[pos]
@@ -78,24 +89,33 @@ def parse(text: str, where: str = "config.pbtxt") -> dict[str, Any]:
                 pos += 1
         if end is not None:
             if pos >= len(tokens):
-                raise ConfigSyntaxError(f"missing {end!r}", where=where, fix="close every block")
+                raise ConfigSyntaxError(f"line {line(pos)}: missing {end!r} for the block opened at line "
+                                        f"{line(opened)}", where=where, fix="close every block")
             pos += 1
         return {k: _as_map(v) if k in MAPS else v for k, v in fields.items()}
 
     def value_of() -> Any:
         nonlocal pos
         if pos >= len(tokens):
-            raise ConfigSyntaxError("a field without a value at the end", where=where, fix="check the config syntax")
+            raise ConfigSyntaxError(f"line {line(pos)}: a field without a value at the end", where=where,
+                                    fix="check the config syntax")
         token = tokens[pos]
         pos += 1
         if token in ("{", "<"):
             return message("}" if token == "{" else ">")
         if token == "[":
-            items = []
+            opened, items = pos - 1, []
             while pos < len(tokens) and tokens[pos] != "]":
                 items.append(value_of())
                 if pos < len(tokens) and tokens[pos] == ",":
                     pos += 1
+                elif pos < len(tokens) and tokens[pos] != "]":  # protobuf's text format wants the comma
+                    raise ConfigSyntaxError(f"line {line(pos)}: expected ',' or ']' in the list opened at line "
+                                            f"{line(opened)}, found {tokens[pos]!r}", where=where,
+                                            fix="separate list items with ',' and close the list with ']'")
+            if pos >= len(tokens):
+                raise ConfigSyntaxError(f"line {line(pos)}: missing ']' for the list opened at line {line(opened)}",
+                                        where=where, fix="close every list")
             pos += 1
             return items
         if token.startswith("-") and token == "-" and pos < len(tokens):  # "- 1"

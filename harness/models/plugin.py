@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from harness.models.repo import TeamModel
 from harness.servers import Server, ServerExited
 
 CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"
-PROTOCOL_CHECKS = ("answers",)
+PROTOCOL_CHECKS = ("answers", "conforms")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ModelsRun:
     tolerance: dict[str, float]
     results: dict[str, ModelAnswers] = field(default_factory=dict)
     first_failures: dict[str, str] = field(default_factory=dict)  # case id -> the first attempt's message
+    served: dict[str, list[Any]] = field(default_factory=dict)  # "<model>/<protocol>" -> every answer it got
 
 
 RUN = pytest.StashKey[ModelsRun]()
@@ -78,7 +80,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if Path(str(metafunc.definition.path)).resolve() != CHECKS_MODULE:
         return
     run = metafunc.config.stash.get(RUN, None)
-    names = sorted(run.models) if run else []
+    names = repo.load_order(run.models) if run else []  # an ensemble after the models it runs
     if "model" in metafunc.fixturenames:
         metafunc.parametrize("model", names, ids=names)
     if "protocol" in metafunc.fixturenames:
@@ -119,8 +121,8 @@ class ServerKeeper:
         if server is None:
             raise ServerExited("the cell's server is not running")
         if self.generation is not None and server.generation != self.generation:
-            for name, result in sorted(self.run.results.items()):
-                if result.loaded:
+            for name in repo.load_order(self.run.models):
+                if self.run.results[name].loaded:
                     server.load(name, config=repo.override(self.run.models[name], self.plugin.cell)[0])
         self.generation = server.generation
         return server

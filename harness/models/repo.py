@@ -29,11 +29,16 @@ class NotAModelRepository(HarnessError):
     """--models names something that is not a Triton model repository."""
 
 
+class MissingDependency(HarnessError):
+    """An ensemble's step names a model that none of the --models repositories holds."""
+
+
 @dataclass(frozen=True, **KW_ONLY)
 class TeamModel:
     name: str
     source: Path
     config: dict[str, Any]  # config.pbtxt as read (empty when there is none: the server auto-completes)
+    config_error: str | None = None  # where the harness's reader stops in a config.pbtxt it cannot read
 
     @property
     def backend(self) -> str | None:
@@ -45,6 +50,17 @@ class TeamModel:
     @property
     def samples_path(self) -> Path:
         return self.source / SAMPLES_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.source / CONFIG
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """The models an ensemble's steps run (``ensemble_scheduling { step [ { model_name } ] }``)."""
+        scheduling = self.config.get("ensemble_scheduling") or {}
+        steps = scheduling.get("step", []) if isinstance(scheduling, dict) else []
+        return tuple(dict.fromkeys(str(s["model_name"]) for s in steps if isinstance(s, dict) and "model_name" in s))
 
 
 def discover(repositories: list[Path]) -> dict[str, TeamModel]:
@@ -63,10 +79,13 @@ def discover(repositories: list[Path]) -> dict[str, TeamModel]:
             if folder.name in models:
                 raise NotAModelRepository(f"model {folder.name!r} is also in {models[folder.name].source.parent}",
                                           where=str(folder), fix="give each model one name across --models folders")
-            config = {}
+            config, config_error = {}, None
             if (folder / CONFIG).is_file():
-                config = pbtxt.parse((folder / CONFIG).read_text(encoding="utf-8"), str(folder / CONFIG))
-            model = TeamModel(name=folder.name, source=folder, config=config)
+                try:
+                    config = pbtxt.parse((folder / CONFIG).read_text(encoding="utf-8"), str(folder / CONFIG))
+                except pbtxt.ConfigSyntaxError as exc:  # its loads check names Triton's error beside this one
+                    config_error = exc.reason
+            model = TeamModel(name=folder.name, source=folder, config=config, config_error=config_error)
             if model.samples_path.is_file():
                 samples.check_against(samples.load(model.samples_path), config, str(model.samples_path))
             models[folder.name] = model
@@ -74,7 +93,30 @@ def discover(repositories: list[Path]) -> dict[str, TeamModel]:
         if not found:
             raise NotAModelRepository("holds no model folder", where=str(repo),
                                       fix="pass a Triton model repository (<repo>/<model>/config.pbtxt, <model>/1/...)")
+    for model in models.values():
+        for needed in model.dependencies:
+            if needed not in models:
+                raise MissingDependency(f"ensemble {model.name!r} runs model {needed!r}, which is in none of the "
+                                        f"--models repositories", where=str(model.config_path),
+                                        fix=f"add {needed!r}'s folder to a --models repository")
     return models
+
+
+def load_order(models: dict[str, TeamModel]) -> list[str]:
+    """The model names, each after the models its ensemble steps run (else by name): the loads check
+    loads them in this order, so an ensemble finds its steps loaded with the cell's instance kind."""
+    order: dict[str, None] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name in path or name not in models:  # a cycle is Triton's to refuse
+            return
+        for needed in models[name].dependencies:
+            visit(needed, (*path, name))
+        order[name] = None
+
+    for name in sorted(models):
+        visit(name, ())
+    return list(order)
 
 
 def install(models: dict[str, TeamModel], dest: Path) -> None:
@@ -102,6 +144,8 @@ def override(model: TeamModel, cell: Cell) -> tuple[str | None, str]:
     """The config override (JSON) that makes the instance kind the cell's, and a note; (None, "") when
     the config already fits (or there is no config.pbtxt to override)."""
     kind = KINDS[cell.instance_kind]
+    if model.backend == "ensemble":  # no instances of its own: its steps run on theirs
+        return None, ""
     groups = model.config.get("instance_group") or []
     other = sorted({str(g.get("kind", "KIND_AUTO")) for g in groups} - {kind, "KIND_MODEL", "KIND_AUTO"})
     if not model.config or (not other and (groups or not cell.gpu)):

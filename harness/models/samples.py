@@ -8,7 +8,9 @@ key, exit 2) before any cell starts. The format::
 
 A tensor is a plain list (its shape from the config, a -1 taken from the list's length) or
 ``{"content": [...] | {"b64": "..."}, "shape": [...]}``. Shapes are without the batch dimension, as
-perf_analyzer writes them; a batching model gets a batch of one.
+perf_analyzer writes them; a batching model gets a batch of one. An entry of ``data`` that is a list
+of such objects is a sequence model's stream (``validation_data``: a list per stream too); each
+step becomes a :class:`Sample` that knows its stream and whether it starts or ends it.
 """
 
 from __future__ import annotations
@@ -49,8 +51,20 @@ class Tensor:
 
 @dataclass(frozen=True, **KW_ONLY)
 class Sample:
+    """One request: a sample, or one step of a sequence model's stream (``stream``: its index in
+    ``data``; the first step starts the sequence, the last ends it)."""
+
     inputs: tuple[Tensor, ...]
     expected: tuple[Tensor, ...] | None = None  # validation_data
+    stream: int | None = None
+    start: bool = False
+    end: bool = False
+    entry: str = ""  # its place in samples.json: data[3], or data[3][1] for a stream's step
+
+
+def is_sequence(config: dict[str, Any]) -> bool:
+    """A sequence-batching model: its requests carry a sequence id and start/end flags."""
+    return "sequence_batching" in config
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -98,16 +112,25 @@ def load(path: Path) -> list[Sample]:
                            where=f"{where}: validation_data", fix=f"give {len(entries)} entries")
     samples = []
     for i, entry in enumerate(entries):
-        inputs = _tensors(entry, f"{where}: data[{i}]")
-        outputs = _tensors(expected[i], f"{where}: validation_data[{i}]") if expected is not None else None
-        samples.append(Sample(inputs=inputs, expected=outputs))
+        if not isinstance(entry, list):
+            inputs = _tensors(entry, f"{where}: data[{i}]")
+            outputs = _tensors(expected[i], f"{where}: validation_data[{i}]") if expected is not None else None
+            samples.append(Sample(inputs=inputs, expected=outputs, entry=f"data[{i}]"))
+            continue
+        if not entry:  # a stream of steps, for a sequence model (perf_analyzer's format)
+            raise SamplesError("an empty stream", where=f"{where}: data[{i}]", fix="give the stream's steps")
+        if expected is not None and (not isinstance(expected[i], list) or len(expected[i]) != len(entry)):
+            raise SamplesError("a stream's validation_data is a list with one entry per step",
+                               where=f"{where}: validation_data[{i}]", fix=f"give {len(entry)} entries")
+        for j, step in enumerate(entry):
+            inputs = _tensors(step, f"{where}: data[{i}][{j}]")
+            outputs = _tensors(expected[i][j], f"{where}: validation_data[{i}][{j}]") if expected is not None else None
+            samples.append(Sample(inputs=inputs, expected=outputs, stream=i, start=j == 0, end=j == len(entry) - 1,
+                                  entry=f"data[{i}][{j}]"))
     return samples
 
 
 def _tensors(entry: Any, where: str) -> tuple[Tensor, ...]:
-    if isinstance(entry, list):
-        raise SamplesError("a list of steps (a sequence stream) is not supported", where=where,
-                           fix="give one object of tensors per sample")
     if not isinstance(entry, dict) or not entry:
         raise SamplesError("not an object of tensors", where=where, fix='write {"<tensor name>": [values]}')
     tensors = []
@@ -166,12 +189,17 @@ def shape_of(tensor: Tensor, spec: TensorSpec | None) -> tuple[int, ...]:
 def check_against(samples: list[Sample], config: dict[str, Any], where: str) -> None:
     """Inputs must be the config's, with shapes its dims allow (skipped when the config names no inputs:
     the server auto-completes it, and the cell checks the samples against the config it holds)."""
+    stream = next((s for s in samples if s.stream is not None), None)
+    if config and stream is not None and not is_sequence(config):
+        raise SamplesConfigMismatch("a stream of steps is for a sequence model; the config has no sequence_batching",
+                                    where=f"{where}: data[{stream.stream}]",
+                                    fix="give one object of tensors per sample, or add sequence_batching")
     inputs = {s.name: s for s in specs(config, "input")}
     if not inputs:
         return
-    for i, sample in enumerate(samples):
+    for sample in samples:
         for tensor in sample.inputs:
-            key = f"{where}: data[{i}].{tensor.name}"
+            key = f"{where}: {sample.entry}.{tensor.name}"
             spec = inputs.get(tensor.name)
             if spec is None:
                 raise SamplesConfigMismatch(f"the config has no input {tensor.name!r}", where=key,
@@ -189,3 +217,19 @@ def check_against(samples: list[Sample], config: dict[str, Any], where: str) -> 
 
 def _fits(shape: tuple[int, ...], dims: tuple[int, ...]) -> bool:
     return len(shape) == len(dims) and all(d < 0 or d == s for s, d in zip(shape, dims))
+
+
+PLACEHOLDERS = {"BYTES": "<text>", "BOOL": False}  # other datatypes: 0
+
+
+def template(config: dict[str, Any]) -> dict[str, Any]:
+    """A samples.json with one sample for the config's inputs (a sequence model: one stream of two
+    steps), placeholders to replace with real values: what a hint shows a team whose model refused
+    generated inputs."""
+    entry: dict[str, Any] = {}
+    for spec in specs(config, "input"):
+        shape = [1 if d < 0 else d for d in spec.dims] or [1]
+        value = PLACEHOLDERS.get(spec.datatype, 0)
+        content = [value] * math.prod(shape)
+        entry[spec.name] = {"content": content, "shape": shape} if any(d < 0 for d in spec.dims) else content
+    return {"data": [[entry, entry]] if is_sequence(config) else [entry]}

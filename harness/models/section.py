@@ -49,7 +49,7 @@ def markdown(results: Any, symbols: dict[str, str], escape: Callable[[str], str]
     if not models:
         return []
     lines = [f"## {TITLE}", "", "Each entry: one symbol per check, in the order "
-             + ", ".join(f"`{c}`" for c in CHECKS) + " (answers once per protocol).", "",
+             + ", ".join(f"`{c}`" for c in CHECKS) + " (answers and conforms once per protocol).", "",
              "| model | " + " | ".join(f"`{escape(c)}`" for c in cells) + " |", "|---|" + "---|" * len(cells)]
     notes = []
     for model in models:
@@ -73,7 +73,7 @@ def html_section(results: Any, chip: Callable[[str], str]) -> list[str]:
         return []
     e = html.escape
     out = [f'<h2 id="models">{TITLE}</h2>', "<p>Per model and cell, each check: "
-           + ", ".join(f"<code>{c}</code>" for c in CHECKS) + " (answers once per protocol). Hover for the check.</p>",
+           + ", ".join(f"<code>{c}</code>" for c in CHECKS) + " (answers and conforms once per protocol). Hover for the check.</p>",
            '<table class="grid"><tr><th>model</th>' + "".join(f"<th>{e(c)}</th>" for c in cells) + "</tr>"]
     notes = []
     for model in models:

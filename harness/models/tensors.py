@@ -21,6 +21,7 @@ NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.
          "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
          "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_, "BF16": np.float32}
 Arrays = dict[str, tuple[np.ndarray, str]]  # name -> (array, protocol datatype)
+GENERATED_STEPS = 3  # a generated sequence: start, one step, end
 
 
 class InputMismatch(AssertionError):
@@ -67,14 +68,16 @@ def _flatten(content: Any) -> list[Any]:
     return [content]
 
 
-def generate(model: str, config: dict[str, Any]) -> Arrays:
-    """Inputs for a model without samples.json, from its config: the same bytes on every run and cell."""
+def generate(model: str, config: dict[str, Any], step: int | None = None) -> Arrays:
+    """Inputs for a model without samples.json, from its config: the same bytes on every run and cell
+    (``step``: a generated sequence's step, each step other bytes)."""
     out: Arrays = {}
     for spec in specs(config, "input"):
         shape = tuple(1 if d < 0 else d for d in spec.dims) or (1,)
         if batched(config):
             shape = (1, *shape)
-        out[spec.name] = (_generated(f"{model}/{spec.name}", spec.datatype, shape), spec.datatype)
+        seed = f"{model}/{spec.name}" + (f"/{step}" if step is not None else "")
+        out[spec.name] = (_generated(seed, spec.datatype, shape), spec.datatype)
     return out
 
 

@@ -246,8 +246,9 @@ class Server:
             self.broken = f"{self.name} ended during the cell ({ended}){self.tail_note()}"
             raise ServerExited(self.broken)
 
-    def ended_stubs(self, since: float) -> list[str]:
-        """Python backend stubs that ended abnormally since ``since`` (monotonic seconds), as sentences.
+    def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
+        """Python backend stubs (of ``model``, or any) that ended abnormally since ``since`` (monotonic
+        seconds), as sentences naming the pid and how it ended.
 
         Runners that can see the stubs (the local one) override this; a container's are not visible.
         """

@@ -182,8 +182,8 @@ class LocalServer(Server):
     def live_stubs(self, model: str) -> list[int]:
         return stubs.running(self.proc.pid, model) if self.proc is not None else []
 
-    def ended_stubs(self, since: float) -> list[str]:
-        return self._stubs.ended_since(since) if self._stubs else []
+    def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
+        return self._stubs.ended_since(since, model) if self._stubs else []
 
     def backends(self) -> list[str]:
         root = self.workdir / "backends"

@@ -80,9 +80,10 @@ class StubMonitor:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1)
 
-    def ended_since(self, since: float) -> list[str]:
+    def ended_since(self, since: float, model: str | None = None) -> list[str]:
         with self._lock:
-            return [e.sentence() for e in self._ended if e.at >= since and e.abnormal]
+            return [e.sentence() for e in self._ended if e.at >= since and e.abnormal
+                    and model in (None, e.model)]
 
     def _run(self) -> None:
         polls = 0
