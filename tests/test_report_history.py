@@ -194,7 +194,7 @@ def test_three_runs_give_failing_since_and_the_flake_rate(tmp_path: Path, monkey
     pairs = {(p["case"], p["cell"]): p for p in data["results"]}
     add = pairs[(ADD, CELL)]
     assert add["states"] == [State.FAILED.value, State.PASSED.value, State.FAILED.value]
-    assert add["failing_since"]["run"] == runs[2] and add["first_seen"]["run"] == runs[0]
+    assert add["failing_since"] == runs[2] and add["first_seen"] == runs[0]
     assert add["flips"] == 2 and add["flake_rate"] == 0
     flaky = pairs[(FLAKY, CELL)]
     assert flaky["states"] == [State.PASSED.value, State.FLAKY.value, State.PASSED.value]

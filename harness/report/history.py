@@ -40,6 +40,7 @@ GZIP_OVER = 64 * 1024  # bytes of JSON above which a run is stored gzipped
 NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{6})\.json(\.gz)?$")
 TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 DIGEST_CHARS = 12
+STATES = {state.value: state for state in State}  # a stored state by its value (a dict: 30,000 rows a run)
 
 
 class NotAHistoryRun(Exception):
@@ -172,12 +173,12 @@ def decode(data: object, run_id: str) -> Run:
         cases, cells, rows = data["cases"], data["cells"], data["rows"]
         entries = {}
         for case_i, cell_i, state, message, duration in rows:
-            entries[(str(cases[case_i]), str(cells[cell_i]))] = Entry(State(state), str(message), float(duration))
+            entries[(str(cases[case_i]), str(cells[cell_i]))] = Entry(STATES[state], str(message), float(duration))
         issues = {str(k): int(v) for k, v in (data.get("issues") or {}).items()}
         texts = [data.get(k) for k in ("revision", "matrix", "library")]
         if not all(t is None or isinstance(t, str) for t in texts):
             raise TypeError("revision, matrix and library must be strings or null")
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # KeyError: an unknown state
         raise NotAHistoryRun(f"a history run of the wrong shape ({type(exc).__name__}: {exc})") from None
     return Run(id=run_id, time=time, revision=texts[0], matrix=texts[1], library=texts[2],
                partial=bool(data.get("partial")), entries=entries, issues=issues)

@@ -34,10 +34,6 @@ class Since:
     revision: str | None
     window_start: bool = False  # the first run of the window: it may go back further
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "label": self.label, "revision": self.revision,
-                "at_window_start": self.window_start}
-
 
 @dataclass(frozen=True)
 class PairHistory:
@@ -73,8 +69,8 @@ class PairHistory:
     def as_dict(self) -> dict[str, Any]:
         return {"case": self.case, "cell": self.cell, "states": [s.value if s else None for s in self.states],
                 "flake_rate": round(self.flake_rate, 3), "flips": self.flips,
-                "failing_since": self.failing_since.as_dict() if self.failing_since else None,
-                "first_seen": self.first_seen.as_dict() if self.first_seen else None}
+                "failing_since": self.failing_since.run if self.failing_since else None,
+                "first_seen": self.first_seen.run if self.first_seen else None}
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class IssueSeen:
     runs: int  # the runs of the window it occurred in
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "last_seen": self.last_seen.as_dict() if self.last_seen else None, "runs": self.runs}
+        return {"id": self.id, "last_seen": self.last_seen.run if self.last_seen else None, "runs": self.runs}
 
 
 @dataclass(frozen=True)
@@ -137,6 +133,7 @@ class Timeline:
                                             -p.flake_rate, -p.flips, p.cell, p.case))
 
     def as_dict(self) -> dict[str, Any]:
+        """compat.json's ``history``: a run is named by its id everywhere but in ``runs``, which says the rest."""
         notable = self.notable()
         return {"window": self.size,
                 "runs": [{"id": r.id, "label": r.label, "time": r.time.isoformat(), "revision": r.revision,
