@@ -111,7 +111,8 @@ def test_a_corrupt_or_foreign_entry_is_skipped_with_one_line_that_names_it(tmp_p
     bad_gzip = history.new_id(START + timedelta(days=7))
     (store / f"{bad_gzip}.json.gz").write_bytes(gzip.compress(b"not json at all")[:-6])
     shape = history.new_id(START + timedelta(days=8))
-    (store / f"{shape}.json").write_text(json.dumps({**history.encode(good[0]), "rows": [[0, 0, "no-such-state", "", 1]]}))
+    unknown_state = {**history.encode(good[0]), "rows": [[0, 0, "no-such-state", "", 1]]}
+    (store / f"{shape}.json").write_text(json.dumps(unknown_state))
     (store / "notes.txt").write_text("kept by hand")
     said: list[str] = []
     window = history.read_window(store, 10, say=said.append)
@@ -121,6 +122,19 @@ def test_a_corrupt_or_foreign_entry_is_skipped_with_one_line_that_names_it(tmp_p
                       (f"{bad_gzip}.json.gz", "corrupt"), (f"{shape}.json", "wrong shape"), ("notes.txt", "named")):
         assert any(str(store / name) in line and why in line for line in said), (name, said)
     assert window.skipped == tuple(said)
+
+
+@pytest.mark.fast  # no server, no venv
+def test_the_digests_say_when_the_matrix_or_a_case_library_changed(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    (library / "area" / "__pycache__").mkdir(parents=True)
+    (library / "area" / "test_a.py").write_text("def test_a(): pass\n")
+    first = history.library_digest([library])
+    (library / "area" / "__pycache__" / "test_a.pyc").write_bytes(b"compiled")  # not the library
+    assert history.library_digest([library]) == first
+    (library / "area" / "test_a.py").write_text("def test_a(): assert False\n")
+    assert history.library_digest([library]) not in (first, None)
+    assert history.library_digest([]) is None and history.file_digest(tmp_path / "gone.toml") is None
 
 
 @pytest.mark.fast  # no server, no venv
