@@ -71,7 +71,9 @@ def _run(args: argparse.Namespace) -> int:
                  "cases": [c if c == "builtin" else str(Path(c).resolve()) for c in args.cases]}
     given = run.RunOptions(reports=reports, jobs=resolved.jobs, for_cells=for_cells, reference=args.reference,
                            matrix=matrix_path, verbose=args.verbose,
-                           baseline=Path(args.baseline) if args.baseline else None)
+                           baseline=Path(args.baseline) if args.baseline else None,
+                           history=Path(args.history) if args.history else None,
+                           history_window=args.history_window, libraries=tuple(roots))
     return run.main(cells, given, loaded)
 
 
@@ -104,7 +106,8 @@ def _report(args: argparse.Namespace) -> int:
 
     return build.main(reports=Path(args.reports), plan=Path(args.plan) if args.plan else None,
                       baseline=Path(args.baseline) if args.baseline else None,
-                      matrix=Path(args.matrix) if args.matrix else None, reference=args.reference)
+                      matrix=Path(args.matrix) if args.matrix else None, reference=args.reference,
+                      history_dir=Path(args.history) if args.history else None, history_window=args.history_window)
 
 
 if __name__ == "__main__":

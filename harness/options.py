@@ -152,6 +152,10 @@ OPTIONS = (
                   PLUGIN: "reports folder (logs/ and junit/ go below it)"}),
     Option("--plan", "plan.json listing the cells of the run (default: reports/plan.json)", _on(REPORT)),
     Option("--baseline", "a previous compat.json to diff the report against", _on(RUN, REPORT)),
+    Option("--history", "the history store: the report adds this run to it and shows the last runs "
+                        "(default: REPORTS/history)", _on(RUN, REPORT)),
+    Option("--history-window", "how many runs of the history the report shows (default: 20)", _on(RUN, REPORT),
+           type=at_least_one("--history-window"), default=20),
     Option("--verbose", "also a line for each not-applicable cell", _on(RUN), action="store_true", short="-v"),
     Option("--models", "a Triton model repository to load, ask and compare on every cell (repeatable; default: "
                        "matrix.toml's models); without --cases only these run", _on(RUN, CELL), action="append"),

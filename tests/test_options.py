@@ -23,11 +23,11 @@ GIVEN: dict[str, dict[str, Any]] = {
     options.CELLS: {"matrix": "m.toml", "runner": "docker", "cell": ["24.10-*", "*cpu*"], "json": True},
     options.RUN: {"cases": ["builtin", "/lib"], "cell": ["24.10-*"], "runner": "local", "matrix": "/m.toml",
                   "jobs": 3, "reports": "/r", "baseline": "old.json", "verbose": True, "models": ["/team"],
-                  "reference": "23.10-python-cpu-py3.11", "workers": 2},
+                  "reference": "23.10-python-cpu-py3.11", "workers": 2, "history": "/h", "history_window": 5},
     options.CELL: {"id": "24.10-python-cpu-py3.11-numpy1", "matrix": "/m.toml", "cases": ["/lib"], "reports": "/r",
                    "models": ["/a", "/b"], "workers": 7, "serial": True},
     options.REPORT: {"reports": "/r", "plan": "p.json", "baseline": "b.json", "matrix": "m.toml",
-                     "reference": "24.10-python-cpu-py3.11"},
+                     "reference": "24.10-python-cpu-py3.11", "history": "/h", "history_window": 5},
 }
 
 

@@ -180,6 +180,7 @@ ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the cons
     "harness/run/progress_view.py": {"cell": LIVE_TABLE, "failed": LIVE_TABLE,
                                  "interrupted": "the word the live view shows for a cell that was stopped"},
     "harness/report/diff.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON},
+    "harness/report/timeline.py": {"case": COMPAT_JSON, "cell": COMPAT_JSON},
     "harness/report/results.py": {key: COMPAT_JSON for key in ("case", "cell", "interrupted", "packages",
                                                                "server_version", "verdict")},
     "harness/servers/__init__.py": {"error": "a key of a bounded call's own result dict"},

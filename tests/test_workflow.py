@@ -195,6 +195,20 @@ def test_a_missing_baseline_leaves_a_report_without_a_diff(workflow: dict) -> No
     assert "steps.baseline.outcome == 'success'" in step["env"]["BASELINE"]
 
 
+def test_the_report_restores_the_history_store_and_keeps_it_with_this_run(workflow: dict) -> None:
+    """The store of harness.report.history lives in actions/cache: restored before the report step (the
+    newest one, by prefix), saved after it even when the report exits 1 for a failing case."""
+    steps = workflow["jobs"]["report"]["steps"]
+    at = {name: i for i, s in enumerate(steps) for name in [s.get("uses", "").split("@")[0]] if name}
+    report = next(i for i, s in enumerate(steps) if "nox -s report" in s.get("run", ""))
+    restore, save = steps[at["actions/cache/restore"]], steps[at["actions/cache/save"]]
+    assert at["actions/cache/restore"] < report < at["actions/cache/save"]
+    assert restore["with"]["path"] == save["with"]["path"] == "reports/history"
+    assert restore["with"]["restore-keys"] and restore["with"]["key"].startswith(restore["with"]["restore-keys"])
+    assert save["with"]["key"] == restore["with"]["key"] and "github.run_id" in save["with"]["key"]
+    assert save["if"].startswith("always()")
+
+
 def test_runs_of_one_kind_queue_apart_and_pull_requests_run_only_the_fast_tier(workflow: dict) -> None:
     group = workflow["concurrency"]["group"]
     assert "github.event_name" in group and "github.ref" in group

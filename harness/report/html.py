@@ -6,6 +6,11 @@ glyph and colour per state and the reason or first failure line on hover, every 
 message, server log and a link to the cell's log, and each cell's environment. Everything that comes
 from tests, models and logs is escaped.
 
+The history (``harness.report.timeline``) is one table of the (case, cell) pairs that were not steady
+over the window, each with a strip of small coloured cells (one per run, the states' colours), its
+flake rate, "failing since" and "first seen"; then the duration trends, and "last seen" on each known
+issue. Steady pairs are counted, not listed, and the table is capped, so the page stays light.
+
 The grid uses plain glyphs rather than the Markdown's emoji: emoji need a colour emoji font, which
 many Linux desktops and headless browsers lack, and the grid must read at a glance anywhere.
 """
@@ -20,6 +25,7 @@ from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import by_release, failures
 from harness.report.results import Result, Results
+from harness.report.timeline import PairHistory, Timeline, largest_changes, since_text, trend_text
 from harness.states import State
 
 GLYPHS = {state.value: state.glyph for state in State}
@@ -58,7 +64,12 @@ span.new{color:#0969da;font-weight:700}
 .changes td.kind{white-space:nowrap}
 pre{background:#f6f8fa;padding:.6em;overflow:auto;max-height:30em;font-size:.82em;border:1px solid #d0d7de}
 code{font-size:.92em}small{color:#57606a}
+.strip{display:inline-flex;gap:1px;vertical-align:middle}.strip i{display:inline-block;width:.55em;height:1.1em}
+.strip i.none{background:#fff;outline:1px dotted #d0d7de;outline-offset:-1px}
+.history td.n{text-align:right;white-space:nowrap}
 """
+HISTORY_ROWS = 1000  # pairs in the history table; compat.json has every one that was not steady
+TREND_ROWS = 30
 
 
 def _css() -> str:
@@ -194,6 +205,49 @@ def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, 
     return f'<td class="{classes}" title="{e(title)}">{inner}{mark}</td>'
 
 
+def _strip(pair: PairHistory) -> str:
+    text = " ".join(GLYPHS[s.value] if s is not None else "·" for s in pair.states)
+    parts = "".join(f'<i class="{s.value if s is not None else "none"}"></i>' for s in pair.states)
+    return f'<span class="strip" title="oldest first: {e(text)}">{parts}</span>'
+
+
+def _history(past: Timeline, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+    notable = past.notable()
+    yield f'<h2 id="history">History: the last {len(past.runs)} runs</h2>'
+    yield (f"<p>From {e(past.runs[0].label)} to this run ({e(past.runs[-1].label)}), oldest first. "
+           f"{len(past.pairs) - len(notable)} (case, cell) pairs had the same state in every run and are not "
+           "listed.</p>")
+    if notable:
+        yield ('<table class="history"><tr><th>case</th><th>cell</th><th>runs</th><th>flake rate</th><th>flips</th>'
+               "<th>failing since</th><th>first seen</th></tr>")
+        for pair in notable[:HISTORY_ROWS]:
+            anchor = anchors.get((pair.case, pair.cell))
+            case = f'<a href="#{anchor}">{e(pair.case)}</a>' if anchor else e(pair.case)
+            rate = f"{pair.flake_rate:.0%} ({pair.flaky}/{pair.ran})" if pair.flaky else "0%"
+            yield (f"<tr><td><code>{case}</code></td><td><code>{e(pair.cell)}</code></td><td>{_strip(pair)}</td>"
+                   f'<td class="n">{rate}</td><td class="n">{pair.flips}</td>'
+                   f"<td>{e(since_text(pair.failing_since, past))}</td>"
+                   f"<td>{e(since_text(pair.first_seen, past))}</td></tr>")
+        yield "</table>"
+        if len(notable) > HISTORY_ROWS:
+            yield f"<p>{len(notable) - HISTORY_ROWS} more: see compat.json.</p>"
+    cells = [t for t in past.cells if t.median is not None]
+    if cells:
+        yield ("<details><summary>Duration per cell: this run against the median of the earlier runs</summary>"
+               '<table class="history"><tr><th>cell</th><th>this run</th><th>median</th><th>ratio</th></tr>')
+        yield from (f'<tr><td><code>{e(t.name)}</code></td><td class="n">{t.last:.1f} s</td>'
+                    f'<td class="n">{t.median:.1f} s</td><td class="n">{trend_text(t)}</td></tr>' for t in cells)
+        yield "</table></details>"
+    cases = largest_changes(past.cases)
+    if cases:
+        yield ("<details><summary>Duration per case (mean over its cells): the largest changes</summary>"
+               '<table class="history"><tr><th>case</th><th>this run</th><th>median</th><th>ratio</th></tr>')
+        yield from (f'<tr><td><code>{e(t.name)}</code></td><td class="n">{t.last:.2f} s</td>'
+                    f'<td class="n">{t.median:.2f} s</td><td class="n">{trend_text(t)}</td></tr>'
+                    for t in cases[:TREND_ROWS])
+        yield "</table></details>"
+
+
 def _failures(results: Results, bad: list[Result], anchors: dict[tuple[str, str], str]) -> Iterable[str]:
     if not bad:
         return
@@ -208,8 +262,9 @@ def _failures(results: Results, bad: list[Result], anchors: dict[tuple[str, str]
             yield f"<details><summary>details and server log</summary><pre>{e(r.details)}</pre></details>"
 
 
-def _known_issues(results: Results, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
-    """Each declared known issue: why, its link, where it occurred (what was seen), where it did not."""
+def _known_issues(results: Results, anchors: dict[tuple[str, str], str],
+                  past: Timeline | None = None) -> Iterable[str]:
+    """Each declared known issue: why, its link, when last seen, where it occurred (what was seen), where not."""
     if not results.known_issues:
         return
     yield '<h2 id="known-issues">Known issues</h2>'
@@ -217,6 +272,10 @@ def _known_issues(results: Results, anchors: dict[tuple[str, str], str]) -> Iter
         link = f' · <a href="{e(issue.link)}">upstream</a>' if issue.link else ""
         yield (f'<h3 id="issue-{e(issue.id)}"><code>{e(issue.id)}</code></h3>'
                f"<p>{e(issue.reason)}{link}<br><small>cases: {e(', '.join(issue.cases))}</small></p>")
+        seen = past.issues.get(issue.id) if past is not None else None
+        if seen is not None and past is not None:
+            last = since_text(seen.last_seen, past) or f"not in the last {len(past.runs)} runs"
+            yield f'<p class="last-seen">Last seen: {e(last)}; in {seen.runs} of the last {len(past.runs)} runs.</p>'
         yield (f"<p>occurred in {len(issue.occurred)} results; declared in {len(issue.declared_cells)} cells</p>"
                "<table><tr><th>where</th><th>cell</th><th>case</th><th>observed</th></tr>")
         for r in issue.occurred:
@@ -250,7 +309,7 @@ def _cells(results: Results) -> Iterable[str]:
     yield "</table>"
 
 
-def render(results: Results, changes: Diff | None = None) -> str:
+def render(results: Results, changes: Diff | None = None, past: Timeline | None = None) -> str:
     bad = failures(results)
     anchors = {(r.case, r.cell): f"f{i}" for i, r in enumerate(bad)}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -261,13 +320,15 @@ def render(results: Results, changes: Diff | None = None) -> str:
         out += _changes(changes, anchors)
     out += _releases(results)
     out += _grid(results, changes, anchors)
+    if past is not None:
+        out += _history(past, anchors)
     out += models_section.html_section(results, _chip)  # models mode
     out += _failures(results, bad, anchors)
-    out += _known_issues(results, anchors)
+    out += _known_issues(results, anchors, past)
     out += _cells(results)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write(results: Results, path: Path, changes: Diff | None = None) -> None:
-    path.write_text(render(results, changes), encoding="utf-8")
+def write(results: Results, path: Path, changes: Diff | None = None, past: Timeline | None = None) -> None:
+    path.write_text(render(results, changes, past), encoding="utf-8")

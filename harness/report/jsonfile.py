@@ -5,6 +5,11 @@ a server that died, a stop of the run) also ``verdict``, a ``harness.layout.Verd
 
 With a baseline it also holds ``baseline``: the baseline's path, the counts per kind of change and
 every changed (case, cell), regressions first.
+
+With a history store (every report has one) it also holds ``history`` (``harness.report.timeline``):
+the runs of the window, the (case, cell) pairs that were not steady over it, each with its states,
+flake rate, flips, "failing since" and "first seen", the duration trends per cell and per case, and
+each known issue's "last seen".
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from pathlib import Path
 
 from harness.report.diff import Diff
 from harness.report.results import Results
+from harness.report.timeline import Timeline
 
 
-def write(results: Results, path: Path, changes: Diff | None = None) -> None:
+def write(results: Results, path: Path, changes: Diff | None = None, past: Timeline | None = None) -> None:
     data = results.as_dict()
     if changes is not None:
         data["baseline"] = changes.as_dict()
+    if past is not None:
+        data["history"] = past.as_dict()
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,7 +1,9 @@
 """compat.md: the full report in Markdown, kept under 1 MiB (the CI job summary gets the digest of ``summary``).
 
 Sections go in the order a release manager reads them: the counts, the changes since the baseline
-(regressions first), the summary per release, the cells, the grid, the failures. Long parts sit in
+(regressions first), the summary per release, the cells, the grid, the history over the last runs
+(each pair that was not steady: its strip of states, flake rate, failing since, first seen; the
+duration trends), the known issues (with "last seen"), the failures. Long parts sit in
 ``<details>`` blocks; when the whole would pass GitHub's 1 MiB job-summary limit, the least needed
 sections are replaced by a pointer to compat.html, and failures are cut where the limit is reached.
 """
@@ -16,13 +18,17 @@ from harness.report import SYMBOLS
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import by_release, failures
 from harness.report.results import Results
+from harness.report.timeline import PairHistory, Timeline, largest_changes, since_text, strip, trend_text
 from harness.states import State
 
 LIMIT = 1024 * 1024 - 4096  # GitHub's job summary takes at most 1 MiB
 DETAIL_LINES = 40
 CHANGE_ROWS = 100  # per kind of change; compat.json and compat.html have them all
 TEXT = 300  # characters of a name or message in a table row
-DROP_ORDER = ("grid", "your models", "cells", "known issues", "other changes", "releases")  # first to go
+HISTORY_ROWS = 200  # pairs in the history table; compat.json has every one that was not steady
+TREND_ROWS = 20  # cases in the duration trend (the largest changes)
+DROP_ORDER = ("grid", "history", "your models", "cells", "known issues", "other changes",
+              "releases")  # first to go
 
 
 def cell_text(text: str) -> str:
@@ -84,16 +90,59 @@ def _grid(results: Results, changes: Diff | None) -> list[str]:
             "</details>", ""]
 
 
-def _known_issues(results: Results) -> list[str]:
-    """Each declared known issue, where it occurred (what was seen) and where it did not."""
+def _pair_row(pair: PairHistory, past: Timeline) -> str:
+    rate = f"{pair.flake_rate:.0%} ({pair.flaky}/{pair.ran})" if pair.flaky else "0%"
+    return (f"| {_short(pair.case)} | `{cell_text(pair.cell)}` | {strip(pair, SYMBOLS)} | {rate} | {pair.flips} "
+            f"| {cell_text(since_text(pair.failing_since, past))} | {cell_text(since_text(pair.first_seen, past))} |")
+
+
+def _history(past: Timeline | None) -> list[str]:
+    """The window of stored runs: the pairs that were not steady, and the duration trends."""
+    if past is None:
+        return []
+    notable = past.notable()
+    steady = len(past.pairs) - len(notable)
+    lines = ["## History", "",
+             f"The last {len(past.runs)} runs, from {cell_text(past.runs[0].label)} to this run "
+             f"({cell_text(past.runs[-1].label)}); runs oldest first, · where a run did not have the case. "
+             f"{steady} (case, cell) pairs had the same state in every run and are not listed.", ""]
+    if notable:
+        lines += ["| case | cell | runs | flake rate | flips | failing since | first seen |",
+                  "|---|---|---|---|---|---|---|", *(_pair_row(p, past) for p in notable[:HISTORY_ROWS])]
+        if len(notable) > HISTORY_ROWS:
+            lines += ["", f"*{len(notable) - HISTORY_ROWS} more: see compat.html or compat.json.*"]
+        lines.append("")
+    cells = [t for t in past.cells if t.median is not None]
+    if cells:
+        lines += ["<details><summary>duration per cell: this run against the median of the earlier runs"
+                  "</summary>", "", "| cell | this run | median | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| `{cell_text(t.name)}` | {t.last:.1f} s | {t.median:.1f} s | {trend_text(t)} |" for t in cells]
+        lines += ["", "</details>", ""]
+    cases = largest_changes(past.cases)
+    if cases:
+        lines += ["<details><summary>duration per case (mean over its cells): the largest changes</summary>", "",
+                  "| case | this run | median | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| {_short(t.name)} | {t.last:.2f} s | {t.median:.2f} s | {trend_text(t)} |"
+                  for t in cases[:TREND_ROWS]]
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def _known_issues(results: Results, past: Timeline | None = None) -> list[str]:
+    """Each declared known issue, where it occurred (what was seen) and where it did not, and when last seen."""
     if not results.known_issues:
         return []
     lines = ["## Known issues", ""]
     for issue in results.known_issues:
         link = f" ([upstream]({cell_text(issue.link)}))" if issue.link else ""
+        seen = past.issues.get(issue.id) if past is not None else None
         absent = len(issue.absent) + len(issue.quiet_cells)
         summary = f"<details><summary>occurred in {len(issue.occurred)} results, did not occur in {absent}</summary>"
-        lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", "", summary, "",
+        lines += [f"### `{cell_text(issue.id)}`", "", f"{cell_text(issue.reason)}{link}", ""]
+        if seen is not None and past is not None:
+            last = since_text(seen.last_seen, past) or f"not in the last {len(past.runs)} runs"
+            lines += [f"Last seen: {cell_text(last)}; in {seen.runs} of the last {len(past.runs)} runs.", ""]
+        lines += [summary, "",
                   "| where | cell | case | observed |", "|---|---|---|---|"]
         lines += [f"| {SYMBOLS[State.KNOWN_INCOMPATIBLE.value]} occurred | `{cell_text(r.cell)}` | {_short(r.case)} "
                   f"| {_short(r.observed)} |" for r in issue.occurred]
@@ -105,7 +154,7 @@ def _known_issues(results: Results) -> list[str]:
     return lines
 
 
-def render(results: Results, changes: Diff | None = None) -> str:
+def render(results: Results, changes: Diff | None = None, past: Timeline | None = None) -> str:
     sections: list[tuple[str, list[str]]] = []
     top = ["# Triton compatibility report", ""]
     if results.partial:
@@ -132,7 +181,8 @@ def render(results: Results, changes: Diff | None = None) -> str:
     sections.append(("cells", [*cells, "", "</details>", ""]))
     sections.append(("grid", _grid(results, changes)))
     sections.append(("your models", models_section.markdown(results, SYMBOLS, cell_text)))  # models mode
-    sections.append(("known issues", _known_issues(results)))
+    sections.append(("history", _history(past)))
+    sections.append(("known issues", _known_issues(results, past)))
 
     texts = {name: "\n".join(lines) + "\n" for name, lines in sections}
     for name in DROP_ORDER:  # a huge matrix: keep the verdict, point to the HTML for the rest
@@ -161,5 +211,5 @@ def render(results: Results, changes: Diff | None = None) -> str:
     return "".join(parts)
 
 
-def write(results: Results, path: Path, changes: Diff | None = None) -> None:
-    path.write_text(render(results, changes), encoding="utf-8")
+def write(results: Results, path: Path, changes: Diff | None = None, past: Timeline | None = None) -> None:
+    path.write_text(render(results, changes, past), encoding="utf-8")

@@ -2,9 +2,10 @@
 
 GitHub shows ``$GITHUB_STEP_SUMMARY`` on the run's page and takes at most 1 MiB; the full Markdown
 (compat.md) is 1 MB at 19 cells and nobody reads that as a summary. The digest holds what needs acting
-on: the counts by state, what changed since the baseline (regressions first), the red and the
-unexpectedly-passing results, the known issues that occurred where they had not, the cells that did not
-finish, and a link to the full report. Every list is capped ("and N more"), so its size does not grow
+on: the counts by state, what changed since the baseline and since the last run of the history store
+(regressions first), the red and the unexpectedly-passing results (each red one with "failing since"),
+the known issues that occurred where they had not, the cells that did not finish, and a link to the
+full report. Every list is capped ("and N more"), so its size does not grow
 with the matrix; the full report stays in compat.html, compat.md and compat.json.
 """
 
@@ -15,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.report import SYMBOLS
-from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
+from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff, compare
 from harness.report.markdown import cell_text
 from harness.report.results import Result, Results
+from harness.report.timeline import Timeline, baseline_of, since_text
 from harness.states import State
 
 LIMIT = 100_000  # bytes: the digest's promise (GitHub's own cap is 1 MiB)
@@ -64,8 +66,8 @@ def _change_rows(changes: list[Change], limit: int) -> list[str]:
     return rows + _more(len(changes), limit)
 
 
-def _changes(changes: Diff) -> list[str]:
-    lines = ["## Since the baseline", "", f"**{cell_text(changes.summary())}**", ""]
+def _changes(changes: Diff, title: str = "Since the baseline") -> list[str]:
+    lines = [f"## {title}", "", f"**{cell_text(changes.summary())}**", ""]
     for kind in ("regression", "fixed"):
         of_kind = changes.of(kind)
         if of_kind:
@@ -76,14 +78,29 @@ def _changes(changes: Diff) -> list[str]:
     return lines
 
 
-def _result_rows(found: list[Result], limit: int) -> list[str]:
-    rows = ["| state | cell | case | message |", "|---|---|---|---|"]
-    rows += [f"| {_state(r.state.value)} | `{_clip(r.cell, CASE_CHARS)}` | {_clip(r.case, CASE_CHARS)} "
-             f"| {_clip(r.first_line, MESSAGE_CHARS)} |" for r in found[:limit]]
+def _since_last_run(results: Results, past: Timeline | None) -> list[str]:
+    """What changed since the run before this one in the history store (none before it: nothing)."""
+    if past is None or past.previous is None:
+        return []
+    return _changes(compare(baseline_of(past.previous), results), f"Since the last run ({past.previous.label})")
+
+
+def _result_rows(found: list[Result], limit: int, past: Timeline | None = None) -> list[str]:
+    if past is None:
+        rows = ["| state | cell | case | message |", "|---|---|---|---|"]
+        rows += [f"| {_state(r.state.value)} | `{_clip(r.cell, CASE_CHARS)}` | {_clip(r.case, CASE_CHARS)} "
+                 f"| {_clip(r.first_line, MESSAGE_CHARS)} |" for r in found[:limit]]
+        return rows + _more(len(found), limit)
+    rows = ["| state | cell | case | message | failing since |", "|---|---|---|---|---|"]
+    for r in found[:limit]:
+        pair = past.pairs.get((r.case, r.cell))
+        when = since_text(pair.failing_since, past) if pair is not None else ""
+        rows.append(f"| {_state(r.state.value)} | `{_clip(r.cell, CASE_CHARS)}` | {_clip(r.case, CASE_CHARS)} "
+                    f"| {_clip(r.first_line, MESSAGE_CHARS)} | {cell_text(when)} |")
     return rows + _more(len(found), limit)
 
 
-def _red(results: Results) -> list[str]:
+def _red(results: Results, past: Timeline | None = None) -> list[str]:
     red = sorted((r for r in results.results.values() if r.state.bad), key=lambda r: (r.state.rank, r.cell, r.case))
     if not red:
         return []
@@ -93,7 +110,7 @@ def _red(results: Results) -> list[str]:
     if len(by_cell) > 1:
         lines += ["Per cell: " + ", ".join(f"`{_clip(cell, CASE_CHARS)}` {n}" for cell, n in worst[: ROWS["cells"]])
                   + (f", and {len(worst) - ROWS['cells']} more cells" if len(worst) > ROWS["cells"] else ""), ""]
-    return lines + _result_rows(red, ROWS["red"]) + [""]
+    return lines + _result_rows(red, ROWS["red"], past) + [""]
 
 
 def _unexpected(results: Results) -> list[str]:
@@ -137,7 +154,8 @@ def _unfinished_cells(results: Results) -> list[str]:
     return lines + _more(len(cells), ROWS["cells"]) + [""]
 
 
-def render(results: Results, changes: Diff | None = None, link: str | None = None) -> str:
+def render(results: Results, changes: Diff | None = None, link: str | None = None,
+           past: Timeline | None = None) -> str:
     """The digest, in Markdown, at most :data:`LIMIT` bytes."""
     red = sum(1 for r in results.results.values() if r.state.bad)
     verdict = (f"{red} red" if red else "nothing red") + (
@@ -151,7 +169,9 @@ def render(results: Results, changes: Diff | None = None, link: str | None = Non
     lines += ["", f"The full report: {where}.", "", *_counts(results)]
     if changes is not None:
         lines += _changes(changes)
-    lines += _red(results) + _unexpected(results) + _new_known_issues(results, changes) + _unfinished_cells(results)
+    lines += _since_last_run(results, past)
+    lines += _red(results, past) + _unexpected(results) + _new_known_issues(results, changes)
+    lines += _unfinished_cells(results)
     text = "\n".join(lines) + "\n"
     data = text.encode()
     if len(data) > LIMIT:  # the caps keep it far below; this only guards the promise
@@ -160,7 +180,8 @@ def render(results: Results, changes: Diff | None = None, link: str | None = Non
     return text
 
 
-def write(results: Results, path: Path, changes: Diff | None = None, link: str | None = None) -> None:
+def write(results: Results, path: Path, changes: Diff | None = None, link: str | None = None,
+          past: Timeline | None = None) -> None:
     """Append the digest to ``path`` (``$GITHUB_STEP_SUMMARY`` is shared by the job's steps)."""
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(render(results, changes, link))
+        fh.write(render(results, changes, link, past))

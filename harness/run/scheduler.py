@@ -45,6 +45,9 @@ class RunOptions:
     matrix: Path | None = None
     verbose: bool = False
     baseline: Path | None = None
+    history: Path | None = None  # the history store (default: reports/history)
+    history_window: int = 20
+    libraries: tuple[Path, ...] = ()  # the case libraries the cells run (their digest goes in the history)
 
 
 @dataclass
@@ -172,5 +175,6 @@ def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -
                   jobs=options.jobs, known=known) as progress:
         code = run_cells(cells, options, progress)
     report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix,
-                             reference=options.reference)
+                             reference=options.reference, history_dir=options.history,
+                             history_window=options.history_window, libraries=options.libraries)
     return code or report_code
