@@ -142,14 +142,12 @@ OPTIONS = (
            action="append"),
     Option("--cell", "only cells whose id matches (glob, repeatable)", _on(CELLS, RUN), action="append"),
     Option("--runner", "run every cell with this runner (local, docker)", _on(CELLS, RUN)),
-    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT, PLUGIN),
-           helps={REPORT: "the matrix whose known incompatibilities apply (default: the one in use)",
-                  PLUGIN: "matrix file (default: $TRITON_MATRIX or the repository's matrix.toml)"}),
+    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT),
+           helps={REPORT: "the matrix whose known incompatibilities apply (default: the one in use)"}),
     Option("--jobs", "cells at once (default: as many as keep 6 workers per CPU alive)", _on(RUN),
            type=at_least_one("--jobs"), resolver=default_jobs, needs=("workers",)),
-    Option("--reports", "reports folder", _on(RUN, CELL, REPORT, PLUGIN), default="reports",
-           helps={REPORT: "reports folder (reads junit/, writes compat.*)",
-                  PLUGIN: "reports folder (logs/ and junit/ go below it)"}),
+    Option("--reports", "reports folder", _on(RUN, CELL, REPORT), default="reports",
+           helps={REPORT: "reports folder (reads junit/, writes compat.*)"}),
     Option("--plan", "plan.json listing the cells of the run (default: reports/plan.json)", _on(REPORT)),
     Option("--baseline", "a previous compat.json to diff the report against", _on(RUN, REPORT)),
     Option("--verbose", "also a line for each not-applicable cell", _on(RUN), action="store_true", short="-v"),
@@ -162,6 +160,12 @@ OPTIONS = (
     Option("--serial", "one case at a time, a case's models loaded one by one (the path the benchmark compares)",
            _on(CELL), action="store_true"),
     Option("--json", "a JSON list, as a CI matrix consumes it", _on(CELLS), action="store_true"),
+    # A cell's pytest worker (-p harness.incell.plugin): its cell spec is all it reads (harness.spec).
+    Option("--spec", "the cell spec the cell runner wrote (reports/workers/<cell>/spec.json): the cell, its "
+                     "settings, case libraries, known issues and worker plan", _on(PLUGIN)),
+    Option("--worker", "which of the cell's workers this is (its server log, progress and JUnit file)", _on(PLUGIN),
+           type=int, default=0),
+    Option("--claims", "a folder the cell's workers claim case modules in (harness.incell.sharing)", _on(PLUGIN)),
 )
 
 
