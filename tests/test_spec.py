@@ -133,3 +133,23 @@ def test_a_missing_or_bad_spec_is_one_line(pytester: pytest.Pytester, content: s
     assert "python -m harness cell <id>" in errors[0]
     with pytest.raises(spec.SpecError):  # the same condition in process: its own type, a HarnessError
         spec.read(path)
+
+
+def test_a_docker_cells_server_is_made_from_the_spec(tmp_path: Path) -> None:
+    """The docker runner gets the release, image kind, shm size and deadlines the spec carries (the
+    server is made, not started: no engine is needed)."""
+    from harness.servers.docker import DockerServer
+    from harness.servers.factory import CellServers
+
+    matrix = matrix_with(tmp_path, '[docker]\nimage = "release"\nshm_size = "1g"\n', settings="case_timeout = 44")
+    matrix.write_text(matrix.read_text().replace('[docker]\nimage = "offline"\nshm_size = "256m"\n', ""))
+    loaded = matrix_mod.load(matrix)
+    cell = loaded.cell("24.10-python-cpu-py3.11-docker")
+    given = spec.read(spec.resolve(loaded, cell, reports=tmp_path / "reports").write(tmp_path / "spec.json"))
+    matrix.unlink()
+    servers = CellServers.prepare(given.cell, given.release, given.settings, given.docker, [], tmp_path / "w")
+    server = servers.create(log_path=tmp_path / "log", workdir=tmp_path / "w")
+    assert isinstance(server, DockerServer)
+    assert (server.release, server.image_kind, server.shm_size) == (loaded.release("24.10"), "release", "1g")
+    assert server.release.image == "nvcr.io/nvidia/tritonserver:24.10-py3"
+    assert server.load_timeout == loaded.settings.load_timeout and given.settings.case_timeout == 44
