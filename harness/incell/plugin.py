@@ -90,8 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("claims"):
         plugin.queue = ModuleQueue(Path(config.getoption("claims")), worker)
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
-    config.pluginmanager.register(ProgressRecorder(progress_path(spec.reports, spec.cell.id, worker), cell=spec.cell.id),
-                                  "triton-matrix-progress")
+    progress = ProgressRecorder(progress_path(spec.reports, spec.cell.id, worker), cell=spec.cell.id)
+    config.pluginmanager.register(progress, "triton-matrix-progress")
     plugin.install_signal_handlers()
     deadlines.set_ambient(plugin.servers_probe())
 
@@ -104,7 +104,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def plugin_of(config: pytest.Config) -> CellPlugin:
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if plugin is None:
-        raise pytest.UsageError("the triton fixtures need --spec <the cell spec> (python -m harness cell <id> writes it)")
+        raise pytest.UsageError(
+            "the triton fixtures need --spec <the cell spec> (python -m harness cell <id> writes it)")
     return plugin
 
 

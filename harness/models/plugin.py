@@ -1,9 +1,10 @@
 """The pytest plugin of models mode, beside ``harness.incell.plugin`` in the cell's pytest.
 
 ``pytest -p harness.incell.plugin -p harness.models.plugin --spec=SPEC ... harness/models/checks.py``:
-the team's models (the cell spec's ``models``, ``harness.spec``) are copied into the cell's server repository before the server starts, the checks
-of ``checks.py`` are parametrized with one item per model (and protocol), each item's case id is
-``models/<model>::<check>[<protocol>]``, and at the end the answers go to ``reports/answers/<cell>.json``.
+the team's models (the cell spec's ``models``, ``harness.spec``) are copied into the cell's server
+repository before the server starts, the checks of ``checks.py`` are parametrized with one item per
+model (and protocol), each item's case id is ``models/<model>::<check>[<protocol>]``, and at the end
+the answers go to ``reports/answers/<cell>.json``.
 """
 
 from __future__ import annotations
