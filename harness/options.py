@@ -1,9 +1,10 @@
 """The run's options, declared once: one table builds every parser and renders every child's argv.
 
 ``python -m harness cells|run|cell|report`` and the pytest plugin read their options from :data:`OPTIONS`:
-:func:`parser` builds the command line's parsers, :func:`add_pytest_options` registers the options the
-plugin shares with them, and :func:`to_args` writes the argv of a child process (the scheduler's
-``python -m harness cell``), so a flag is spelled, typed and explained in one place.
+:func:`parser` builds the command line's parsers, :func:`add_pytest_options` registers a cell worker's
+options (``--spec``, ``--worker``, ``--claims``: a worker reads its cell spec, ``harness.spec``, not the
+matrix), and :func:`to_args` writes the argv of a child process (the scheduler's ``python -m harness
+cell``, the cell runner's workers), so a flag is spelled, typed and explained in one place.
 
 A default that depends on the machine or the matrix (``--workers``, ``--jobs``) is resolved once, by
 :func:`resolve` in the process the user started; a child is handed the resolved value and does not
@@ -241,7 +242,7 @@ def to_args(command: str, values: Mapping[str, Any]) -> list[str]:
 
 
 def add_pytest_options(parser: Any) -> None:
-    """Register the options the plugin shares with the command line in pytest's ``parser``."""
+    """Register a cell worker's options (the :data:`PLUGIN` ones) in pytest's ``parser``."""
     group = parser.getgroup("triton-matrix")
     for option in options_of(PLUGIN):
         _add(group.addoption, option, PLUGIN)
