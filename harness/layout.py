@@ -115,6 +115,11 @@ def workers_dir(reports: Path, cell_id: str) -> Path:
     return reports / "workers" / cell_id
 
 
+def spec_path(reports: Path, cell_id: str) -> Path:
+    """The cell spec the cell runner writes for its workers (``harness.spec``): all they read."""
+    return workers_dir(reports, cell_id) / "spec.json"
+
+
 def worker_junit_path(reports: Path, cell_id: str, worker: int) -> Path:
     """A worker's own JUnit file; the cell runner joins them into :func:`junit_path`."""
     return workers_dir(reports, cell_id) / f"junit-{worker}.xml"

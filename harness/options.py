@@ -1,9 +1,10 @@
 """The run's options, declared once: one table builds every parser and renders every child's argv.
 
 ``python -m harness cells|run|cell|report`` and the pytest plugin read their options from :data:`OPTIONS`:
-:func:`parser` builds the command line's parsers, :func:`add_pytest_options` registers the options the
-plugin shares with them, and :func:`to_args` writes the argv of a child process (the scheduler's
-``python -m harness cell``), so a flag is spelled, typed and explained in one place.
+:func:`parser` builds the command line's parsers, :func:`add_pytest_options` registers a cell worker's
+options (``--spec``, ``--worker``, ``--claims``: a worker reads its cell spec, ``harness.spec``, not the
+matrix), and :func:`to_args` writes the argv of a child process (the scheduler's ``python -m harness
+cell``, the cell runner's workers), so a flag is spelled, typed and explained in one place.
 
 A default that depends on the machine or the matrix (``--workers``, ``--jobs``) is resolved once, by
 :func:`resolve` in the process the user started; a child is handed the resolved value and does not
@@ -142,14 +143,12 @@ OPTIONS = (
            action="append"),
     Option("--cell", "only cells whose id matches (glob, repeatable)", _on(CELLS, RUN), action="append"),
     Option("--runner", "run every cell with this runner (local, docker)", _on(CELLS, RUN)),
-    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT, PLUGIN),
-           helps={REPORT: "the matrix whose known incompatibilities apply (default: the one in use)",
-                  PLUGIN: "matrix file (default: $TRITON_MATRIX or the repository's matrix.toml)"}),
+    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT),
+           helps={REPORT: "the matrix whose known incompatibilities apply (default: the one in use)"}),
     Option("--jobs", "cells at once (default: as many as keep 6 workers per CPU alive)", _on(RUN),
            type=at_least_one("--jobs"), resolver=default_jobs, needs=("workers",)),
-    Option("--reports", "reports folder", _on(RUN, CELL, REPORT, PLUGIN), default="reports",
-           helps={REPORT: "reports folder (reads junit/, writes compat.*)",
-                  PLUGIN: "reports folder (logs/ and junit/ go below it)"}),
+    Option("--reports", "reports folder", _on(RUN, CELL, REPORT), default="reports",
+           helps={REPORT: "reports folder (reads junit/, writes compat.*)"}),
     Option("--plan", "plan.json listing the cells of the run (default: reports/plan.json)", _on(REPORT)),
     Option("--baseline", "a previous compat.json to diff the report against", _on(RUN, REPORT)),
     Option("--history", "the history store: the report adds this run to it and shows the last runs "
@@ -166,6 +165,12 @@ OPTIONS = (
     Option("--serial", "one case at a time, a case's models loaded one by one (the path the benchmark compares)",
            _on(CELL), action="store_true"),
     Option("--json", "a JSON list, as a CI matrix consumes it", _on(CELLS), action="store_true"),
+    # A cell's pytest worker (-p harness.incell.plugin): its cell spec is all it reads (harness.spec).
+    Option("--spec", "the cell spec the cell runner wrote (reports/workers/<cell>/spec.json): the cell, its "
+                     "settings, case libraries, known issues and worker plan", _on(PLUGIN)),
+    Option("--worker", "which of the cell's workers this is (its server log, progress and JUnit file)", _on(PLUGIN),
+           type=int, default=0),
+    Option("--claims", "a folder the cell's workers claim case modules in (harness.incell.sharing)", _on(PLUGIN)),
 )
 
 
@@ -241,7 +246,7 @@ def to_args(command: str, values: Mapping[str, Any]) -> list[str]:
 
 
 def add_pytest_options(parser: Any) -> None:
-    """Register the options the plugin shares with the command line in pytest's ``parser``."""
+    """Register a cell worker's options (the :data:`PLUGIN` ones) in pytest's ``parser``."""
     group = parser.getgroup("triton-matrix")
     for option in options_of(PLUGIN):
         _add(group.addoption, option, PLUGIN)

@@ -50,6 +50,15 @@ def cell_env(interpreter: interpreters.Interpreter) -> envs.CellEnv:
                        packages=matrix_mod.DEFAULT_ENV_PACKAGES)
 
 
+def write_spec(folder: Path, cell_id: str, roots: list[Path], reports: Path, matrix: Path = TEST_MATRIX) -> Path:
+    """A cell spec as the cell runner writes it (``harness.spec``), for a worker a test starts itself."""
+    from harness import spec
+
+    loaded = matrix_mod.load(matrix)
+    resolved = spec.resolve(loaded, loaded.cell(cell_id), reports=reports, case_roots=roots)
+    return resolved.write(folder / "spec.json")
+
+
 def run_harness(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``python -m harness ...`` as a user runs it."""

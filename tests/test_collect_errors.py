@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, ROOT, TEST_MATRIX
+from conftest import FIXTURES, ROOT, write_spec
+from harness import spec
 from harness.run import pool
 from harness.run import workers
 from harness.layout import Prop, worker_junit_path
@@ -39,8 +40,8 @@ def run_worker(pytester: pytest.Pytester, *targets: Path) -> tuple[pytest.RunRes
     """One worker as the cell runner starts it: the plugin, the case root, its case files as arguments."""
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "-p", "harness.incell.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path / 'r'}",
-        f"--case-root={pytester.path}", f"--rootdir={pytester.path}", f"--junitxml={junit}",
+        "-p", "harness.incell.plugin", f"--spec={write_spec(pytester.path, CELL, [pytester.path], pytester.path / 'r')}",
+        f"--rootdir={pytester.path}", f"--junitxml={junit}",
         "-o", "junit_family=xunit1", "-p", "no:cacheprovider", *map(str, targets))
     return result, (ET.parse(junit).getroot() if junit.exists() else ET.Element("none"))
 
@@ -100,8 +101,8 @@ def test_a_misspelled_marker_is_an_error_of_its_module(pytester: pytest.Pytester
         "import pytest\n\n@pytest.mark.backend('python')\n@pytest.mark.min_triton('23.10')\n"
         "@pytest.mark.case_timeout(5)\ndef test_ok():\n    pass\n")
     reports = pytester.path / "r"
-    launch = pool.Launch(python=Path(sys.executable), matrix=TEST_MATRIX, cell_id=CELL, roots=(pytester.path,),
-                         reports=reports, options=(), cwd=pytester.path)
+    path = write_spec(pytester.path, CELL, [pytester.path], reports)
+    launch = pool.Launch(python=Path(sys.executable), spec=spec.read(path), spec_path=path, options=(), cwd=pytester.path)
     command = launch.command(workers.Share(worker=0, targets=(str(area),)), pytester.path / "claims")
     assert "--strict-markers" in command
     done = subprocess.run(command, cwd=pytester.path, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -80,7 +80,7 @@ def test_each_option_is_declared_once() -> None:
     flags = [o.flag for o in options.OPTIONS]
     assert len(flags) == len(set(flags))
     table = {o.flag for o in options.OPTIONS if not o.positional}
-    plugin = {o.flag for o in options.options_of(options.PLUGIN)}  # pytest's --cell is the plugin's own
+    plugin = {o.flag for o in options.options_of(options.PLUGIN)}  # the worker's --spec, --worker, --claims
     for path in sorted((ROOT / "harness").rglob("*.py")):
         source = path.read_text()
         found = (set(re.findall(r"""add_argument\(\s*["'](--[\w-]+)""", source)) & table
@@ -101,8 +101,8 @@ def test_the_plugin_registers_the_shared_options() -> None:
             return Group()
 
     options.add_pytest_options(Parser())
-    assert set(seen) == {"--matrix", "--reports"}
-    assert seen["--reports"]["default"] == "reports"
+    assert set(seen) == {"--spec", "--worker", "--claims"}, "a worker reads its cell spec, no matrix file"
+    assert seen["--worker"]["default"] == 0 and seen["--worker"]["type"] is int
 
 
 def test_the_workers_default_is_resolved_once_from_run_to_the_cell(monkeypatch: pytest.MonkeyPatch) -> None:

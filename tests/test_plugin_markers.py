@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, TEST_MATRIX
+from conftest import ROOT, write_spec
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop
 
 pytestmark = pytest.mark.fast
@@ -19,8 +19,8 @@ def run_cell(pytester: pytest.Pytester, source: str) -> tuple[pytest.RunResult, 
     pytester.makepyfile(test_area=source)
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "-p", "harness.incell.plugin", f"--cell={CELL}", f"--matrix={TEST_MATRIX}", f"--reports={pytester.path}",
-        f"--case-root={pytester.path}", f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
+        "-p", "harness.incell.plugin", f"--spec={write_spec(pytester.path, CELL, [pytester.path], pytester.path)}",
+        f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
         "-rs", str(pytester.path))
     return result, (ET.parse(junit).getroot() if junit.exists() else ET.Element("none"))
 
@@ -112,4 +112,4 @@ def test_junit_names_the_cell_its_plan_and_each_case(pytester: pytest.Pytester) 
 def test_the_triton_fixtures_need_a_cell(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_x(triton):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "harness.incell.plugin", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*the triton fixtures need --cell <id>*"])
+    result.stdout.fnmatch_lines(["*the triton fixtures need --spec <the cell spec>*"])

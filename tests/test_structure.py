@@ -166,7 +166,6 @@ ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the cons
                      "workers": "a key of the benchmark's figures: how many suites (workers) the cell wrote"},
     "harness/__main__.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
     "harness/options.py": {"cell": CELL_COMMAND, "workers": OPTION_DEST},
-    "harness/incell/plugin.py": {"cell": "the plugin's --cell option (its argparse dest)"},
     "harness/incell/applicability.py": {"cell": "where an error points: the cell's release"},
     "harness/deadlines.py": {"case": LAYER, "cell": LAYER},
     "harness/matrix/envs.py": {"packages": "a key of the venv's stamp file"},
@@ -184,6 +183,7 @@ ALLOWED: dict[str, dict[str, str]] = {  # file -> {value: why it is not the cons
     "harness/report/results.py": {key: COMPAT_JSON for key in ("case", "cell", "interrupted", "packages",
                                                                "server_version", "verdict")},
     "harness/servers/__init__.py": {"error": "a key of a bounded call's own result dict"},
+    "harness/spec.py": {"cell": "a key of the cell spec (spec.json), which the cell runner writes for its workers"},
     "harness/matrix/settings.py": {"workers": "the setting settings.workers (matrix.toml)"},
 }
 

@@ -1,7 +1,9 @@
 """The pytest plugin that runs a case library against a real Triton server of one cell.
 
-Loaded with ``pytest -p harness.incell.plugin --cell <id> --worker <k> <case roots>`` (the cell runner starts
-a few such workers, see ``harness.run.workers``). With ``--cell``, one :class:`CellPlugin` is registered: it
+Loaded with ``pytest -p harness.incell.plugin --spec <spec.json> --worker <k> <case files>`` (the cell
+runner starts a few such workers, see ``harness.run.workers``). The cell spec (``harness.spec``) is all
+the worker reads: the cell, its release and settings, the case roots and the known issues that apply;
+the worker opens no matrix.toml. With ``--spec``, one :class:`CellPlugin` is registered: it
 holds the worker's state and its methods are the hooks (as pytest-xdist's ``DSession``); with
 ``--claims`` the worker takes modules from the cell's shared queue (``harness.incell.sharing``). It marks cases
 that do not apply as not applicable, starts ONE server for the worker on first use
@@ -27,22 +29,22 @@ from typing import Any, TypeVar
 import pytest
 
 from harness import deadlines, options
+from harness import spec as cell_spec
 from harness.incell import applicability
 from harness.incell import classify
 from harness.incell import collect_errors
 from harness.matrix import known_issues
 from harness.incell import supervise
-from harness import matrix as matrix_mod
 from harness.client import PROTOCOLS
 from harness.errors import HarnessError
 from harness.layout import NOT_APPLICABLE_PREFIX, Prop, Verdict, leftover_path, progress_path, worker_log_path
 from harness.incell.loading import ModelLoader
-from harness.matrix import Cell, Matrix, Release
+from harness.matrix import Release
 from harness.progress import ProgressRecorder
 from harness.servers import Server, ServerError
 from harness.servers.cellserver import CellServer
 from harness.servers.factory import CellServers
-from harness.incell.sharing import CLAIMS_OPTION, ModuleQueue
+from harness.incell.sharing import ModuleQueue
 
 pytest_plugins = ("harness.incell.fixtures",)  # the fixtures cases use; they ask the plugin below
 
@@ -53,15 +55,7 @@ VERDICTS = {supervise.CaseTimeout: Verdict.TIMEOUT, supervise.ServerDied: Verdic
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("triton-matrix")
-    options.add_pytest_options(parser)  # --matrix, --reports: as the command line declares them
-    group.addoption("--cell", help="the cell id to run (see 'python -m harness cells')")
-    group.addoption("--case-root", action="append", default=[], help="a case library root (repeatable)")
-    group.addoption("--worker", type=int, default=0,
-                    help="which of the cell's workers this is (its server log and progress file; harness.run.workers)")
-    group.addoption(CLAIMS_OPTION, help="a folder the cell's workers claim case modules in (harness.incell.sharing)")
-    group.addoption("--serial-loads", action="store_true",
-                    help="load a case's models one by one (the serial path the benchmark compares with)")
+    options.add_pytest_options(parser)  # --spec, --worker, --claims: declared in harness.options
 
 
 @pytest.hookimpl(wrapper=True)
@@ -73,7 +67,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     try:
         return (yield)
     except collect_errors.WRAPPERS:
-        if not getattr(early_config.known_args_namespace, "cell", None):
+        if not getattr(early_config.known_args_namespace, "spec", None):
             raise
         return None
 
@@ -81,31 +75,23 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_configure(config: pytest.Config) -> None:
     for text in applicability.MARKERS.values():
         config.addinivalue_line("markers", text)
-    cell_id = config.getoption("--cell")
-    if not cell_id:
+    path = config.getoption("spec")
+    if not path:
         return
     try:
-        matrix = matrix_mod.load(config.getoption("--matrix"))
-        cell = matrix.cell(cell_id)
+        spec = cell_spec.read(Path(path))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    roots = [Path(r).resolve() for r in config.getoption("--case-root")] or [
-        Path(a).resolve() for a in config.args if Path(a).is_dir()]
-    reports = Path(config.getoption("--reports")).resolve()
-    try:
-        issues = known_issues.load_all(roots, matrix.known_failures)
-    except HarnessError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    worker = config.getoption("--worker")
-    plugin = CellPlugin(config, matrix, cell, reports, roots, issues, worker=worker,
-                        serial_loads=config.getoption("--serial-loads"))
+    worker = config.getoption("worker")
+    plugin = CellPlugin(config, spec, worker=worker)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
-    config.pluginmanager.register(collect_errors.CollectErrors(config, roots), "triton-matrix-collect-errors")
-    if config.getoption(CLAIMS_OPTION):
-        plugin.queue = ModuleQueue(Path(config.getoption(CLAIMS_OPTION)), worker)
+    config.pluginmanager.register(collect_errors.CollectErrors(config, plugin.case_roots),
+                                  "triton-matrix-collect-errors")
+    if config.getoption("claims"):
+        plugin.queue = ModuleQueue(Path(config.getoption("claims")), worker)
         config.pluginmanager.register(plugin.queue, "triton-matrix-queue")
-    config.pluginmanager.register(ProgressRecorder(progress_path(reports, cell.id, worker), cell=cell.id),
-                                  "triton-matrix-progress")
+    progress = ProgressRecorder(progress_path(spec.reports, spec.cell.id, worker), cell=spec.cell.id)
+    config.pluginmanager.register(progress, "triton-matrix-progress")
     plugin.install_signal_handlers()
     deadlines.set_ambient(plugin.servers_probe())
 
@@ -118,30 +104,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def plugin_of(config: pytest.Config) -> CellPlugin:
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if plugin is None:
-        raise pytest.UsageError("the triton fixtures need --cell <id>")
+        raise pytest.UsageError(
+            "the triton fixtures need --spec <the cell spec> (python -m harness cell <id> writes it)")
     return plugin
 
 
 class CellPlugin:
     """Everything the plugin knows about the cell it runs; its methods are pytest hooks."""
 
-    def __init__(self, config: pytest.Config, matrix: Matrix, cell: Cell, reports: Path, roots: list[Path],
-                 issues: tuple[known_issues.KnownIssue, ...] = (), *, worker: int = 0,
-                 serial_loads: bool = False) -> None:
+    def __init__(self, config: pytest.Config, spec: cell_spec.CellSpec, *, worker: int = 0) -> None:
         self.config = config
+        self.spec = spec
         self.worker = worker
-        self.serial_loads = serial_loads
-        self.known_issues = issues
-        self.matrix = matrix
-        self.cell = cell
-        self.release: Release = matrix.release(cell.triton)
-        self.reports = reports
-        self.case_roots = roots
+        self.serial_loads = spec.serial_loads
+        self.known_issues = spec.known_issues
+        self.cell = spec.cell
+        self.release: Release = spec.release
+        self.settings = spec.settings
+        self.reports = spec.reports
+        self.case_roots = list(spec.case_roots)
         self.workdir = Path(tempfile.mkdtemp(prefix="triton-matrix-"))
         self.cell_server = CellServer(
-            cell, self.release.server_version, lambda: CellServers.prepare(matrix, cell, roots, self.workdir),
-            log_path=worker_log_path(reports, cell.id, worker), workdir=self.workdir,
-            request_timeout=matrix.settings.budget().case_cap)  # clients give up after the watchdog could
+            spec.cell, spec.release.server_version,
+            lambda: CellServers.prepare(spec.cell, spec.release, spec.settings, spec.docker, self.case_roots,
+                                        self.workdir),
+            log_path=worker_log_path(spec.reports, spec.cell.id, worker), workdir=self.workdir,
+            request_timeout=spec.settings.budget().case_cap)  # clients give up after the watchdog could
         self.module_loaders: dict[str, ModelLoader] = {}  # module nodeid -> what its ``models`` markers loaded
         self.case_servers: list[Server] = []  # spare servers of the case in flight (the watchdog ends them too)
         self.extra_servers = 0
@@ -210,7 +198,7 @@ class CellPlugin:
             self.suite_property(name, value)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        default = self.matrix.settings.case_timeout
+        default = self.settings.case_timeout
         for item in items:
             given = next((value for name, value in item.user_properties if name == Prop.CASE), None)
             case = item.stash[_CASE] = given or applicability.case_id(item, self.case_roots)
@@ -271,7 +259,7 @@ class CellPlugin:
         item.stash[_LOG_OFFSET] = self.server.log_offset() if self.server else 0
         self.in_flight = item
         starts = uses_server and self.server is None
-        return (yield from self._under_deadline(item, "setup", self.matrix.settings.start_timeout if starts else 0.0))
+        return (yield from self._under_deadline(item, "setup", self.settings.start_timeout if starts else 0.0))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -284,7 +272,7 @@ class CellPlugin:
         """The last case's teardown also stops the worker's server: its stop deadline is added."""
         try:
             return (yield from self._under_deadline(
-                item, "teardown", self.matrix.settings.stop_timeout if nextitem is None else 0.0))
+                item, "teardown", self.settings.stop_timeout if nextitem is None else 0.0))
         finally:
             self.in_flight = None
             self.case_servers = []
@@ -292,7 +280,7 @@ class CellPlugin:
     def case_seconds(self, item: pytest.Item) -> float:
         """The case's deadline: its marker, a known issue's, or the matrix's ``case_timeout``."""
         return known_issues.deadline(self.known_issues, self.cell, item.stash[_CASE],
-                                     applicability.case_timeout(item, self.matrix.settings.case_timeout))
+                                     applicability.case_timeout(item, self.settings.case_timeout))
 
     def _under_deadline(self, item: pytest.Item, when: str, extra_s: float = 0.0) -> Iterator[None]:
         """Run one phase of a case (the rest of the hook's chain) under the watchdog, and judge how it
@@ -301,7 +289,7 @@ class CellPlugin:
         deadline = deadlines.Deadline(seconds, self.case_probe())
         generation = self.server.generation if self.server else None
         self.watchdog.arm(deadline, lambda: self._expire(item, when, deadline),
-                          fallback_s=self.matrix.settings.budget(seconds).fallback)
+                          fallback_s=self.settings.budget(seconds).fallback)
         try:
             outcome = yield
         except (KeyboardInterrupt, SystemExit):

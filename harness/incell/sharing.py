@@ -23,9 +23,6 @@ import pytest
 from harness import claims
 from harness.layout import Prop
 
-CLAIMS_OPTION = "--claims"
-
-
 class ModuleQueue:
     """pytest plugin of one worker: its run loop takes modules from the claims folder."""
 

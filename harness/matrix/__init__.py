@@ -84,6 +84,15 @@ class Release:
         chosen = [k for k in keys if release_key(k) <= self.key]
         return by_release[max(chosen, key=release_key)] if chosen else by_release.get("default")
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON's types (the cell spec, ``harness.spec``, carries the release to the workers)."""
+        return {"name": self.name, "server_version": self.server_version, "pytriton": self.pytriton,
+                "image": self.image, "image_python": self.image_python, "pythons": list(self.pythons)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Release:
+        return cls(**{**data, "pythons": tuple(data.get("pythons", ()))})
+
 
 def _checked_key(name: str) -> tuple[int, int]:
     """A case's release string as a sort key; anything but YY.MM is the case's mistake, said as such."""
@@ -135,6 +144,15 @@ class Cell:
             "runner": self.runner,
             "gpu": self.gpu,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The axes alone (no derived id or gpu): what :meth:`from_dict` reads back."""
+        return {"triton": self.triton, "backend": self.backend, "instance_kind": self.instance_kind,
+                "python": self.python, "env": self.env, "runner": self.runner}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        return cls(**data)
 
 
 @dataclass(frozen=True, **KW_ONLY)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -127,6 +127,16 @@ class KnownIssue:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "cases": list(self.cases),
                 "outcome": self.outcome, "messages": list(self.messages), "source": self.source}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, in JSON's types (the cell spec, ``harness.spec``, carries the issues to the workers)."""
+        return {f.name: list(value) if isinstance(value, tuple) else value
+                for f in fields(self) for value in (getattr(self, f.name),)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KnownIssue:
+        tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        return cls(**{key: tuple(value) if key in tuples else value for key, value in data.items()})
 
 
 def case_matches(patterns: Iterable[str], case_id: str) -> bool:

@@ -7,7 +7,8 @@ frozen dataclasses. Standard library only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,11 +50,25 @@ class Settings:
         """The cell's deadlines, innermost first (a case's own deadline where it declares one)."""
         return Budget(load=self.load_timeout, case=case_timeout or self.case_timeout, cell=self.cell_timeout)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        return cls(**data)
+
 
 @dataclass(frozen=True, **KW_ONLY)
 class DockerSettings:
     image: str = "offline"  # "offline": built here from the wheel, no registry; "release": FROM the NGC image
     shm_size: str = "256m"  # /dev/shm of the container: the python backend's tensors travel through it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DockerSettings:
+        return cls(**data)
 
 
 def parse_settings(v: Validator, raw: Any) -> Settings:

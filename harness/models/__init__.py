@@ -17,7 +17,6 @@ CELL_CHECKS = CHECKS[:5]  # run in the cell; the last two are made in the report
 ANSWERS_DIR = "answers"  # reports/answers/<cell>.json
 SAMPLES_FILE = "samples.json"
 DERIVED_SUFFIX = ".models-reference"  # reports/junit/<cell>.models-reference.xml, written by the report step
-MODELS_DIR_OPTION = "--models-dir"
 REFERENCE_OPTION = "--reference"
 REPEATS = 3  # each sample is sent this many times per protocol
 

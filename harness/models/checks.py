@@ -139,7 +139,7 @@ def test_answers(model: str, protocol: str, models_run: ModelsRun, server: Serve
         pytest.fail(f"{model}: {exc}", pytrace=False)
     if not result.samples:
         result.samples = [SampleAnswers() for _ in inputs]
-    timeout = min(30.0, plugin_of(request.config).matrix.settings.case_timeout)
+    timeout = min(30.0, plugin_of(request.config).settings.case_timeout)
     grpc = protocol == "grpc"
     client = server.grpc_client() if grpc else server.http_client(network_timeout=timeout,
                                                                    connection_timeout=timeout)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.matrix import Matrix
-from harness.models import MODELS_DIR_OPTION, repo
+from harness.models import repo
 
 CHECKS_MODULE = Path(__file__).resolve().parent / "checks.py"
 PLUGIN = "harness.models.plugin"
@@ -25,5 +25,6 @@ def repositories(given: list[str], matrix: Matrix) -> list[Path]:
 
 
 def pytest_options(dirs: list[Path]) -> list[str]:
-    """What the pytest worker that runs :data:`CHECKS_MODULE` needs for models mode."""
-    return ["-p", PLUGIN, *[f"{MODELS_DIR_OPTION}={d}" for d in dirs]] if dirs else []
+    """What the pytest worker that runs :data:`CHECKS_MODULE` needs for models mode: the plugin (the
+    repositories themselves are in the cell spec, ``harness.spec``)."""
+    return ["-p", PLUGIN] if dirs else []

@@ -1,9 +1,10 @@
 """The pytest plugin of models mode, beside ``harness.incell.plugin`` in the cell's pytest.
 
-``pytest -p harness.incell.plugin -p harness.models.plugin --models-dir=DIR ... harness/models/checks.py``:
-the team's models are copied into the cell's server repository before the server starts, the checks
-of ``checks.py`` are parametrized with one item per model (and protocol), each item's case id is
-``models/<model>::<check>[<protocol>]``, and at the end the answers go to ``reports/answers/<cell>.json``.
+``pytest -p harness.incell.plugin -p harness.models.plugin --spec=SPEC ... harness/models/checks.py``:
+the team's models (the cell spec's ``models``, ``harness.spec``) are copied into the cell's server
+repository before the server starts, the checks of ``checks.py`` are parametrized with one item per
+model (and protocol), each item's case id is ``models/<model>::<check>[<protocol>]``, and at the end
+the answers go to ``reports/answers/<cell>.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from harness.incell import plugin as cell_plugin
 from harness import repository
 from harness.errors import HarnessError
 from harness.layout import Prop
-from harness.models import MODELS_DIR_OPTION, answers, case_id, repo
+from harness.models import answers, case_id, repo
 from harness.models.answers import ModelAnswers
 from harness.models.repo import TeamModel
 from harness.servers import Server, ServerExited
@@ -41,22 +42,17 @@ class ModelsRun:
 RUN = pytest.StashKey[ModelsRun]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("triton-matrix").addoption(
-        MODELS_DIR_OPTION, action="append", default=[], help="a team's Triton model repository (repeatable)")
-
-
 @pytest.hookimpl(trylast=True)  # after harness.incell.plugin registered the cell's plugin
 def pytest_configure(config: pytest.Config) -> None:
-    dirs = [Path(d).resolve() for d in config.getoption(MODELS_DIR_OPTION)]
     state = config.pluginmanager.get_plugin(cell_plugin.PLUGIN_NAME)
-    if not dirs or state is None:
+    if state is None or not state.spec.models:
         return
+    dirs = list(state.spec.models)
     try:
         models = repo.discover(dirs)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN] = ModelsRun(models=models, tolerance=dict(state.matrix.tolerance),
+    config.stash[RUN] = ModelsRun(models=models, tolerance=dict(state.spec.tolerance),
                                   results={name: ModelAnswers() for name in models})
 
 
@@ -102,7 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def models_run(request: pytest.FixtureRequest) -> ModelsRun:
     run = request.config.stash.get(RUN, None)
     if run is None:
-        raise pytest.UsageError(f"models mode needs {MODELS_DIR_OPTION}")
+        raise pytest.UsageError("models mode needs a cell spec that names models (python -m harness cell --models DIR)")
     return run
 
 

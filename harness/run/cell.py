@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from harness import PROJECT_ROOT, admission, layout, processes, repository
+from harness import spec as cell_spec
 from harness.matrix import envs
 from harness.matrix import interpreters
 from harness.run import pool
@@ -161,10 +162,13 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
                      PYTHONUNBUFFERED="1")
     if admission.Slots.from_env() is None:  # a cell run on its own bounds its own loads
         child_env[SLOTS_ENV] = admission.Slots.create(layout.workers_dir(reports, cell.id) / "slots").env_value()
-    launch = pool.Launch(python=env.python, matrix=matrix.path, cell_id=cell.id, roots=tuple(roots), reports=reports,
-                         options=tuple(options), cwd=ROOT, env=child_env, models=tuple(models), serial=serial)
-    running = pool.Pool(launch, prefixed=len(shares) > 1)
-    for share in shares:
+    # The one resolved spec every worker reads (harness.spec): no worker opens matrix.toml again.
+    spec = cell_spec.resolve(matrix, cell, reports=reports, case_roots=roots, shares=shares, models=models,
+                             serial_loads=serial)
+    launch = pool.Launch(python=env.python, spec=spec, spec_path=spec.write(layout.spec_path(reports, cell.id)),
+                         options=tuple(options), cwd=ROOT, env=child_env)
+    running = pool.Pool(launch, prefixed=spec.workers > 1)
+    for share in spec.shares:
         running.start(share.targets, layout.claims_path(reports, cell.id))
 
     def forward(signum: int, frame: object) -> None:
@@ -175,7 +179,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     previous = signal.signal(signal.SIGTERM, forward)
     timed_out = False
     counted: dict[int, int] = {}  # worker -> the exit code it counts as, where a follow-up changed its results
-    deadline = time.monotonic() + matrix.settings.cell_timeout
+    deadline = time.monotonic() + spec.settings.cell_timeout
     signalled = ""  # the signal that stopped the cell: only then is it interrupted
     try:
         try:
@@ -208,7 +212,7 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
             reason = f"pytest exited with code {code_name(code)} {what}"
             write_status(reports, cell, State.ERROR, f"{reason}: {last_error}" if last_error else reason)
         elif timed_out:  # what finished is kept; what did not is a timeout, not missing
-            junit_mod.add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {matrix.settings.cell_timeout:g} "
+            junit_mod.add_properties(junit, {Prop.INTERRUPTED: f"the cell ran past its {spec.settings.cell_timeout:g} "
                                                           "s deadline (settings.cell_timeout)",
                                              Prop.UNFINISHED: State.TIMEOUT.value})
         elif signalled and not junit_mod.has_property(junit, Prop.INTERRUPTED):  # keep what ran, say it stopped

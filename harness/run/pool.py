@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import claims, layout, options, processes
+from harness.spec import CellSpec
 from harness.run import workers
 from harness.models import cli as models_cli
 from harness.incell.supervise import NOT_RERUN
@@ -31,25 +32,31 @@ READER_DRAIN_S = 5.0  # at most this long for an ended worker's output to be rea
 
 @dataclass(frozen=True)
 class Launch:
-    """Everything a worker's command needs but its share: how this cell's workers are started."""
+    """Everything a worker's command needs but its share: how this cell's workers are started. What the
+    workers run on is the cell spec at ``spec_path`` (``harness.spec``), written before the first starts."""
 
     python: Path
-    matrix: Path
-    cell_id: str
-    roots: tuple[Path, ...]
-    reports: Path
+    spec: CellSpec
+    spec_path: Path
     options: tuple[str, ...]
     cwd: Path
     env: dict[str, str] = field(default_factory=dict, hash=False)
-    models: tuple[Path, ...] = ()
-    serial: bool = False
+
+    @property
+    def cell_id(self) -> str:
+        return self.spec.cell.id
+
+    @property
+    def reports(self) -> Path:
+        return self.spec.reports
 
     @property
     def rootdir(self) -> str:
-        return rootdir(list(self.roots), self.cwd)
+        return rootdir(list(self.spec.case_roots), self.cwd)
 
     def command(self, share: workers.Share, claims: Path, extra: tuple[str, ...] = ()) -> list[str]:
-        """One worker's pytest: the cell's plugin, its share of the case files, its own JUnit file."""
+        """One worker's pytest: the cell's plugin on the cell spec, its share of the case files, its own
+        JUnit file."""
         return [
             str(self.python), "-m", "pytest",
             "-p", "harness.incell.plugin",
@@ -57,12 +64,8 @@ class Launch:
             # A misspelled marker (``modles``) would silently do nothing: a case that loads nothing, a
             # ``min_triton`` never applied. The plugin registers the case library's markers.
             "--strict-markers",
-            f"--cell={self.cell_id}",
-            *options.to_args(options.PLUGIN, {"matrix": self.matrix.resolve(), "reports": self.reports}),
-            f"--worker={share.worker}",
-            f"--claims={claims}",
-            *(["--serial-loads"] if self.serial else []),
-            *[f"--case-root={r}" for r in self.roots],
+            *options.to_args(options.PLUGIN, {"spec": self.spec_path.resolve(), "worker": share.worker,
+                                              "claims": claims}),
             f"--junitxml={layout.worker_junit_path(self.reports, self.cell_id, share.worker)}",
             "-o", f"junit_suite_name={self.cell_id}",
             "-o", "junit_family=xunit1",
@@ -77,7 +80,7 @@ class Launch:
             *self.options,
             *extra,
             # models mode: the team's repositories (harness/models/), in the worker that runs their checks
-            *(models_cli.pytest_options(list(self.models)) if str(models_cli.CHECKS_MODULE) in share.targets
+            *(models_cli.pytest_options(list(self.spec.models)) if str(models_cli.CHECKS_MODULE) in share.targets
               else []),
             *share.targets,
         ]

@@ -18,21 +18,13 @@ Standard library only: the cell runner (``harness.run.cell``) uses it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness import junit as junit_mod
 from harness.sources import case_files
+from harness.spec import Share  # what one worker collects; the cell spec carries the plan
 
 UNKNOWN_WEIGHT_S_PER_KB = 0.5  # a module never timed: about half a second per KB of cases
-
-
-@dataclass(frozen=True)
-class Share:
-    """What one worker collects: case files (or node ids), in the order the cell's workers take them."""
-
-    worker: int
-    targets: tuple[str, ...]
 
 
 def targets_of(paths: Iterable[str]) -> list[str]:

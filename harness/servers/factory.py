@@ -14,7 +14,8 @@ from pathlib import Path
 
 from harness import repository
 from harness.compat import KW_ONLY
-from harness.matrix import Cell, Matrix
+from harness.matrix import Cell, Release
+from harness.matrix.settings import DockerSettings, Settings
 from harness.servers import Server
 
 
@@ -22,23 +23,28 @@ from harness.servers import Server
 class CellServers:
     """What every server of one cell shares: the rendered repository, the built backends, settings."""
 
-    matrix: Matrix
     cell: Cell
+    release: Release
+    settings: Settings
+    docker: DockerSettings
     repository: Path
     custom_backends: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, matrix: Matrix, cell: Cell, case_roots: list[Path], workdir: Path) -> CellServers:
-        """Render the case roots' models into one repository and build their custom backends."""
+    def prepare(cls, cell: Cell, release: Release, settings: Settings, docker: DockerSettings,
+                case_roots: list[Path], workdir: Path) -> CellServers:
+        """Render the case roots' models into one repository and build their custom backends (what the
+        worker's cell spec, ``harness.spec``, gives: no matrix file is read here)."""
         repo = workdir / "repository"
         if not repo.exists():
             repository.render(case_roots, cell, repo)
         backends = repository.build_backends(case_roots, workdir / "custom-backends")
-        return cls(matrix=matrix, cell=cell, repository=repo, custom_backends=backends)
+        return cls(cell=cell, release=release, settings=settings, docker=docker, repository=repo,
+                   custom_backends=backends)
 
     def create(self, *, log_path: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> Server:
         """A server of the cell's runner (not started)."""
-        settings = self.matrix.settings
+        settings = self.settings
         common = {"log_path": log_path, "start_timeout": settings.start_timeout,
                   "load_timeout": settings.load_timeout, "stop_timeout": settings.stop_timeout,
                   "repository": self.repository, "extra_args": extra_args, "extra_backends": self.custom_backends}
@@ -50,8 +56,8 @@ class CellServers:
                                python_libdir=Path(sys.base_prefix) / "lib", workdir=workdir, **common)
         from harness.servers.docker import DockerServer
 
-        return DockerServer(cell=self.cell, release=self.matrix.release(self.cell.triton),
-                            image_kind=self.matrix.docker.image, shm_size=self.matrix.docker.shm_size, **common)
+        return DockerServer(cell=self.cell, release=self.release, image_kind=self.docker.image,
+                            shm_size=self.docker.shm_size, **common)
 
     @contextlib.contextmanager
     def serve(self, *, log_path: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Server]:
