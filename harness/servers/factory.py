@@ -51,7 +51,7 @@ class CellServers:
         from harness.servers.docker import DockerServer
 
         return DockerServer(cell=self.cell, release=self.matrix.release(self.cell.triton),
-                            image_kind=self.matrix.docker.image, shm_size=self.matrix.docker.shm_size, **common)
+                            settings=self.matrix.docker, **common)
 
     @contextlib.contextmanager
     def serve(self, *, log_path: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Server]:
