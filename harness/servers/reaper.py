@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from pathlib import Path
 
 from harness import PROJECT_ROOT, processes
 
