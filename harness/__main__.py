@@ -18,6 +18,7 @@ from pathlib import Path
 from harness import matrix as matrix_mod
 from harness import options, processes, sources
 from harness.run import workers
+from harness.servers import reaper
 from harness.errors import HarnessError
 
 
@@ -57,6 +58,8 @@ def _run(args: argparse.Namespace) -> int:
     matrix_path = Path(args.matrix).resolve() if args.matrix else None
     loaded = matrix_mod.load(matrix_path)
     cells = loaded.select(args.cell, runner=args.runner)
+    if any(c.runner == "docker" for c in cells):
+        reaper.ensure()  # bound to this process and to nox: the run's containers go when the run goes
     # Bad input: one line, exit 2, before anything starts.
     models = models_cli.repositories(args.models, loaded)
     roots = _case_roots(args.cases, models)
@@ -87,6 +90,8 @@ def _cell(args: argparse.Namespace) -> int:
 
     matrix = matrix_mod.load(args.matrix)
     cell = matrix.cell(args.id)
+    if cell.runner == "docker":
+        reaper.ensure()  # bound to this process and its parent: the cell's containers go when it goes
     models = models_cli.repositories(args.models, matrix)  # models mode (harness/models/)
     roots = _case_roots(args.cases, models)
     resolved = options.resolve(options.CELL, args, options.Context(settings=matrix.settings))  # alone: not given

@@ -98,10 +98,19 @@ def adopts_orphans() -> bool:
     return bool(flag.value)
 
 
+_SPARED: set[int] = set()
+
+
+def spare(pid: int) -> None:
+    """Never take ``pid`` (a child of this process) for an orphan to end: it outlives the run on purpose
+    (the run's reaper, ``harness.servers.reaper``)."""
+    _SPARED.add(pid)
+
+
 def adopted(started: Iterable[int]) -> list[int]:
     """This process's children that it did not start itself: orphans handed to it as a subreaper
     (read from ``/proc/self/task/*/children``: each thread lists the children attached to it)."""
-    ours, found = set(started), []
+    ours, found = set(started) | _SPARED, []
     for children in Path("/proc/self/task").glob("*/children"):
         with contextlib.suppress(OSError, ValueError):
             found.extend(int(pid) for pid in children.read_text().split() if int(pid) not in ours)

@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +26,9 @@ from harness.matrix import images
 from harness import matrix as matrix_mod
 from harness.client import Client
 from harness.servers import NotApplicable, ServerError
+from harness.matrix.settings import DockerSettings
 from harness.servers import docker as docker_runner
+from harness.servers import reaper
 
 CELL = matrix_mod.Cell(triton="24.10", backend="python", instance_kind="cpu", python="3.11", runner="docker")
 ADD_SUB = ROOT / "cases" / "basics" / "models" / "add_sub"
@@ -242,3 +245,107 @@ def test_docker_cells_match_local_cells_side_by_side(engine, image, tmp_path: Pa
     docker_cell = {c["id"]: c for c in data["cells"]}["24.10-python-cpu-py3.11-docker"]
     assert docker_cell["runner"] == "docker" and docker_cell["server_version"] == "2.51.0"
     assert containers_of(engine, run) == [], "no container of the run is left"
+
+
+def test_hardened_profile_from_docker_inspect(engine, release, image, run_label, tmp_path) -> None:
+    """Every item of the cell profile, read back from the engine (docker inspect) and from inside."""
+    limits = DockerSettings(shm_size="64m", tmp_size="128m", memory="1g", cpus=1.5, pids_limit=512)
+    repo = repo_with_add_sub(tmp_path)
+    repo.chmod(0o700)  # as mkdtemp makes it: uid 1000 must still read the models
+    with docker_runner.DockerServer(cell=CELL, release=release, repository=repo, settings=limits,
+                                    log_path=tmp_path / "server.log", client=engine, stop_timeout=5) as srv:
+        assert srv.load("add_sub").error is None, "the repository is readable by uid 1000"
+        data = srv.client.api.inspect_container(srv.container.id)
+        host = data["HostConfig"]
+        assert data["Config"]["User"] == "1000:1000"
+        assert data["State"]["Running"] and data["State"]["OOMKilled"] is False
+        assert host["ReadonlyRootfs"] is True
+        assert set(host["Tmpfs"]) == {"/tmp"}
+        assert {"exec", "size=128m"} <= set(host["Tmpfs"]["/tmp"].split(",")) and "noexec" not in host["Tmpfs"]["/tmp"]
+        assert host["ShmSize"] == 64 * 1024 ** 2
+        assert host["Memory"] == host["MemorySwap"] == 1024 ** 3
+        assert host["NanoCpus"] == 1_500_000_000
+        assert host["PidsLimit"] == 512
+        assert host["Privileged"] is False and not host.get("CapAdd") and host["CapDrop"] == ["ALL"]
+        assert host["SecurityOpt"] == ["no-new-privileges"], "no seccomp=unconfined: the default profile"
+        assert not host.get("DeviceRequests"), "no GPU for a cpu cell"
+        for port, bindings in data["NetworkSettings"]["Ports"].items():
+            assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}, port
+
+        def inside(script: str) -> str:
+            done = srv.container.exec_run(["sh", "-c", script])
+            return done.output.decode().strip() if done.exit_code == 0 else f"exit {done.exit_code}: {done.output!r}"
+
+        assert inside("id -u; id -un") == "1000\ntriton-server"
+        status = dict(line.split(":\t", 1) for line in inside("cat /proc/1/status").splitlines() if ":\t" in line)
+        assert status["Uid"].split()[0] == "1000"
+        assert status["Seccomp"].strip() == "2", "seccomp filter mode: the engine's default profile"
+        assert status["NoNewPrivs"].strip() == "1"
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+        assert "Read-only file system" in inside("touch /etc/written || true 2>&1; touch /etc/written 2>&1")
+        assert inside("printf '#!/bin/sh\\necho ran' > /tmp/x.sh && chmod +x /tmp/x.sh && /tmp/x.sh") == "ran"
+        assert inside("df -k /dev/shm | tail -1 | awk '{print $2}'") == str(64 * 1024)
+    gpu = matrix_mod.Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11", runner="docker")
+    assert docker_runner.DockerServer(cell=gpu, release=release, repository=repo, log_path=tmp_path / "g.log",
+                                      client=engine).profile()["device_requests"], "GPUs in a gpu cell"
+
+
+def limited_server(engine, release, tmp_path: Path, **limits) -> docker_runner.DockerServer:
+    return docker_runner.DockerServer(cell=CELL, release=release, repository=repo_with_add_sub(tmp_path),
+                                      settings=DockerSettings(**limits), log_path=tmp_path / "server.log",
+                                      client=engine, stop_timeout=5, start_timeout=60)
+
+
+def test_a_server_at_its_memory_limit_fails_saying_so(engine, release, image, run_label, tmp_path) -> None:
+    srv = limited_server(engine, release, tmp_path, memory="24m", shm_size="4m", tmp_size="4m")
+    with pytest.raises(docker_runner.MemoryLimitReached) as info:
+        with srv:
+            srv.load("add_sub")  # where the server itself still fit, its stub does not
+    assert "reached its memory limit 24m" in str(info.value)
+    assert containers_of(engine, run_label) == []
+
+
+def test_a_server_at_its_pids_limit_fails_saying_so(engine, release, image, run_label, tmp_path) -> None:
+    srv = limited_server(engine, release, tmp_path, pids_limit=16)
+    with pytest.raises(docker_runner.PidsLimitReached) as info:
+        with srv:
+            srv.load("add_sub")
+    assert "reached its pids limit 16" in str(info.value)
+    assert containers_of(engine, run_label) == []
+
+
+@pytest.mark.parametrize("killed", ["top", "tree"])
+def test_sigkill_of_the_run_leaves_no_container(engine, image, tmp_path, killed: str) -> None:
+    """The reaper: SIGKILL of ``python -m harness cell`` of a docker cell, mid-cell; within 15 s no
+    container of the run is left (the engine is asked, not the harness). ``top``: the top process
+    alone (its children get their death signal and may still clean up); ``tree``: its whole process
+    group at once (a CI runner that kills the job, the OOM killer of its cgroup), where only the
+    reaper is left to do it: without it the container stays (checked by hand: still there after 40 s)."""
+    run = uuid.uuid4().hex[:12]
+    lib = tmp_path / "lib"
+    shutil.copytree(ROOT / "cases" / "basics", lib / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != reaper.REAPER_ENV}
+    top = subprocess.Popen(
+        [sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11-docker", f"--reports={tmp_path / 'r'}",
+         f"--cases={lib}"], cwd=ROOT, env={**env, docker_runner.RUN_ID_ENV: run},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not [c for c in containers_of(engine, run) if c.status == "running"]:
+            assert top.poll() is None, "the cell ended before a container of it ran"
+            assert time.monotonic() < deadline, "no container of the cell ran"
+            time.sleep(0.2)
+        if killed == "tree":
+            os.killpg(top.pid, signal.SIGKILL)
+        else:
+            top.kill()
+        top.wait()
+        killed = time.monotonic()
+        while containers_of(engine, run) and time.monotonic() - killed < 15:
+            time.sleep(0.2)
+        assert containers_of(engine, run) == [], "containers of the run left 15 s after its SIGKILL"
+    finally:
+        if top.poll() is None:
+            top.kill()
+        for container in containers_of(engine, run):
+            container.remove(force=True)

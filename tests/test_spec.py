@@ -150,6 +150,7 @@ def test_a_docker_cells_server_is_made_from_the_spec(tmp_path: Path) -> None:
     servers = CellServers.prepare(given.cell, given.release, given.settings, given.docker, [], tmp_path / "w")
     server = servers.create(log_path=tmp_path / "log", workdir=tmp_path / "w")
     assert isinstance(server, DockerServer)
-    assert (server.release, server.image_kind, server.shm_size) == (loaded.release("24.10"), "release", "1g")
+    assert (server.release, server.image_kind, server.settings.shm_size) == (loaded.release("24.10"), "release", "1g")
+    assert server.settings == given.docker  # the hardened profile's limits too
     assert server.release.image == "nvcr.io/nvidia/tritonserver:24.10-py3"
     assert server.load_timeout == loaded.settings.load_timeout and given.settings.case_timeout == 44

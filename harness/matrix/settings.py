@@ -17,6 +17,9 @@ from harness.deadlines import Budget, NestingError
 from harness.errors import HarnessError
 
 DOCKER_IMAGES = ("offline", "release")
+SIZES = ("shm_size", "tmp_size", "memory")  # [docker] keys that are sizes, as Docker writes them
+SIZE_RE = re.compile(r"^(\d+)([kmg]?)$")
+MIN_PIDS = 16
 COUNTS = ("workers",)  # settings that are counts, not seconds
 RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")  # a Triton release: YY.MM
 
@@ -60,8 +63,19 @@ class Settings:
 
 @dataclass(frozen=True, **KW_ONLY)
 class DockerSettings:
+    """The container of a docker cell's server: which image, and the limits of its hardened profile
+    (``harness.servers.docker``). The defaults fit one server of a cell: a cell runs ``workers`` of them."""
+
     image: str = "offline"  # "offline": built here from the wheel, no registry; "release": FROM the NGC image
     shm_size: str = "256m"  # /dev/shm of the container: the python backend's tensors travel through it
+    tmp_size: str = "1g"  # the tmpfs /tmp (exec allowed: stubs, unpacked environments); counts as memory
+    memory: str = "4g"  # the container's memory limit, swap included (/dev/shm and /tmp count against it)
+    cpus: float = 2.0  # CPUs the container may use (--cpus)
+    pids_limit: int = 1024  # processes and threads of the container (tritonserver's threads, the stubs)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,15 +113,33 @@ def parse_tolerance(v: Validator, raw: Any) -> dict[str, float]:
 
 def parse_docker(v: Validator, raw: Any) -> DockerSettings:
     v.type(raw, dict, "docker")
-    v.keys(raw, ("image", "shm_size"), "docker")
-    for k, value in raw.items():
-        v.type(value, str, f"docker.{k}")
-    docker = DockerSettings(**raw)
-    if docker.image not in DOCKER_IMAGES:
-        v.fail("docker.image", f"unknown image kind {docker.image!r}", f"use one of: {', '.join(DOCKER_IMAGES)}")
-    if not re.match(r"^\d+[kmg]?$", docker.shm_size):
-        v.fail("docker.shm_size", f"{docker.shm_size!r} is not a size", 'write e.g. "256m" or "1g"')
+    v.keys(raw, DockerSettings.names(), "docker")
+    for k in SIZES:
+        if k in raw:
+            v.type(raw[k], str, f"docker.{k}", fix='write e.g. "256m" or "1g"')
+            if not SIZE_RE.match(raw[k]):
+                v.fail(f"docker.{k}", f"{raw[k]!r} is not a size", 'write e.g. "256m" or "1g"')
+    if "image" in raw:
+        v.type(raw["image"], str, "docker.image")
+        v.choice(raw["image"], DOCKER_IMAGES, "docker.image")
+    cpus = raw.get("cpus", DockerSettings.cpus)
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+        v.fail("docker.cpus", f"expected a positive number of CPUs, got {cpus!r}", "write e.g. 2 or 1.5")
+    pids = raw.get("pids_limit", DockerSettings.pids_limit)
+    if isinstance(pids, bool) or not isinstance(pids, int) or pids < MIN_PIDS:
+        v.fail("docker.pids_limit", f"expected a whole number of at least {MIN_PIDS}, got {pids!r}",
+               "write e.g. 1024 (tritonserver alone runs dozens of threads)")
+    docker = DockerSettings(**{**raw, "cpus": float(cpus)})
+    if size_bytes(docker.shm_size) + size_bytes(docker.tmp_size) >= size_bytes(docker.memory):
+        v.fail("docker.memory", f"{docker.memory} leaves nothing beside shm_size {docker.shm_size} and tmp_size "
+               f"{docker.tmp_size} (both count against it)", "raise memory or lower shm_size/tmp_size")
     return docker
+
+
+def size_bytes(size: str) -> int:
+    """``"256m"`` -> bytes (Docker's units: powers of 1024); the size is already checked by SIZE_RE."""
+    number, unit = SIZE_RE.match(size).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** "bkmg".index(unit or "b")
 
 
 class Validator:

@@ -1,9 +1,16 @@
 """The docker runner: the cell's server in a container of a real Docker engine (docker SDK).
 
 The pytest process stays on the host and talks to the container's ports, which are published on
-127.0.0.1 only, on host ports the engine picks (read back after start). The model repository is
-mounted read-only; the container is unprivileged with every capability dropped; GPU cells ask for
-GPUs with a device request. Every container carries labels (run, cell, owner pid on this host):
+127.0.0.1 only, on host ports the engine picks (read back after start). The container runs a hardened
+profile (:meth:`DockerServer.profile`): uid 1000 (the images' ``triton-server`` user), a read-only
+root filesystem with a tmpfs ``/tmp`` that allows exec (stubs, unpacked environments) and a sized
+``/dev/shm``, the memory, CPU and pids limits of ``[docker]`` in matrix.toml, every capability dropped,
+no-new-privileges, the engine's default seccomp profile, GPUs only in GPU cells. The model repository
+is mounted read-only and must be readable by uid 1000. A server that reaches a limit fails with the
+limit it reached (:class:`MemoryLimitReached`, :class:`PidsLimitReached`).
+
+Every container carries labels (run, cell, owner pid on this host). The run's reaper
+(``harness.servers.reaper``) removes the run's containers when the run dies, SIGKILL included;
 containers left by an earlier run whose owner process is gone are removed before a new one starts,
 and the container of a cell is stopped and removed in a ``finally``.
 """
@@ -22,13 +29,35 @@ from typing import Any
 from harness.matrix import images
 from harness.errors import NotApplicable
 from harness.matrix import Cell, Release
-from harness.servers import Ports, Server, ServerError
+from harness.matrix.settings import DockerSettings
+from harness.servers import LoadResult, Ports, Server, ServerError, ServerExited, reaper
 from harness.servers.options import ServerOptions, server_env
+from harness.servers.reaper import LABEL, RUN_ID_ENV, run_id
 
-LABEL = "org.triton-matrix"
-RUN_ID_ENV = "TRITON_MATRIX_RUN_ID"
+__all__ = ["LABEL", "RUN_ID_ENV", "DockerServer", "LimitReached", "MemoryLimitReached", "PidsLimitReached",
+           "RepositoryNotReadable", "engine", "remove_leftovers", "run_id"]
+
 CONTAINER_PORTS = Ports(http=8000, grpc=8001, metrics=8002)
 LOG_SYNC_S = 10.0  # at most this long for a log mark to come through the engine's copy of the output
+SERVER_UID = 1000  # the NGC images' triton-server user; the offline image has it too
+SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
+LIMITS_WATCH_S = 0.01  # how often the container's cgroups are read for refused forks and OOM kills
+
+
+class LimitReached(ServerExited):
+    """The server reached a limit of its container's profile (``[docker]`` in matrix.toml)."""
+
+
+class MemoryLimitReached(LimitReached):
+    """The container was OOM-killed at its memory limit."""
+
+
+class PidsLimitReached(LimitReached):
+    """The container's pids limit refused a process or thread."""
+
+
+class RepositoryNotReadable(ServerError):
+    """A mounted folder cannot be read by the server's uid and is not this process's to open up."""
 
 
 def engine() -> Any:
@@ -47,8 +76,57 @@ def engine() -> Any:
                           fix="start dockerd (or set DOCKER_HOST), or use --runner local") from None
 
 
-def run_id() -> str:
-    return os.environ.setdefault(RUN_ID_ENV, uuid.uuid4().hex[:12])
+def readable_by_server(root: Path) -> None:
+    """Let uid 1000 read ``root`` (mounted into the container): everyone may read its files and enter
+    its folders. The harness's own folders (a rendered repository, a ``mkdtemp`` one with mode 0700)
+    are opened up; a folder of someone else's that is closed is a :class:`RepositoryNotReadable`."""
+    for path in (root, *root.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = 0o005 if path.is_dir() else 0o004
+        if mode & wanted == wanted:
+            continue
+        try:
+            path.chmod(mode | wanted)
+        except PermissionError:
+            raise RepositoryNotReadable(
+                f"the server runs as uid {SERVER_UID} in its container and cannot read this",
+                where=str(path), fix=f"chmod -R a+rX {root}") from None
+
+
+# What each limit's cgroup counts when it is reached: controller -> (v1 file, v2 file, key).
+LIMIT_COUNTERS = {"pids": ("pids.events", "pids.events", "max"),
+                  "memory": ("memory.oom_control", "memory.events", "oom_kill")}
+
+
+def _cgroup_counters(engine_info: dict[str, Any], container_id: str, parent: str = "") -> dict[str, Path]:
+    """The files in which the container's cgroups count refused forks and OOM kills, as the engine
+    names its cgroups (cgroup v1 or v2, cgroupfs or systemd driver), where this machine sees them (an
+    engine on this kernel). Known before the container starts: a server that dies at once is still seen."""
+    root = Path("/sys/fs/cgroup")
+    if engine_info.get("CgroupDriver") == "systemd":
+        group = f"{parent or 'system.slice'}/docker-{container_id}.scope"
+    else:
+        group = f"{parent.strip('/') or 'docker'}/{container_id}"
+    v2 = str(engine_info.get("CgroupVersion", "1")) == "2"
+    if not root.is_dir():
+        return {}
+    return {name: (root / group / files[1]) if v2 else (root / name / group / files[0])
+            for name, files in LIMIT_COUNTERS.items()}
+
+
+def _count(path: Path | None, key: str) -> int:
+    """The counter ``key`` of a cgroup file (``max 3``, ``oom_kill 1``); 0 when unknown or gone."""
+    try:
+        text = path.read_text() if path is not None else ""
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        name, _, count = line.partition(" ")
+        if name == key and count.strip().isdigit():
+            return int(count)
+    return 0
 
 
 def _owner() -> str:
@@ -75,6 +153,7 @@ def remove_leftovers(client: Any) -> list[str]:
     return removed
 
 
+
 class DockerServer(Server):
     """tritonserver in a container; same interface as the local runner."""
 
@@ -87,8 +166,7 @@ class DockerServer(Server):
         release: Release,
         repository: Path,
         log_path: Path,
-        image_kind: str = "offline",
-        shm_size: str = "256m",
+        settings: DockerSettings | None = None,
         start_timeout: float = 60.0,
         load_timeout: float = 60.0,
         stop_timeout: float = 10.0,
@@ -100,8 +178,8 @@ class DockerServer(Server):
         self.cell = cell
         self.release = release
         self.repository = Path(repository)
-        self.image_kind = image_kind
-        self.shm_size = shm_size
+        self.settings = settings or DockerSettings()
+        self.image_kind = self.settings.image
         self.stop_timeout = stop_timeout
         self.extra_args = tuple(extra_args)
         self.extra_backends = dict(extra_backends or {})
@@ -110,6 +188,10 @@ class DockerServer(Server):
         self.image: str | None = None
         self._log_thread: threading.Thread | None = None
         self._removed = False
+        self._counters: dict[str, Path] = {}
+        self._counts: dict[str, int] = {}  # limit -> times reached (LIMIT_COUNTERS), read while it runs
+        self._limit_thread: threading.Thread | None = None
+        self._info: dict[str, Any] | None = None
 
     def command(self) -> list[str]:
         options = ServerOptions(repository="/models", backend_directory="/opt/tritonserver/backends",
@@ -117,21 +199,49 @@ class DockerServer(Server):
                                 stop_timeout=self.stop_timeout, extra_args=self.extra_args)
         return ["tritonserver", *options.to_args()]
 
+    def profile(self) -> dict[str, Any]:
+        """The hardened container profile: the arguments of ``containers.create`` beside image and command."""
+        import docker.types
+
+        limits = self.settings
+        volumes = {str(self.repository): {"bind": "/models", "mode": "ro"}}
+        for name, path in self.extra_backends.items():
+            volumes[str(path)] = {"bind": f"/opt/tritonserver/backends/{name}", "mode": "ro"}
+        gpus = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.cell.gpu else None
+        return {
+            "user": SERVER_USER,
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmp_size}"},
+            "shm_size": limits.shm_size,
+            "mem_limit": limits.memory,
+            "memswap_limit": limits.memory,  # no swap beyond the limit: reaching it is an OOM kill, not a crawl
+            "nano_cpus": int(limits.cpus * 1e9),
+            "pids_limit": limits.pids_limit,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],  # and no seccomp= option: the engine's default profile
+            "privileged": False,
+            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in
+                      (CONTAINER_PORTS.http, CONTAINER_PORTS.grpc, CONTAINER_PORTS.metrics)},
+            "volumes": volumes,
+            "device_requests": gpus,
+            # HOME on the writable /tmp: what a library caches under ~ has somewhere to go
+            "environment": {**server_env(dict(os.environ)), "HOME": "/tmp"},
+        }
+
     def start(self) -> None:
         import docker.errors
-        import docker.types
 
         self.client = self.client or engine()
         self._removed = False
+        self._counts = {}
+        reaper.ensure(run_id())  # before the first container: it goes when this run goes, however
         remove_leftovers(self.client)
         self.image, python = images.server_image(self.client, self.release, self.image_kind)
         if python != self.cell.python:
             raise NotApplicable(f"the {self.image_kind} image of {self.release.name} runs Python {python}, "
                                 f"not {self.cell.python}")
-        volumes = {str(self.repository): {"bind": "/models", "mode": "ro"}}
-        for name, path in self.extra_backends.items():
-            volumes[str(path)] = {"bind": f"/opt/tritonserver/backends/{name}", "mode": "ro"}
-        device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.cell.gpu else None
+        for mounted in (self.repository, *self.extra_backends.values()):
+            readable_by_server(Path(mounted))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # create, then start: a container the engine cannot start (no GPU) still exists and is
@@ -142,16 +252,11 @@ class DockerServer(Server):
                 name=f"triton-matrix-{self.cell.id}-{uuid.uuid4().hex[:8]}".replace(".", "_"),
                 labels={LABEL: "1", f"{LABEL}.run": run_id(), f"{LABEL}.cell": self.cell.id,
                         f"{LABEL}.owner": _owner()},
-                ports={f"{port}/tcp": ("127.0.0.1", None) for port in
-                       (CONTAINER_PORTS.http, CONTAINER_PORTS.grpc, CONTAINER_PORTS.metrics)},
-                volumes=volumes,
-                environment=server_env(dict(os.environ)),
-                shm_size=self.shm_size,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                privileged=False,
-                device_requests=device_requests,
+                **self.profile(),
             )
+            self._counters = _cgroup_counters(self._engine_info(), self.container.id)
+            self._limit_thread = threading.Thread(target=self._watch_limits, name="container-limits", daemon=True)
+            self._limit_thread.start()
             self.container.start()
         except docker.errors.APIError as exc:
             reason = str(exc.explanation or exc).strip().splitlines()[0]
@@ -162,11 +267,84 @@ class DockerServer(Server):
         self._log_thread = threading.Thread(target=self._stream_log, name="container-log", daemon=True)
         self._log_thread.start()
         self.container.reload()
+
         self.ports = Ports(**{
             name: int(self.container.ports[f"{port}/tcp"][0]["HostPort"])
             for name, port in (("http", CONTAINER_PORTS.http), ("grpc", CONTAINER_PORTS.grpc),
                                ("metrics", CONTAINER_PORTS.metrics))
         })
+
+    def _read_counts(self) -> None:
+        for name, path in self._counters.items():
+            self._counts[name] = max(self._counts.get(name, 0), _count(path, LIMIT_COUNTERS[name][2]))
+
+    def _engine_info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = self.client.info()
+        return self._info
+
+    def _watch_limits(self) -> None:
+        """Read the limits' counters while the container runs: its cgroups, and so the counts, go with it
+        (within milliseconds of its end). Waits for them to appear first (the container is starting)."""
+        appear_by = time.monotonic() + 30
+        while self._counters and not self._removed:
+            there = any(p.exists() for p in self._counters.values())
+            if there:
+                appear_by = 0.0
+                self._read_counts()
+            elif time.monotonic() > appear_by:
+                return
+            time.sleep(LIMITS_WATCH_S)
+
+    def limit_reached(self) -> LimitReached | None:
+        """The limit of the profile this container reached, as the error to raise; None if none."""
+        if self.container is None or self._removed:
+            return None
+        self._read_counts()
+        with contextlib.suppress(Exception):
+            self.container.reload()
+        if self.container.attrs.get("State", {}).get("OOMKilled") or self._counts.get("memory"):
+            return MemoryLimitReached(f"{self.name} reached its memory limit {self.settings.memory} and was "
+                                      f"OOM-killed (raise [docker] memory in matrix.toml){self.tail_note()}")
+        if self._counts.get("pids"):
+            return PidsLimitReached(f"{self.name} reached its pids limit {self.settings.pids_limit}: "
+                                    f"{self._counts['pids']} process or thread starts were refused (raise "
+                                    f"[docker] pids_limit in matrix.toml){self.tail_note()}")
+        return None
+
+    def wait_ready(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return super().wait_ready(*args, **kwargs)
+        except ServerError as exc:
+            raise (self.limit_reached() or exc) from None
+
+    def check_alive(self) -> None:
+        try:
+            super().check_alive()
+        except ServerError as exc:
+            raise (self.limit_reached() or exc) from None
+
+    def load(self, model: str, **kwargs: Any) -> LoadResult:
+        self._read_counts()
+        before = dict(self._counts)
+        try:
+            result = super().load(model, **kwargs)
+        except ServerError as exc:
+            raise (self.limit_reached() or exc) from None
+        if result.error is None:
+            return result
+        # A load that failed as a limit was reached (a stub refused a fork; the server OOM-killed, its
+        # cgroups already gone before the engine says so): the limit, not the model.
+        self._read_counts()
+        ended = bool(self._counters) and not any(p.exists() for p in self._counters.values())
+        if ended:
+            with contextlib.suppress(Exception):
+                self.container.wait(timeout=5)
+        limit = self.limit_reached() if ended or self._counts != before else None
+        if limit is not None:
+            self.kill(str(limit).split("; log ")[0])
+            raise limit
+        return result
 
     def _stream_log(self) -> None:
         with open(self.log_path, "ab") as fh:
@@ -212,7 +390,7 @@ class DockerServer(Server):
         if state.get("Running"):
             return None
         if state.get("OOMKilled"):
-            return "killed: out of memory"
+            return f"killed at its memory limit {self.settings.memory}"
         return f"exit code {state.get('ExitCode')}"
 
     def kill(self, reason: str) -> None:

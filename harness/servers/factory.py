@@ -56,8 +56,7 @@ class CellServers:
                                python_libdir=Path(sys.base_prefix) / "lib", workdir=workdir, **common)
         from harness.servers.docker import DockerServer
 
-        return DockerServer(cell=self.cell, release=self.release, image_kind=self.docker.image,
-                            shm_size=self.docker.shm_size, **common)
+        return DockerServer(cell=self.cell, release=self.release, settings=self.docker, **common)
 
     @contextlib.contextmanager
     def serve(self, *, log_path: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Server]:
