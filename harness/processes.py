@@ -209,6 +209,17 @@ def pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def command_lines() -> dict[int, list[bytes]]:
+    """Every process's argv, by pid (from ``/proc``; a process that ended while it was read is left out)."""
+    found = {}
+    for pid in pids():
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+    return found
+
+
 def group_alive(pgid: int) -> bool:
     """True while a non-zombie process of this process group exists (read from /proc)."""
     for pid in pids():

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from harness import processes
 from harness.servers import reaper
 
 pytestmark = pytest.mark.fast  # no engine, no server
@@ -27,6 +28,7 @@ RUN = f"test-{os.getpid()}-"  # run ids of these tests alone (a reaper is found 
 
 OWNER = """
 import os, sys, time
+from harness import processes
 from harness.servers import reaper
 reaper.start(sys.argv[1])
 print(os.getpid(), flush=True)
@@ -94,15 +96,8 @@ def owner(run: str, how: str, **popen: object) -> tuple[subprocess.Popen[str], i
 
 
 def reapers(run: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"harness.servers.reaper" in args and run.encode() in args:
-            found.append(int(cmdline.parent.name))
-    return found
+    return [pid for pid, args in processes.command_lines().items()
+            if b"harness.servers.reaper" in args and run.encode() in args]
 
 
 def wait_for(condition, what: str, limit: float = 30.0) -> None:  # noqa: ANN001

@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, ROOT, run_harness
-from harness import matrix as matrix_mod
 from harness import options
 from harness.report import SYMBOLS, build, history, summary, timeline
 from harness.report.history import Entry, Run
 from harness.states import State
-from test_end_to_end import MATRIX
+from test_report_diff import plain_matrix  # noqa: F401 (autouse: a matrix without declared incompatibilities)
 
 
 JUNIT = FIXTURES / "junit"
@@ -34,15 +33,6 @@ BROKEN, GOOD = "run2-broken.xml", "run1-baseline.xml"  # test_add fails in the f
 ADD = "area/test_area.py::test_add[http]"
 FLAKY = "area/test_area.py::test_flaky[http]"  # flaky in GOOD, passed in BROKEN
 START = datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(autouse=True)
-def plain_matrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A matrix without declared incompatibilities."""
-    path = tmp_path / "matrix.toml"
-    path.write_text(MATRIX)
-    monkeypatch.setenv(matrix_mod.MATRIX_ENV, str(path))
-    return path
 
 
 def run_of(n: int, states: dict[tuple[str, str], State], **kw: object) -> Run:
@@ -256,7 +246,7 @@ def test_the_digest_says_what_changed_since_the_last_run() -> None:
     assert "| failing since |" in text and runs[1].label in text
 
 
-def test_three_reports_through_the_command_line(tmp_path: Path, plain_matrix: Path) -> None:
+def test_three_reports_through_the_command_line(tmp_path: Path, plain_matrix: Path) -> None:  # noqa: F811
     """``python -m harness report`` three times, as CI runs it night after night, into one store."""
     reports, store = tmp_path / "reports", tmp_path / "store"
     (reports / "junit").mkdir(parents=True)

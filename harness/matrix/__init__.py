@@ -307,20 +307,9 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     )
     models = tuple((path.parent / m) for m in v.strings(data.get("models", []), "models"))
     tolerance = parse_tolerance(v, data.get("tolerance", {}))
-    matrix = Matrix(
-        path=path,
-        models=models,
-        tolerance=tolerance,
-        axes=axes,
-        releases=releases,
-        envs=envs,
-        runner=runner,
-        exclude=exclude,
-        include=include,
-        settings=settings,
-        known_failures=known_failures,
-        docker=docker,
-    )
+    matrix = Matrix(path=path, models=models, tolerance=tolerance, axes=axes, releases=releases, envs=envs,
+                    runner=runner, exclude=exclude, include=include, settings=settings,
+                    known_failures=known_failures, docker=docker)
     cells = matrix.cells()
     if not cells:
         v.fail("exclude", "the excludes remove every cell", "remove an exclude or add axis values")

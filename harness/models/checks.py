@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness import processes
 from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
 from harness.models import REPEATS, SAMPLES_FILE, conform, diagnosis, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
@@ -40,16 +41,9 @@ def _model_stubs(server: Server, model: str) -> list[int] | None:
     pid = getattr(server, "pid", None)
     if not isinstance(pid, int) or not Path("/proc").is_dir():
         return None
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and f"/{model}/".encode() in args[1]
-                and str(pid).encode() in args):
-            found.append(int(cmdline.parent.name))
-    return found
+    return [stub for stub, args in processes.command_lines().items()
+            if len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and f"/{model}/".encode() in args[1]
+            and str(pid).encode() in args]
 
 
 def _diagnose(what: str, message: str, server: Server, offset: int, model: str, models_run: ModelsRun, *,
