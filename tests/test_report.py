@@ -165,11 +165,11 @@ VERDICTS_XML = """<?xml version="1.0" encoding="utf-8"?>
  <testcase classname="v.test_v" name="test_hang">
   <properties><property name="case" value="v/test_v.py::test_hang"/><property name="verdict" value="timeout"/>
   </properties>
-  <failure message="harness.incell.supervise.CaseTimeout: the case ran past its 30 s deadline">...</failure></testcase>
+  <failure message="{timeout}: the case ran past its 30 s deadline">...</failure></testcase>
  <testcase classname="v.test_v" name="test_crash">
   <properties><property name="case" value="v/test_v.py::test_crash"/><property name="verdict" value="server-died"/>
   </properties>
-  <failure message="harness.incell.supervise.ServerDied: the server ended (killed by SIGSEGV)">...</failure></testcase>
+  <failure message="{died}: the server ended (killed by SIGSEGV)">...</failure></testcase>
  <testcase classname="v.test_v" name="test_wrong">
   <properties><property name="case" value="v/test_v.py::test_wrong"/></properties>
   <failure message="AssertionError: OUTPUT0">...</failure></testcase>
@@ -182,9 +182,15 @@ def test_compat_json_carries_the_harness_verdict(tmp_path: Path) -> None:
     without parsing messages; a plain failure has no verdict key."""
     reports = tmp_path / "reports"
     (reports / "junit").mkdir(parents=True)
-    (reports / "junit" / f"{CPU311}.xml").write_text(VERDICTS_XML.format(cell=CPU311))
+    from harness.incell.supervise import CaseTimeout, ServerDied
+
+    (reports / "junit" / f"{CPU311}.xml").write_text(VERDICTS_XML.format(
+        cell=CPU311, timeout=f"{CaseTimeout.__module__}.CaseTimeout", died=f"{ServerDied.__module__}.ServerDied"))
     rows = {r["case"]: r for r in model.read(reports).as_dict()["results"]}
     assert rows["v/test_v.py::test_hang"]["state"] == "timeout"
+    # pytest names the exception by its module path; the report says what the watchdog saw
+    assert rows["v/test_v.py::test_hang"]["message"] == "the case ran past its 30 s deadline"
+    assert rows["v/test_v.py::test_crash"]["message"] == "the server ended (killed by SIGSEGV)"
     assert rows["v/test_v.py::test_hang"]["verdict"] == "timeout"
     assert rows["v/test_v.py::test_crash"]["state"] == "error"
     assert rows["v/test_v.py::test_crash"]["verdict"] == "server-died"
