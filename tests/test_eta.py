@@ -80,3 +80,21 @@ def test_a_running_cell_past_a_tenth_of_its_cases_is_judged_by_its_own_pace() ->
     early = eta.RunState(history={"a": 60.0}, finished={}, running={"a": 10.0}, pending=(), jobs=1,
                          done_share={"a": 0.05})
     assert eta.eta_s(early) == pytest.approx(50.0)
+
+
+def test_a_first_run_projects_its_running_cells_for_the_cells_of_their_kind_left() -> None:
+    """A fresh clone 90 s in: the two custom cells finished in 20 s, three python cells are at half after
+    60 s (so about 120 s each) and six more are pending on 3 jobs: two more rounds of about 120 s after the
+    running ones' 60 s left, not the custom cells' 20 s each (it said "2 min 19 s" with 14 python cells to go)."""
+    python = [f"24.{m:02d}-python-cpu-py3.{v}" for m in (3, 7, 10) for v in (9, 10, 11)]
+    state = eta.RunState(history={}, finished={"23.10-custom-cpu-py3.11": 20.0, "23.12-custom-cpu-py3.11": 20.0},
+                         running={c: 60.0 for c in python[:3]}, pending=tuple(python[3:]), jobs=3,
+                         done_share={c: 0.5 for c in python[:3]})
+    assert eta.eta_s(state) == pytest.approx(60.0 + 2 * 120.0)
+
+
+def test_a_first_run_has_no_eta_until_a_cell_finished_or_has_done_a_tenth() -> None:
+    state = eta.RunState(history={}, finished={}, running={"a": 5.0}, pending=("b",), jobs=2, done_share={"a": 0.05})
+    assert eta.eta_s(state) is None
+    assert eta.eta_s(eta.RunState(history={}, finished={}, running={"a": 5.0}, pending=("b",), jobs=2,
+                                  done_share={"a": 0.25})) == pytest.approx(20.0)

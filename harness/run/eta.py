@@ -4,7 +4,10 @@ spread over the jobs slots as the scheduler fills them.
 1. Expected: a cell takes what it took last time (``reports/durations.json``); a cell never run, the
    median of the known cells of its kind (its backend: a custom cell of 24 cases is no measure of a
    python cell of 212), else of all known ones; the known ones are the history, else this run's
-   finished cells (no history and nothing finished yet: no ETA).
+   finished cells and what its running cells project (a cell that has done a tenth of its cases or
+   more: what it spent over the share it has done). A first run's custom cells finish in seconds while
+   its python cells are still at half: by finished cells alone it said "2 min" with 14 python cells
+   still to start. Nothing to go by yet: no ETA.
 2. Pace: this run's finished cells that have a history, their actual time over their expected time
    (sums, so a long cell weighs more than a short one); 1 until one finishes. A machine loaded twice as
    much doubles what is left. Cells that were stopped say nothing of a whole run and are left out.
@@ -66,12 +69,23 @@ def like(cell: str, known: Mapping[str, float]) -> float:
     return typical(same or known)
 
 
+def projected(state: RunState) -> dict[str, float]:
+    """The running cells' whole time by their own pace, those that have done enough to tell."""
+    return {cell: spent / share for cell, spent in state.running.items()
+            if (share := state.done_share.get(cell, 0.0)) >= OWN_PACE_FROM}
+
+
+def this_run(state: RunState) -> dict[str, float]:
+    """What this run has shown of its cells' times: the finished ones, and the running ones projected."""
+    return {**projected(state), **state.finished}
+
+
 def expected_s(state: RunState, cell: str) -> float:
     """What ``cell`` is expected to take at this run's pace."""
     if state.history:
         own = state.history.get(cell)
         return (own if own is not None else like(cell, state.history)) * pace(state)
-    return like(cell, state.finished)
+    return like(cell, this_run(state))
 
 
 def left_s(state: RunState, cell: str, spent: float) -> float:
@@ -84,7 +98,7 @@ def left_s(state: RunState, cell: str, spent: float) -> float:
 
 def eta_s(state: RunState) -> float | None:
     """Seconds until the run ends (see the module's docstring); None without anything to go by."""
-    if not state.history and not state.finished:
+    if not state.history and not this_run(state):
         return None
     slots = [left_s(state, c, spent) for c, spent in state.running.items()]
     slots += [0.0] * max(0, state.jobs - len(slots))
