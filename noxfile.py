@@ -67,11 +67,23 @@ def report(session: nox.Session) -> None:
     session.run("python", "-m", "harness", "report", *session.posargs)
 
 
+FAST_TIER_WORKERS = 4
+"""The fast tier waits (subprocesses, deadlines, a reaper settling) more than it computes: 4 pytest-xdist
+workers even on 2 CPUs. The full tier stays in one process: its real servers must not share the CPUs."""
+
+
+def _selects_fast_tier(args: list[str]) -> bool:
+    return any(a == "-m" and b == "fast" for a, b in zip(args, args[1:]))
+
+
 @nox.session(reuse_venv=True)
 def tests(session: nox.Session) -> None:
     """The project's own tests: against a real tritonserver, real JUnit files, a real Docker engine."""
     session.install("-r", "requirements-dev.txt")
-    session.run("python", "-m", "pytest", "tests", *session.posargs)
+    args = list(session.posargs)
+    if _selects_fast_tier(args) and not any(a.startswith(("-n", "--numprocesses")) for a in args):
+        args = ["-n", str(FAST_TIER_WORKERS), *args]
+    session.run("python", "-m", "pytest", "tests", *args)
 
 
 @nox.session(reuse_venv=True)

@@ -248,10 +248,11 @@ def test_heartbeat_names_what_runs_every_30_s(tmp_path: Path) -> None:
     output, _ = run_view(tmp_path)
 
     beats = [ln for ln in output.splitlines() if ln.startswith("…")]
-    # One at the start, one at 30 s (none at 29 s), naming the running cells with their cases.
+    # One at the start, one at 30 s (none at 29 s), naming the running cells with their cases. With no
+    # history the ETA projects the running cells (all cases done in 30 s) onto the two cells still to start.
     assert beats == ["… 0/4 cells done",
                      ("… 0/4 cells done · running 24.10-python-cpu-py3.11 (17/17, 30 s), "
-                      "23.10-custom-cpu-py3.11 (17/17, 3 failed, 30 s)")]
+                      "23.10-custom-cpu-py3.11 (17/17, 3 failed, 30 s) · ETA 30 s")]
 
 
 def test_durations_are_saved_for_the_next_run(tmp_path: Path) -> None:
