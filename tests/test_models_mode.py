@@ -150,6 +150,17 @@ def _repository(tmp_path: Path, samples_json: str | None = None, config: str | N
     return repository
 
 
+def _bls_repository(tmp_path: Path, sources: dict[str, str]) -> Path:
+    """python models whose model.py holds the given line inside ``execute``."""
+    repository = tmp_path / "bls"
+    for name, line in sources.items():
+        (repository / name / "1").mkdir(parents=True)
+        (repository / name / "config.pbtxt").write_text(f'name: "{name}"\nbackend: "python"\n')
+        (repository / name / "1" / "model.py").write_text(
+            f"class TritonPythonModel:\n    def execute(self, requests):\n        {line}\n")
+    return repository
+
+
 @pytest.mark.fast
 @pytest.mark.parametrize(("make", "fragment"), [
     (lambda tmp: tmp / "nowhere", "nowhere: not a folder"),
@@ -167,6 +178,9 @@ def _repository(tmp_path: Path, samples_json: str | None = None, config: str | N
     (lambda tmp: shutil.copytree(EXAMPLES / "add_double", tmp / "r" / "add_double") and tmp / "r",
      "add_double/config.pbtxt: ensemble 'add_double' runs model 'adder', which is in none of the --models "
      "repositories; add 'adder''s folder to a --models repository"),
+    (lambda tmp: _bls_repository(tmp, {"caller": 'pb_utils.InferenceRequest(model_name="ranker", inputs=[])'}),
+     "caller/1/model.py:3: model 'caller' asks model 'ranker' through BLS, which is in none of the --models "
+     "repositories; add 'ranker''s folder to a --models repository"),
 ])
 def test_bad_models_input_is_one_line_and_exit_2(tmp_path: Path, make, fragment: str) -> None:
     target = make(tmp_path)
@@ -252,9 +266,24 @@ def test_an_ensemble_loads_after_the_models_it_runs() -> None:
     assert models["add_double"].dependencies == ("adder", "doubler")
     order = repo.load_order(models)
     assert order.index("adder") < order.index("add_double") and order.index("doubler") < order.index("add_double")
-    assert order == ["accumulator", "adder", "doubler", "add_double", "pipeline", "scorer", "streamer", "tokenizer"]
+    # pipeline's BLS code asks tokenizer and scorer through a helper (_call("tokenizer", …)): they load first.
+    assert models["pipeline"].dependencies == ("tokenizer", "scorer")
+    assert order == ["accumulator", "adder", "doubler", "add_double", "tokenizer", "scorer", "pipeline", "streamer"]
     gpu = Cell(triton="24.10", backend="python", instance_kind="gpu", python="3.11")
     assert repo.override(models["add_double"], gpu) == (None, "")  # an ensemble has no instances of its own
+
+
+@pytest.mark.fast
+def test_a_bls_model_loads_after_the_models_its_code_asks(tmp_path: Path) -> None:
+    repository = _bls_repository(tmp_path, {
+        "a_router": 'pb_utils.InferenceRequest(model_name="z_ranker", inputs=[]); log("a_router")',
+        "m_variable": 'pb_utils.InferenceRequest(model_name=self.target, inputs=[]); help("unknown")',
+        "z_ranker": "return []",
+    })
+    models = repo.discover([repository])
+    assert models["a_router"].dependencies == ("z_ranker",)  # its own name is no dependency
+    assert models["m_variable"].dependencies == ()  # a name it computes, or one no model has, orders nothing
+    assert repo.load_order(models) == ["z_ranker", "a_router", "m_variable"]
 
 
 @pytest.mark.fast

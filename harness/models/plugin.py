@@ -76,7 +76,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if Path(str(metafunc.definition.path)).resolve() != CHECKS_MODULE:
         return
     run = metafunc.config.stash.get(RUN, None)
-    names = repo.load_order(run.models) if run else []  # an ensemble after the models it runs
+    names = repo.load_order(run.models) if run else []  # each after the models its ensemble or BLS code runs
     if "model" in metafunc.fixturenames:
         metafunc.parametrize("model", names, ids=names)
     if "protocol" in metafunc.fixturenames:

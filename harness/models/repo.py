@@ -7,6 +7,7 @@ so the team's folder may be read-only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
 from harness.matrix import Cell
-from harness.models import SAMPLES_FILE, pbtxt, samples
+from harness.models import SAMPLES_FILE, bls, pbtxt, samples
 
 CONFIG = "config.pbtxt"
 PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch", "tensorrt_plan": "tensorrt",
@@ -30,7 +31,8 @@ class NotAModelRepository(HarnessError):
 
 
 class MissingDependency(HarnessError):
-    """An ensemble's step names a model that none of the --models repositories holds."""
+    """An ensemble's step, or a BLS request's literal model_name, names a model that none of the --models
+    repositories holds."""
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -39,6 +41,7 @@ class TeamModel:
     source: Path
     config: dict[str, Any]  # config.pbtxt as read (empty when there is none: the server auto-completes)
     config_error: str | None = None  # where the harness's reader stops in a config.pbtxt it cannot read
+    bls_calls: tuple[bls.Call, ...] = ()  # the models its python source names (a config declares none)
 
     @property
     def backend(self) -> str | None:
@@ -56,11 +59,16 @@ class TeamModel:
         return self.source / CONFIG
 
     @property
-    def dependencies(self) -> tuple[str, ...]:
+    def steps(self) -> tuple[str, ...]:
         """The models an ensemble's steps run (``ensemble_scheduling { step [ { model_name } ] }``)."""
         scheduling = self.config.get("ensemble_scheduling") or {}
         steps = scheduling.get("step", []) if isinstance(scheduling, dict) else []
         return tuple(dict.fromkeys(str(s["model_name"]) for s in steps if isinstance(s, dict) and "model_name" in s))
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """The models to load before this one: its ensemble steps and the models its BLS code calls."""
+        return tuple(dict.fromkeys((*self.steps, *(c.model for c in self.bls_calls))))
 
 
 def discover(repositories: list[Path]) -> dict[str, TeamModel]:
@@ -93,18 +101,28 @@ def discover(repositories: list[Path]) -> dict[str, TeamModel]:
         if not found:
             raise NotAModelRepository("holds no model folder", where=str(repo),
                                       fix="pass a Triton model repository (<repo>/<model>/config.pbtxt, <model>/1/...)")
+    for name, model in models.items():
+        if model.backend in (None, "python"):
+            found = bls.calls(bls.sources(model.source, model.config), known=set(models) - {name})
+            models[name] = dataclasses.replace(model, bls_calls=tuple(c for c in found if c.model != name))
     for model in models.values():
-        for needed in model.dependencies:
+        for needed in model.steps:
             if needed not in models:
                 raise MissingDependency(f"ensemble {model.name!r} runs model {needed!r}, which is in none of the "
                                         f"--models repositories", where=str(model.config_path),
                                         fix=f"add {needed!r}'s folder to a --models repository")
+        for call in model.bls_calls:
+            if call.model not in models:
+                raise MissingDependency(f"model {model.name!r} asks model {call.model!r} through BLS, which is in "
+                                        f"none of the --models repositories", where=call.where,
+                                        fix=f"add {call.model!r}'s folder to a --models repository")
     return models
 
 
 def load_order(models: dict[str, TeamModel]) -> list[str]:
-    """The model names, each after the models its ensemble steps run (else by name): the loads check
-    loads them in this order, so an ensemble finds its steps loaded with the cell's instance kind."""
+    """The model names, each after the models its ensemble steps run or its BLS code calls (else by name):
+    the loads check loads them in this order, so an ensemble finds its steps loaded with the cell's
+    instance kind and a BLS model's first request finds the model it asks."""
     order: dict[str, None] = {}
 
     def visit(name: str, path: tuple[str, ...]) -> None:
