@@ -136,7 +136,8 @@ def _owner() -> str:
 def remove_leftovers(client: Any) -> list[str]:
     """Remove containers of earlier runs on this host whose owner process is gone."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.owner"}):
+    # ignore_removed: a container another run's reaper removes between the list and its inspect
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.owner"}, ignore_removed=True):
         host, _, pid = container.labels.get(f"{LABEL}.owner", "").rpartition(":")
         if host != socket.gethostname() or not pid.isdigit():
             continue
