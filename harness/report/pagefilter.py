@@ -19,8 +19,10 @@ from collections.abc import Iterable
 
 
 FILTER_KEYS = ("state", "release", "area")  # the fragment's keys, in the form's order
-STYLE = ("#filter{margin:.6em 0;padding:.4em .6em;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa}"
-         "#filter label{margin-right:1em}#filter output{color:#57606a}")
+# Fixed at the top right: at hand wherever the reader has scrolled to, and it moves nothing of the page.
+STYLE = ("#filter{position:fixed;top:.4em;right:.6em;z-index:5;max-width:46em;font-size:.85em;padding:.3em .5em;"
+         "border:1px solid #d0d7de;border-radius:6px;background:#f6f8fae8}"
+         "#filter label{margin-right:.6em}#filter output{display:block;color:#57606a}")
 
 SCRIPT = """(() => {
 const KEYS = %(keys)s, form = document.getElementById('filter'), count = document.getElementById('filter-count');
