@@ -74,7 +74,9 @@ def big_results(cells: int = CELLS, cases: int = CASES) -> Results:
 
 
 def unsteady(i: int, j: int, run: int) -> State | None:
-    """A pair's state in an earlier run where it differed from now (None: the same as now)."""
+    """A pair's state in an earlier run where it differed from now (None: the same as now): one pair in 5 varies."""
+    if (i + 3 * j) % 5:
+        return None
     if (i + 3 * j + run) % 11 == 0:
         return State.FLAKY
     if (2 * i + j + run) % 17 == 0:
@@ -83,7 +85,7 @@ def unsteady(i: int, j: int, run: int) -> State | None:
 
 
 def big_window(results: Results, runs: int = RUNS) -> Window:
-    """``runs`` stored runs, one a day, ending with ``results``: about a third of the pairs not steady."""
+    """``runs`` stored runs, one a day, ending with ``results``: 10,268 pairs not steady."""
     now = from_results(results, now=START + timedelta(days=runs - 1), revision=f"{runs - 1:040x}", matrix="m",
                        library="l")
     index = {cell_id(i): i for i in range(len(results.cells))}

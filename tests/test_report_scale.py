@@ -1,16 +1,19 @@
 """compat.html at scale (harness.report.budget): 100 cells x 300 cases with 20 runs of history stay under
 5 MB, every result still in the grid, the text of tests and servers clipped and the details within a budget,
 worst first; each (case, state, first line) is said once with its cells. Sizes only: Chromium's time is a
-bench figure (``bench/report_scale.py``), not a test."""
+bench figure (``bench/report_scale.py``), not a test. compat.json's history at 20 runs stays compact and reads
+back to what the report shows."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from bench import synthetic
-from harness.report import budget, html, timeline
+from harness.report import budget, html, jsonfile, timeline
 from harness.report.model import failure_groups, failures
 from harness.report.results import CellInfo, Result, Results
 from harness.states import State
@@ -64,3 +67,22 @@ def test_one_case_failing_alike_in_several_cells_is_one_entry_naming_them() -> N
     page = html.render(results)
     assert ' data-state="failed" data-release="24.01 24.02" data-area="area"><h3>' in page
     assert "in 2 cells</h3>" in page and f"<code>{cells[0].id}</code>, <code>{cells[1].id}</code>" in page
+
+
+def test_compat_json_history_of_100_cells_by_300_cases_by_20_runs_is_compact_and_reads_back(tmp_path: Path) -> None:
+    results = synthetic.big_results()
+    past = timeline.build(synthetic.big_window(results), ["numpy2-abi"])
+    path = tmp_path / "compat.json"
+    jsonfile.write(results, path, past=past)
+    text = path.read_text()
+    data = json.loads(text)["history"]
+    assert len(text[text.index('\n "history": {'):].encode()) < 1_000_000, "6 MB as one object per pair"
+    notable = past.notable()
+    assert len(notable) > 10_000 and data["steady"] == synthetic.CELLS * synthetic.CASES - len(notable)
+    runs = [r["id"] for r in data["runs"]]
+    back = timeline.pairs_of(data)
+    assert [(p["case"], p["cell"], p["states"], p["failing_since"], p["first_seen"]) for p in back] == [
+        (p.case, p.cell, [s.value if s else None for s in p.states], p.failing_since and p.failing_since.run,
+         p.first_seen and p.first_seen.run) for p in notable]
+    assert {p["failing_since"] for p in back} <= {None, *runs}
+    assert sum(1 for line in text.splitlines() if line.startswith("   [")) == len(notable), "one line a row"
