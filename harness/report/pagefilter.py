@@ -80,8 +80,8 @@ form.addEventListener('change', () => {
 form.addEventListener('reset', () => setTimeout(() => { location.hash = 'state='; }));
 addEventListener('hashchange', follow);
 form.hidden = false;
-follow();
-if (!read()) apply();
+if (read()) follow();
+else count.textContent = 'everything shown';  // nothing to hide: the rows are not touched on opening
 })();""" % {"keys": "['" + "', '".join(FILTER_KEYS) + "']"}
 
 
