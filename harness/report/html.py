@@ -3,8 +3,11 @@
 The verdict and the changes since the baseline (regressions first) come first; then a summary per
 Triton release, the cases x cells grid (columns grouped by release, rows by test file) with a fixed
 glyph and colour per state and the reason or first failure line on hover, every failure with its
-message, server log and a link to the cell's log, and each cell's environment. Everything that comes
-from tests, models and logs is escaped.
+message, server log and a link to the cell's log (a case failing alike in several cells is one entry
+naming them), and each cell's environment. Everything that comes from tests, models and logs is
+escaped, and clipped to the page's budget (``harness.report.budget``: under 5 MB at 100 cells x 300
+cases). A filter by state, release and area (``harness.report.pagefilter``) works from disk and keeps
+its view in the URL fragment; without JavaScript everything is shown.
 
 The history (``harness.report.timeline``) is one table of the (case, cell) pairs that were not steady
 over the window, each with a strip of small coloured cells (one per run, the states' colours), its
