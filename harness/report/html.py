@@ -354,8 +354,9 @@ def render(results: Results, changes: Diff | None = None, past: Timeline | None 
            "<title>Triton compatibility report</title>", f"<style>{_css()}</style></head><body>"]
     out += _head(results, changes)
     counts = results.counts()
-    out.append(pagefilter.form([s.value for s in State if counts[s.value]], [name for name, _, _ in by_release(results)],
-                               sorted({area_of(case) for case in results.cases})))
+    earlier = {s for pair in past.notable()[:HISTORY_ROWS] for s in pair.states} if past is not None else set()
+    out.append(pagefilter.form([s.value for s in State if counts[s.value] or s in earlier],
+                               [name for name, _, _ in by_release(results)], sorted({area_of(case) for case in results.cases})))
     if changes is not None:
         out += _changes(changes, anchors)
     out += _releases(results)
