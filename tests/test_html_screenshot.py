@@ -17,8 +17,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.report_scale import chromium_args
 from conftest import FIXTURES, require
-from harness.report import build
+from harness.report import build, pagefilter
 from harness.report.html import COLOURS
 from test_end_to_end import MATRIX
 
@@ -29,15 +30,10 @@ REGRESSION_OUTLINE = (0xCF, 0x22, 0x2E)  # td.chg-regression: painted by the gri
 
 def chromium_screenshot(page: Path, png: Path, size: tuple[int, int] = SIZE) -> str:
     """Screenshot ``page`` into ``png``; returns the DOM Chromium built. Flags: no network, no profile."""
-    chromium = shutil.which("chromium")
-    require(chromium is not None, "chromium is not installed (apt-get install -y chromium)")
-    profile = png.parent / "chromium-profile"
-    done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--hide-scrollbars", f"--window-size={size[0]},{size[1]}", f"--screenshot={png}", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+    require(shutil.which("chromium") is not None, "chromium is not installed (apt-get install -y chromium)")
+    args = chromium_args(page.as_uri(), png.parent / "chromium-profile", "--hide-scrollbars", f"--screenshot={png}",
+                         size=size)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
     return done.stdout
 
@@ -84,7 +80,9 @@ def test_the_page_needs_no_network(tmp_path: Path) -> None:
         for name in ("src", "href", "action"):
             value = attrs.get(name) or ""
             assert "//" not in value and ":" not in value.split("/")[0], f"<{tag} {name}={value!r}>"
-    assert not {"script", "link", "img", "iframe", "object"} & {tag for tag, _ in elements(page)}
+    assert not {"link", "img", "iframe", "object"} & {tag for tag, _ in elements(page)}
+    scripts = [attrs for tag, attrs in elements(page) if tag == "script"]
+    assert scripts == [{}] and page.count(pagefilter.script()) == 1, "one inline script: the filter's own"
     assert "url(" not in page and "@import" not in page
 
 

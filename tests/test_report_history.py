@@ -195,7 +195,7 @@ def test_three_runs_give_failing_since_and_the_flake_rate(tmp_path: Path, monkey
     data = json.loads((reports / "compat.json").read_text())["history"]
     runs = [r["id"] for r in data["runs"]]
     assert len(runs) == 3 and data["window"] == history.DEFAULT_WINDOW and data["unreadable"] == []
-    pairs = {(p["case"], p["cell"]): p for p in data["results"]}
+    pairs = {(p["case"], p["cell"]): p for p in timeline.pairs_of(data)}
     add = pairs[(ADD, CELL)]
     assert add["states"] == [State.FAILED.value, State.PASSED.value, State.FAILED.value]
     assert add["failing_since"] == runs[2] and add["first_seen"] == runs[0]
@@ -256,6 +256,6 @@ def test_three_reports_through_the_command_line(tmp_path: Path, plain_matrix: Pa
         assert done.returncode == 1, done.stderr
     assert len(list(store.iterdir())) == 3
     data = json.loads((reports / "compat.json").read_text())["history"]
-    add = {(p["case"], p["cell"]): p for p in data["results"]}[(ADD, CELL)]
+    add = {(p["case"], p["cell"]): p for p in timeline.pairs_of(data)}[(ADD, CELL)]
     assert add["states"] == [State.PASSED.value, State.FAILED.value] and data["window"] == 2
     assert "history: 2 runs" in done.stdout and "REGRESSION: 2 newly failing since the last run" in done.stdout

@@ -8,54 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import CELLS, LONG, big_results, cell_id
 from conftest import FIXTURES
 from harness.report import build, diff, markdown, summary
-from harness.report.results import CellInfo, IssueSummary, Result, Results
+from harness.report.results import Results
 from harness.states import State
 
 pytestmark = pytest.mark.fast  # no server, no venv, no container
 
-CELLS, CASES = 100, 300
-LONG = "AssertionError: " + "the output tensor differs from the expected one at index 17; " * 12
 GITHUB = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/triton-matrix", "GITHUB_RUN_ID": "42"}
-
-
-def cell_id(i: int) -> str:
-    return f"24.{i % 12 + 1:02d}-python-{'gpu' if i % 2 else 'cpu'}-py3.{i % 4 + 9}-numpy{i % 2 + 1}-c{i:03d}"
-
-
-def case_id(j: int) -> str:
-    return f"area{j % 10}/test_module_{j // 10}.py::test_a_case_with_a_fairly_long_descriptive_name_{j}[grpc-fp32-{j}]"
-
-
-def state_of(i: int, j: int) -> State:
-    if i == CELLS - 1:
-        return State.MISSING  # a cell that left nothing
-    if (i + j) % 7 == 0:
-        return State.FAILED
-    if (i * j) % 31 == 1:
-        return State.ERROR
-    if j % 23 == 0:
-        return State.KNOWN_INCOMPATIBLE
-    if j % 41 == 0:
-        return State.UNEXPECTEDLY_PASSING
-    return State.PASSED
-
-
-def big_results() -> Results:
-    """100 cells x 300 cases, a seventh of them red with a long message, one cell missing entirely."""
-    cells = [CellInfo(id=cell_id(i), state=State.FAILED) for i in range(CELLS)]
-    cells[-1].state, cells[-1].problem = State.MISSING, "the cell left no JUnit file"
-    results, issue = {}, IssueSummary(id="numpy2-abi", reason="numpy 2 ABI", link="https://example.com/issue/1")
-    for i in range(CELLS):
-        for j in range(CASES):
-            state = state_of(i, j)
-            result = Result(case=case_id(j), cell=cell_id(i), state=state,
-                            message=LONG + "\nsecond line" if state.bad else "", observed=LONG)
-            results[(result.case, result.cell)] = result
-            if state == State.KNOWN_INCOMPATIBLE:
-                issue.occurred.append(result)
-    return Results(cells=cells, results=results, partial=True, known_issues=[issue])
 
 
 def baseline_of(results: Results) -> diff.Baseline:

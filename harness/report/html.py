@@ -3,8 +3,11 @@
 The verdict and the changes since the baseline (regressions first) come first; then a summary per
 Triton release, the cases x cells grid (columns grouped by release, rows by test file) with a fixed
 glyph and colour per state and the reason or first failure line on hover, every failure with its
-message, server log and a link to the cell's log, and each cell's environment. Everything that comes
-from tests, models and logs is escaped.
+message, server log and a link to the cell's log (a case failing alike in several cells is one entry
+naming them), and each cell's environment. Everything that comes from tests, models and logs is
+escaped, and clipped to the page's budget (``harness.report.budget``: under 5 MB at 100 cells x 300
+cases). A filter by state, release and area (``harness.report.pagefilter``) works from disk and keeps
+its view in the URL fragment; without JavaScript everything is shown.
 
 The history (``harness.report.timeline``) is one table of the (case, cell) pairs that were not steady
 over the window, each with a strip of small coloured cells (one per run, the states' colours), its
@@ -23,8 +26,9 @@ from pathlib import Path
 
 from harness.models import section as models_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
-from harness.report.model import by_release, failures
-from harness.report.results import Result, Results
+from harness.report import budget, pagefilter
+from harness.report.model import FailureGroup, area_of, by_release, failure_groups
+from harness.report.results import Results
 from harness.report.timeline import PairHistory, Timeline, largest_changes, since_text, trend_text
 from harness.states import State
 
@@ -54,7 +58,7 @@ span.g{display:inline-block;min-width:1.3em;text-align:center;font-weight:700}
   position:sticky;left:0}
 .grid td.case{font-family:ui-monospace,DejaVu Sans Mono,monospace;white-space:nowrap;position:sticky;left:0;
   background:#fff;z-index:1;padding-left:1.2em}
-td.s{text-align:center;min-width:1.7em;font-weight:700;padding:.15em .25em;position:relative}
+td.s{text-align:center;min-width:1.7em;font-weight:700;padding:.15em .25em}td.s[class*=chg-]{position:relative}
 td.s a{color:inherit;text-decoration:none;display:block}
 td.chg-regression{outline:3px solid #cf222e;outline-offset:-3px}
 td.chg-fixed{outline:3px solid #1a7f37;outline-offset:-3px}
@@ -67,13 +71,15 @@ code{font-size:.92em}small{color:#57606a}
 .strip{display:inline-flex;gap:1px;vertical-align:middle}.strip i{display:inline-block;width:.55em;height:1.1em}
 .strip i.none{background:#fff;outline:1px dotted #d0d7de;outline-offset:-1px}
 .history td.n{text-align:right;white-space:nowrap}
+/* laid out when scrolled to: the page is usable before its thousands of rows below the grid are */
+section.fg,.lazy{content-visibility:auto;contain-intrinsic-size:auto 8em}
 """
-HISTORY_ROWS = 1000  # pairs in the history table; compat.json has every one that was not steady
+HISTORY_ROWS = 500  # pairs in the history table; compat.json has every one that was not steady
 TREND_ROWS = 30
 
 
 def _css() -> str:
-    return STYLE + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items())
+    return STYLE + pagefilter.STYLE + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items())
 
 
 def e(text: object) -> str:
@@ -158,7 +164,8 @@ def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str],
     yield '<div class="grid"><table><thead><tr><th rowspan="2">case</th>'
     for name, infos, _ in releases:
         versions = ", ".join(sorted({i.server_version for i in infos if i.server_version})) or "not started"
-        yield f'<th class="rel" colspan="{len(infos)}">Triton {e(name)}<br><small>{e(versions)}</small></th>'
+        yield (f'<th class="rel" colspan="{len(infos)}" data-release="{e(name)}">Triton {e(name)}<br>'
+               f"<small>{e(versions)}</small></th>")
     yield "</tr><tr>"
     for info in cells:
         label = info.id.removeprefix(f"{info.axes.get('triton')}-") if info.axes.get("triton") else info.id
@@ -166,20 +173,20 @@ def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str],
         new = changes is not None and changes.is_new(cell=info.id)
         title = f"{info.id} (server {version})" + (": a new cell since the baseline" if new else "")
         mark = f'<span class="new">{MARKS["new"]}</span> ' if new else ""
-        yield f'<th class="cell" title="{e(title)}">{mark}{e(label)}</th>'
+        yield (f'<th class="cell" title="{e(title)}" data-release="{e(info.axes.get("triton") or "?")}">'
+               f"{mark}{e(label)}</th>")
     yield "</tr></thead><tbody>"
     group = None
     for case in results.cases:
         file, _, name = case.rpartition("::")
         if file != group:
             group = file
-            yield f'<tr><th class="file" colspan="{len(cells) + 1}">{e(file or "(no file)")}</th></tr>'
+            yield (f'<tr class="file" data-area="{e(area_of(case))}"><th class="file" colspan="{len(cells) + 1}">'
+                   f'{e(file or "(no file)")}</th></tr>')
         new = changes is not None and changes.is_new(case=case)
         mark = f'<span class="new" title="a new case since the baseline">{MARKS["new"]}</span> ' if new else ""
-        yield f'<tr><td class="case" title="{e(case)}">{mark}{e(name)}</td>'
-        for info in cells:
-            yield _grid_cell(results, changes, anchors, case, info.id)
-        yield "</tr>"
+        yield (f'<tr><td class="case" title="{e(case)}">{mark}{e(name)}</td>'
+               + "".join(_grid_cell(results, changes, anchors, case, info.id) for info in cells) + "</tr>")
     yield "</tbody></table></div>"
     if changes is not None:
         yield ('<p class="marks">Marked since the baseline: '
@@ -191,18 +198,20 @@ def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, 
                cell: str) -> str:
     r = results.get(case, cell)
     state = r.state.value
-    title = f"{state}: {r.first_line}" if r.first_line else state
+    title = f"{state}: {budget.clip(r.first_line, budget.TITLE_CHARS)}" if r.first_line else ""
     change: Change | None = changes.mark(case, cell) if changes else None
     classes = f"s {state}"
     mark = ""
     if change is not None:
         classes += f" chg-{change.kind}"
-        title += f" [{change.kind} since the baseline: was {change.before}]" if change.before else " [new]"
+        title = (title or state) + (f" [{change.kind} since the baseline: was {change.before}]" if change.before
+                                    else " [new]")
         mark = f'<sup class="mark">{MARKS[change.kind]}</sup>'
     inner = GLYPHS[state]
     if (case, cell) in anchors:
         inner = f'<a href="#{anchors[(case, cell)]}">{inner}</a>'
-    return f'<td class="{classes}" title="{e(title)}">{inner}{mark}</td>'
+    hover = f' title="{e(title)}"' if title else ""  # a plain state needs none: the glyph and colour say it
+    return f'<td class="{classes}"{hover}>{inner}{mark}</td>'
 
 
 def _strip(pair: PairHistory) -> str:
@@ -211,24 +220,27 @@ def _strip(pair: PairHistory) -> str:
     return f'<span class="strip" title="oldest first: {e(text)}">{parts}</span>'
 
 
-def _history(past: Timeline, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
+def _history(past: Timeline, anchors: dict[tuple[str, str], str], releases: dict[str, str]) -> Iterable[str]:
     notable = past.notable()
     yield f'<h2 id="history">History: the last {len(past.runs)} runs</h2>'
     yield (f"<p>From {e(past.runs[0].label)} to this run ({e(past.runs[-1].label)}), oldest first. "
            f"{len(past.pairs) - len(notable)} (case, cell) pairs had the same state in every run and are not "
            "listed.</p>")
     if notable:
-        yield ('<table class="history"><tr><th>case</th><th>cell</th><th>runs</th><th>flake rate</th><th>flips</th>'
+        yield ('<div class="lazy"><table class="history"><tr><th>case</th><th>cell</th><th>runs</th><th>flake rate</th>'
+               '<th>flips</th>'
                "<th>failing since</th><th>first seen</th></tr>")
         for pair in notable[:HISTORY_ROWS]:
             anchor = anchors.get((pair.case, pair.cell))
             case = f'<a href="#{anchor}">{e(pair.case)}</a>' if anchor else e(pair.case)
             rate = f"{pair.flake_rate:.0%} ({pair.flaky}/{pair.ran})" if pair.flaky else "0%"
-            yield (f"<tr><td><code>{case}</code></td><td><code>{e(pair.cell)}</code></td><td>{_strip(pair)}</td>"
+            seen = [s.value for s in pair.states if s is not None]  # the filter: a state it had in some run
+            filtered = pagefilter.data(seen, [releases.get(pair.cell, "?")], area_of(pair.case))
+            yield (f"<tr{filtered}><td><code>{case}</code></td><td><code>{e(pair.cell)}</code></td><td>{_strip(pair)}</td>"
                    f'<td class="n">{rate}</td><td class="n">{pair.flips}</td>'
                    f"<td>{e(since_text(pair.failing_since, past))}</td>"
                    f"<td>{e(since_text(pair.first_seen, past))}</td></tr>")
-        yield "</table>"
+        yield "</table></div>"
         if len(notable) > HISTORY_ROWS:
             yield f"<p>{len(notable) - HISTORY_ROWS} more: see compat.json.</p>"
     cells = [t for t in past.cells if t.median is not None]
@@ -248,18 +260,38 @@ def _history(past: Timeline, anchors: dict[tuple[str, str], str]) -> Iterable[st
         yield "</table></details>"
 
 
-def _failures(results: Results, bad: list[Result], anchors: dict[tuple[str, str], str]) -> Iterable[str]:
-    if not bad:
+def _failures(results: Results, groups: list[FailureGroup], anchors: dict[tuple[str, str], str],
+              releases: dict[str, str]) -> Iterable[str]:
+    """Each (case, state, first line) once, with the cells it happened in; details within the page's budget."""
+    if not groups:
         return
     yield '<h2 id="failures">Failures and notable results</h2>'
-    logs = {c.id: c.log for c in results.cells}
-    for r in bad:
-        log = logs.get(r.cell)
-        link = f' · <a href="{e(log)}">cell log</a>' if log else ""
-        yield (f'<h3 id="{anchors[(r.case, r.cell)]}">{_chip(r.state.value)} <code>{e(r.case)}</code> '
-               f"in <code>{e(r.cell)}</code>{link}</h3><p>{e(r.first_line)}</p>")
-        if r.details:
-            yield f"<details><summary>details and server log</summary><pre>{e(r.details)}</pre></details>"
+    infos = {c.id: c for c in results.cells}
+    left = budget.Budget()
+    for group in groups:
+        first = group.results[0]
+        anchor = anchors[(first.case, first.cell)]
+        cells = [r.cell for r in group.results]
+        filtered = pagefilter.data([group.state.value], [releases.get(c, "?") for c in cells], area_of(group.case))
+        log = infos[first.cell].log if first.cell in infos else None
+        if len(cells) == 1:
+            where = f"in <code>{e(first.cell)}</code>" + (f' · <a href="{e(log)}">cell log</a>' if log else "")
+        else:
+            where = f"in {len(cells)} cells"
+        yield (f'<section class="fg" id="{anchor}"{filtered}><h3>{_chip(group.state.value)} <code>{e(group.case)}</code> '
+               f"{where}</h3><p>{e(budget.clip(group.first_line, budget.LINE_CHARS))}</p>")
+        if len(cells) > 1:
+            yield "<p><small>" + ", ".join(f"<code>{e(c)}</code>" for c in cells) + "</small></p>"
+        if first.details:
+            shown = left.take(first.details)
+            of = f" of <code>{e(first.cell)}</code>" if len(cells) > 1 else ""
+            if shown is not None:
+                yield f"<details><summary>details and server log{of}</summary><pre>{e(shown)}</pre></details>"
+            else:
+                junit = infos[first.cell].junit if first.cell in infos else None
+                named = f'<a href="{e(junit)}">the cell\'s JUnit file</a>' if junit else "the cell's JUnit file"
+                yield f"<p><small>Details{of} left out to keep this page small: {named} has them.</small></p>"
+        yield "</section>"
 
 
 def _known_issues(results: Results, anchors: dict[tuple[str, str], str],
@@ -278,11 +310,15 @@ def _known_issues(results: Results, anchors: dict[tuple[str, str], str],
             yield f'<p class="last-seen">Last seen: {e(last)}; in {seen.runs} of the last {len(past.runs)} runs.</p>'
         yield (f"<p>occurred in {len(issue.occurred)} results; declared in {len(issue.declared_cells)} cells</p>"
                "<table><tr><th>where</th><th>cell</th><th>case</th><th>observed</th></tr>")
+        seen: dict[tuple[str, str], list[str]] = {}  # (case, what was seen) -> its cells: each said once
         for r in issue.occurred:
-            anchor = anchors.get((r.case, r.cell))
-            case = f'<a href="#{anchor}">{e(r.case)}</a>' if anchor else e(r.case)
-            yield (f'<tr><td class="known-incompatible">occurred</td><td><code>{e(r.cell)}</code></td>'
-                   f"<td>{case}</td><td>{e(r.observed)}</td></tr>")
+            seen.setdefault((r.case, r.observed), []).append(r.cell)
+        for (case_id, observed), cells in seen.items():
+            anchor = anchors.get((case_id, cells[0]))
+            case = f'<a href="#{anchor}">{e(case_id)}</a>' if anchor else e(case_id)
+            yield ('<tr><td class="known-incompatible">occurred</td><td>'
+                   + ", ".join(f"<code>{e(cell)}</code>" for cell in cells)
+                   + f"</td><td>{case}</td><td>{e(budget.clip(observed, budget.LINE_CHARS))}</td></tr>")
         for r in issue.absent:
             yield (f'<tr><td class="unexpectedly-passing">did not occur (passed)</td><td><code>{e(r.cell)}</code>'
                    f"</td><td>{e(r.case)}</td><td></td></tr>")
@@ -310,22 +346,28 @@ def _cells(results: Results) -> Iterable[str]:
 
 
 def render(results: Results, changes: Diff | None = None, past: Timeline | None = None) -> str:
-    bad = failures(results)
-    anchors = {(r.case, r.cell): f"f{i}" for i, r in enumerate(bad)}
+    groups = failure_groups(results)
+    anchors = {(r.case, r.cell): f"f{i}" for i, group in enumerate(groups) for r in group.results}
+    releases = {c.id: c.axes.get("triton") or "?" for c in results.cells}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width,initial-scale=1">',
            "<title>Triton compatibility report</title>", f"<style>{_css()}</style></head><body>"]
     out += _head(results, changes)
+    counts = results.counts()
+    earlier = {s for pair in past.notable()[:HISTORY_ROWS] for s in pair.states} if past is not None else set()
+    out.append(pagefilter.form([s.value for s in State if counts[s.value] or s in earlier],
+                               [name for name, _, _ in by_release(results)], sorted({area_of(case) for case in results.cases})))
     if changes is not None:
         out += _changes(changes, anchors)
     out += _releases(results)
     out += _grid(results, changes, anchors)
     if past is not None:
-        out += _history(past, anchors)
+        out += _history(past, anchors, releases)
     out += models_section.html_section(results, _chip)  # models mode
-    out += _failures(results, bad, anchors)
+    out += _failures(results, groups, anchors, releases)
     out += _known_issues(results, anchors, past)
     out += _cells(results)
+    out.append(pagefilter.script())
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from harness import junit
@@ -285,3 +286,30 @@ def failures(results: Results) -> list[Result]:
     unexpectedly passing, flaky), worst first, in a stable order."""
     bad = [r for r in results.results.values() if r.state.bad or r.state in NOTABLE]
     return sorted(bad, key=lambda r: (r.state.rank, r.cell, r.case))
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """One case's results with the same state and first line in several cells: read once, not once per cell."""
+
+    state: State
+    case: str
+    first_line: str
+    results: tuple[Result, ...]  # in the order of the cells
+
+
+def failure_groups(results: Results) -> list[FailureGroup]:
+    """The results of :func:`failures`, grouped by (state, case, first line), worst first, in a stable order."""
+    column = {info.id: i for i, info in enumerate(results.cells)}
+    groups: dict[tuple[State, str, str], list[Result]] = {}
+    for result in failures(results):
+        groups.setdefault((result.state, result.case, result.first_line), []).append(result)
+    found = [FailureGroup(state, case, line, tuple(sorted(rs, key=lambda r: (column.get(r.cell, len(column)), r.cell))))
+             for (state, case, line), rs in groups.items()]
+    return sorted(found, key=lambda g: (g.state.rank, g.case, g.first_line))
+
+
+def area_of(case: str) -> str:
+    """The area a case belongs to: the first folder of its file (``models`` for model mode's checks)."""
+    file = case.partition("::")[0]
+    return file.partition("/")[0] if "/" in file else ""

@@ -23,6 +23,12 @@ from harness.report.history import DEFAULT_WINDOW, Run, Window
 from harness.states import State
 
 DID_NOT_RUN = (State.NOT_APPLICABLE, State.SKIPPED, State.MISSING)
+# compat.json's history writes a pair's states as one letter per run; the legend is written with them.
+CODES = {State.ERROR: "E", State.TIMEOUT: "T", State.FAILED: "F", State.MISSING: "M", State.UNEXPECTEDLY_PASSING: "U",
+         State.FLAKY: "R", State.KNOWN_INCOMPATIBLE: "K", State.PASSED: "P", State.SKIPPED: "S",
+         State.NOT_APPLICABLE: "N"}
+ABSENT = "-"  # the run had no such (case, cell)
+COLUMNS = ("case", "cell", "states", "flake_rate", "flips", "failing_since", "first_seen")
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,12 @@ class PairHistory:
         now = self.states[-1]
         return now is not None and not now.bad and self.flaky == 0 and all(s == now for s in self.states)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"case": self.case, "cell": self.cell, "states": [s.value if s else None for s in self.states],
-                "flake_rate": round(self.flake_rate, 3), "flips": self.flips,
-                "failing_since": self.failing_since.run if self.failing_since else None,
-                "first_seen": self.first_seen.run if self.first_seen else None}
+    def row(self, case: int, cell: int, run_at: Mapping[str, int]) -> list[Any]:
+        """compat.json's row (:data:`COLUMNS`): the case and cell by index, runs by their index in ``runs``."""
+        return [case, cell, "".join(CODES[s] if s is not None else ABSENT for s in self.states),
+                round(self.flake_rate, 3), self.flips,
+                run_at[self.failing_since.run] if self.failing_since else None,
+                run_at[self.first_seen.run] if self.first_seen else None]
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,8 @@ class IssueSeen:
     last_seen: Since | None  # None: in no run of the window
     runs: int  # the runs of the window it occurred in
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "last_seen": self.last_seen.run if self.last_seen else None, "runs": self.runs}
+    def as_dict(self, run_at: Mapping[str, int]) -> dict[str, Any]:
+        return {"id": self.id, "last_seen": run_at[self.last_seen.run] if self.last_seen else None, "runs": self.runs}
 
 
 @dataclass(frozen=True)
@@ -133,15 +140,39 @@ class Timeline:
                                             -p.flake_rate, -p.flips, p.cell, p.case))
 
     def as_dict(self) -> dict[str, Any]:
-        """compat.json's ``history``: a run is named by its id everywhere but in ``runs``, which says the rest."""
+        """compat.json's ``history``, compact: only the pairs that were not steady, one row each (``columns``),
+        their case and cell by index in ``cases`` and ``cells``, their states one letter per run (``codes``),
+        and a run by its index in ``runs`` (``failing_since``, ``first_seen``, ``last_seen``)."""
         notable = self.notable()
+        run_at = {r.id: i for i, r in enumerate(self.runs)}
+        cases = sorted({p.case for p in notable})
+        cells = sorted({p.cell for p in notable})
+        case_at, cell_at = {c: i for i, c in enumerate(cases)}, {c: i for i, c in enumerate(cells)}
         return {"window": self.size,
                 "runs": [{"id": r.id, "label": r.label, "time": r.time.isoformat(), "revision": r.revision,
                           "matrix": r.matrix, "library": r.library, "partial": r.partial} for r in self.runs],
                 "unreadable": list(self.skipped),
-                "results": [p.as_dict() for p in notable], "steady": len(self.pairs) - len(notable),
+                "codes": {**{code: state.value for state, code in CODES.items()}, ABSENT: None},
+                "cases": cases, "cells": cells, "columns": list(COLUMNS),
+                "results": [p.row(case_at[p.case], cell_at[p.cell], run_at) for p in notable],
+                "steady": len(self.pairs) - len(notable),
                 "durations": {"cells": [t.as_dict() for t in self.cells], "cases": [t.as_dict() for t in self.cases]},
-                "known_issues": [i.as_dict() for i in self.issues.values()]}
+                "known_issues": [i.as_dict(run_at) for i in self.issues.values()]}
+
+
+def pairs_of(history: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """compat.json's ``history`` results read back as one dict per pair: names for indexes, state values for
+    letters, run ids for run indexes (what a script would write; the tests read it so)."""
+    codes, runs = history["codes"], [r["id"] for r in history["runs"]]
+    found = []
+    for row in history["results"]:
+        pair = dict(zip(history["columns"], row))
+        pair["case"], pair["cell"] = history["cases"][pair["case"]], history["cells"][pair["cell"]]
+        pair["states"] = [codes[code] for code in pair["states"]]
+        for key in ("failing_since", "first_seen"):
+            pair[key] = runs[pair[key]] if pair[key] is not None else None
+        found.append(pair)
+    return found
 
 
 def since(run: Run, *, window_start: bool = False) -> Since:
