@@ -23,7 +23,6 @@ from harness import deadlines
 from harness.client import Client
 from harness.servers import inside
 
-STUB = "triton_python_backend_stub"
 CASE_TIMEOUT_S = 20.0  # what one request may take in these cases before it counts as hanging
 T = TypeVar("T")
 
