@@ -46,7 +46,6 @@ LOG_SYNC_S = 10.0  # at most this long for a log mark to come through the engine
 SERVER_UID = 1000  # the NGC images' triton-server user; the offline image has it too
 SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
 LIMITS_WATCH_S = 0.01  # how often the container's cgroups are read for refused forks and OOM kills
-STUB_WATCH_START_S = 10.0  # at most this long for the container's stub watch to take its first look
 PROCWATCH = Path(procwatch.__file__).read_text(encoding="utf-8")  # run in the container as python3 -c
 SHM_ARG_BYTES = 64 * 1024  # the most a region written into the container may hold (it goes as an argument)
 
@@ -274,10 +273,9 @@ class DockerServer(Server):
                               fix="see 'docker run' with the same image") from None
         self._log_thread = threading.Thread(target=self._stream_log, name="container-log", daemon=True)
         self._log_thread.start()
-        watching = threading.Event()
-        threading.Thread(target=self._watch_stubs, args=(self.container, watching), name="container-stubs",
+        # Not waited for: it looks before the server is ready, long before a load starts a stub.
+        threading.Thread(target=self._watch_stubs, args=(self.container,), name="container-stubs",
                          daemon=True).start()
-        watching.wait(STUB_WATCH_START_S)  # its first poll knows the stubs the first load starts
         self.container.reload()
 
         self.ports = Ports(**{
@@ -364,22 +362,17 @@ class DockerServer(Server):
                 fh.write(chunk)
                 fh.flush()
 
-    def _watch_stubs(self, container: Any, watching: threading.Event) -> None:
+    def _watch_stubs(self, container: Any) -> None:
         """Stream the ends of the python backend stubs from :mod:`harness.servers.procwatch`'s ``watch``,
         run in the container for as long as it runs (it polls the container's /proc as the local
         runner polls this machine's)."""
         try:
-            lines = DockerInside.exec_stream(container, "watch", "auto")
-            for line in lines:
+            for line in DockerInside.exec_stream(container, "watch", "auto"):
                 said = json.loads(line)
-                if "watching" in said:
-                    watching.set()
-                elif "pid" in said:
+                if "pid" in said:
                     self._stub_ends.add(said)
         except Exception:  # noqa: BLE001 - a container that ended has no more stubs to watch
             pass
-        finally:
-            watching.set()
 
     def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
         return self._stub_ends.ended_since(since, model)
