@@ -3,7 +3,8 @@ cases whose state differs between two runs of the same cells.
 
 A red result (failed, error, timeout, missing) is the harness's own when no server caused it: a deadline
 or timeout, a load that never answered, pytest's own crash, a worker that died, a case that never ran,
-a run that was stopped. A wrong answer, or a server that died (verdict ``server-died``), is the
+a run that was stopped. :func:`runner_twins` splits one run into its local cells and their docker twins,
+for :func:`differing`. A wrong answer, or a server that died (verdict ``server-died``), is the
 server's. The state and the verdict decide where compat.json has them; only the rest is read from the
 message, by the patterns of :data:`HARNESS_RED_TEXT`. Plain dicts in, so a test hands it two small
 hand-written ones.
@@ -105,3 +106,15 @@ def differing(idle: dict[str, Any], loaded: dict[str, Any]) -> list[StateDiff]:
     return [StateDiff(cell=cell, case=case, idle=before.get((cell, case)), loaded=after.get((cell, case)))
             for cell, case in sorted(before.keys() | after.keys())
             if before.get((cell, case)) != after.get((cell, case))]
+
+
+def runner_twins(compat: dict[str, Any], runner: str = "docker") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The results of the local cells that have a ``runner`` twin in the run, and the twins' results under
+    the local cell's id: two runs for :func:`differing` (docker and local give the same states)."""
+    suffix = f"-{runner}"
+    cells = {r["cell"] for r in compat.get("results", [])}
+    twins = {c[: -len(suffix)] for c in cells if c.endswith(suffix)} & cells
+    local = [r for r in compat.get("results", []) if r["cell"] in twins]
+    other = [{**r, "cell": r["cell"][: -len(suffix)]} for r in compat.get("results", [])
+             if r["cell"].endswith(suffix) and r["cell"][: -len(suffix)] in twins]
+    return {"results": local}, {"results": other}

@@ -90,3 +90,16 @@ def test_a_run_of_chosen_cells_starts_from_their_history_only() -> None:
     assert not chosen("24.10-python-cpu-py3.12-numpy1.xml", globs)
     assert not chosen("24.10-custom-cpu-py3.11-numpy1.xml", globs)
     assert chosen("24.10-custom-cpu-py3.11-numpy1.xml", ()), "no glob: every cell"
+
+
+def test_a_runs_docker_cells_are_compared_with_their_local_twins() -> None:
+    run = {"results": [
+        {"cell": "24.10-python-cpu-py3.11", "case": "a::x", "state": "passed"},
+        {"cell": "24.10-python-cpu-py3.11", "case": "a::y", "state": "passed"},
+        {"cell": "24.10-python-cpu-py3.11-docker", "case": "a::x", "state": "passed"},
+        {"cell": "24.10-python-cpu-py3.11-docker", "case": "a::y", "state": "not-applicable"},
+        {"cell": "24.10-custom-cpu-py3.11", "case": "c::z", "state": "passed"},  # no docker twin: left out
+    ]}
+    local, docker = results.runner_twins(run)
+    assert [(d.cell, d.case, d.idle, d.loaded) for d in results.differing(local, docker)] == [
+        ("24.10-python-cpu-py3.11", "a::y", "passed", "not-applicable")]

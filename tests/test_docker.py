@@ -251,6 +251,37 @@ def test_docker_cells_match_local_cells_side_by_side(engine, image, tmp_path: Pa
     assert containers_of(engine, run) == [], "no container of the run is left"
 
 
+LIBRARY_CELLS = ("24.10-python-cpu-py3.11-numpy1", "24.10-custom-cpu-py3.11-numpy1")  # of the repository's matrix
+
+
+def test_the_whole_library_gives_the_same_states_in_docker_as_locally(engine, image, tmp_path) -> None:
+    """Every case of the built-in library on 24.10 py3.11 (python and custom cells) ends in the same state
+    in the docker cell as in the local one, case by case: the cases that read the server's stub
+    processes and shared memory read them in its container (``triton.inside``), none is not applicable
+    there for being in a container."""
+    from bench import results
+
+    run = uuid.uuid4().hex[:12]
+    reports = tmp_path / "reports"
+    for cell_id in LIBRARY_CELLS:
+        for twin in (cell_id, f"{cell_id}-docker"):
+            done = run_harness("cell", twin, f"--reports={reports}", f"--matrix={ROOT / 'matrix.toml'}",
+                               env={docker_runner.RUN_ID_ENV: run}, timeout=1500)
+            assert (reports / "junit" / f"{twin}.xml").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    run_harness("report", f"--reports={reports}", f"--matrix={ROOT / 'matrix.toml'}")
+    data = json.loads((reports / "compat.json").read_text())
+    local, docker = results.runner_twins(data)
+    assert {r["cell"] for r in local["results"]} == set(LIBRARY_CELLS)
+    differ = [f"{d.cell} {d.case}: local {d.idle}, docker {d.loaded}" for d in results.differing(local, docker)]
+    assert not differ, "\n".join(differ)
+    for_the_runner = [r for r in docker["results"] if "needs runner" in (r.get("message") or "")]
+    assert not for_the_runner, for_the_runner
+    lifecycle = [r for r in docker["results"] if r["case"].startswith("python_backend/test_lifecycle.py")
+                 and r["cell"] == LIBRARY_CELLS[0]]
+    assert lifecycle and not [r for r in lifecycle if r["state"] == "not-applicable"], lifecycle
+    assert containers_of(engine, run) == [], "no container of the run is left"
+
+
 def test_hardened_profile_from_docker_inspect(engine, release, image, run_label, tmp_path) -> None:
     """Every item of the cell profile, read back from the engine (docker inspect) and from inside."""
     limits = DockerSettings(shm_size="64m", tmp_size="128m", memory="1g", cpus=1.5, pids_limit=512)

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_harness
+from conftest import ROOT, require, run_harness
 
 from harness.errors import HarnessError
 from harness.models import answers, compare, differ, pbtxt, repo, samples
@@ -353,10 +353,25 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
-def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env) -> None:
-    """24.10 python cpu: the four good models green on every check, off_by red on validity saying by
-    how much, dying red naming its dead stub, wrong_type red on conforms naming SUM's declared and
-    served datatype, broken_config red on loads naming the file, Triton's parse error and the line the
+def runner_cell(runner: str) -> str:
+    """The cell of ``runner``; a docker one needs an engine."""
+    if runner == "docker":
+        from harness.servers import ServerError
+        from harness.servers import docker as docker_runner
+
+        try:
+            docker_runner.engine().close()
+        except ServerError as exc:
+            require(False, f"no Docker engine: {exc}")
+        return f"{CELL}-docker"
+    return CELL
+
+
+@pytest.mark.parametrize("runner", ["local", "docker"])
+def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env, runner: str) -> None:
+    """24.10 python cpu, with the same results on each runner (local, docker): the four good models
+    green on every check, off_by red on validity saying by how much, dying red naming its dead stub,
+    wrong_type red on conforms naming SUM's declared and served datatype, broken_config red on loads naming the file, Triton's parse error and the line the
     harness's reader stops at, failing_init red on loads with its RuntimeError and no "dead stub",
     names_a_model red on answers with the samples.json hint, accumulator (a sequence model) green over
     its samples.json streams and over a generated sequence; the repositories are never written."""
@@ -369,8 +384,9 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     before = _snapshot(team)
     reports = tmp_path / "reports"
+    cell = runner_cell(runner)
     try:
-        done = run_harness("cell", CELL, "--reports", str(reports), "--models", str(team / "good"),
+        done = run_harness("cell", cell, "--reports", str(reports), "--models", str(team / "good"),
                            "--models", str(team / "faulty"), "--models", str(team / "generated"),
                            env={"TRITON_MATRIX_TEST": "models-mode"})
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
@@ -381,7 +397,7 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
     assert _snapshot(team) == before
     data = json.loads((reports / "compat.json").read_text())
-    states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == CELL}
+    states = {r["case"]: (r["state"], r["message"]) for r in data["results"] if r["cell"] == cell}
     for name in ("tokenizer", "scorer", "pipeline", "streamer", "adder", "doubler", "add_double", "accumulator"):
         checks = {c: s for c, s in states.items() if c.startswith(f"models/{name}::")}
         assert len(checks) == 9, checks
@@ -390,7 +406,7 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     generated = {c: s[0] for c, s in states.items() if c.startswith("models/generated_sequence::")}
     assert generated["models/generated_sequence::valid"] == "not-applicable", generated
     assert all(s == "passed" for c, s in generated.items() if not c.endswith("::valid")), generated
-    assert len(json.loads((reports / "answers" / f"{CELL}.json").read_text())
+    assert len(json.loads((reports / "answers" / f"{cell}.json").read_text())
                ["models"]["generated_sequence"]["samples"]) == 3  # its three steps, each answered
     assert states["models/off_by::valid"][0] == "failed"
     assert "max absolute difference 0.001" in states["models/off_by::valid"][1]
@@ -416,7 +432,7 @@ def test_a_real_cell_over_the_example_and_faulty_models(tmp_path: Path, cell_env
     assert "'failing_init' did not load" in message and "RuntimeError: tokenizer vocabulary missing" in message
     assert "## Your models" in (reports / "compat.md").read_text()
     assert 'id="models"' in (reports / "compat.html").read_text()
-    stored = json.loads((reports / "answers" / f"{CELL}.json").read_text())
+    stored = json.loads((reports / "answers" / f"{cell}.json").read_text())
     assert stored["models"]["scorer"]["note"].startswith("instance_group kind KIND_GPU overridden to KIND_CPU")
     assert stored["models"]["scorer"]["config"]["instance_group"][0]["kind"] == "KIND_CPU"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from multiprocessing import shared_memory
 
 import numpy as np
 import pytest
@@ -58,22 +57,22 @@ def test_inputs_arrive_in_the_memory_type_asked_for(client):
     np.testing.assert_array_equal(out["OUTPUT0"], a)
 
 
-@pytest.mark.runner("local", reason="the client's shared memory regions are in the host's /dev/shm; a "
-                                       "container's server has its own")
-def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
+def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client, triton):
     """An input in the client's system shared memory reaches the backend as CPU memory, exactly, and
-    the output the backend writes lands in the client's output region."""
+    the output the backend writes lands in the client's output region. The regions are made where the
+    server runs (``triton.inside``: this machine's /dev/shm, or its container's)."""
     a = fp32_edge_cases()
     b = bytes_edge_cases()
     size = a.nbytes
     key = f"cb_{uuid.uuid4().hex[:12]}"
-    regions = {name: shared_memory.SharedMemory(name=f"{key}_{name}", create=True, size=size)
-               for name in ("in", "out")}
+    regions = {name: f"/{key}_{name}" for name in ("in", "out")}
+    inside = triton.inside
     registered = []
     try:
-        np.ndarray(a.shape, np.float32, buffer=regions["in"].buf)[...] = a
+        inside.shm_write(regions["in"], a.tobytes())
+        inside.shm_write(regions["out"], bytes(size))
         for name, region in regions.items():
-            client.raw.register_system_shared_memory(f"{key}_{name}", f"/{region.name}", size)
+            client.raw.register_system_shared_memory(f"{key}_{name}", region, size)
             registered.append(f"{key}_{name}")
         m = client.module
         in0 = m.InferInput("INPUT0", list(a.shape), "FP32")
@@ -84,7 +83,7 @@ def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
         out0.set_shared_memory(f"{key}_out", size)
         result = client.raw.infer("cb_identity", [in0, in1], outputs=[out0, m.InferRequestedOutput("INFO")],
                                   **client.bounded())
-        written = np.ndarray(a.shape, np.float32, buffer=regions["out"].buf).copy()
+        written = np.frombuffer(inside.shm_read(regions["out"]), np.float32).reshape(a.shape)
         np.testing.assert_array_equal(written.view(np.uint32), a.view(np.uint32))
         got = info(result.as_numpy("INFO")[0])
         assert got["input_memory"] == MEMORY_CPU, got
@@ -93,8 +92,7 @@ def test_system_shared_memory_reaches_the_backend_as_cpu_memory(client):
         for name in registered:
             client.raw.unregister_system_shared_memory(name)
         for region in regions.values():
-            region.close()
-            region.unlink()
+            inside.shm_remove(region)
 
 
 def _failing_inputs() -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """Helpers of the python backend cases: what the server really does, seen from outside.
 
-- the server's python backend stubs, read from ``/proc`` (children of ``triton.pid`` named
-  ``triton_python_backend_stub``; the local runner only, hence ``LOCAL``);
-- the server's shared-memory regions (``/dev/shm/<triton.shm_prefix>*``);
+- the server's python backend stubs (its children named ``triton_python_backend_stub``) and its
+  shared-memory regions (``/dev/shm/<triton.shm_prefix>*``), read where it runs through
+  ``triton.inside`` (this machine's /proc and /dev/shm, or its container's), so every runner runs them;
 - Prometheus samples of the metrics endpoint;
 - ``wait_until``: a bounded poll (the server does some things after answering, e.g. unloading);
 - ``BoundedClient``: a client whose requests give up after ``CASE_TIMEOUT_S``.
@@ -10,51 +10,31 @@
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
 import re
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
-import pytest
 
 from harness import deadlines
 from harness.client import Client
+from harness.servers import inside
 
-STUB = "triton_python_backend_stub"
 CASE_TIMEOUT_S = 20.0  # what one request may take in these cases before it counts as hanging
-LOCAL = pytest.mark.runner("local", reason="it reads the server's stub processes and shared memory from the host's "
-                                           "/proc and /dev/shm")
 T = TypeVar("T")
 
 
 # -- processes ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    state: str
-    starttime: int
-    argv: tuple[str, ...]
-    exit_code: int = 0  # the wait status of a zombie (WTERMSIG / WEXITSTATUS apply)
+class Proc(inside.Proc):
+    """A process where the server runs, with the model instance a stub runs."""
 
-    @property
-    def is_stub(self) -> bool:
-        return bool(self.argv) and os.path.basename(self.argv[0]) == STUB
-
-    @property
-    def model(self) -> str | None:
-        """The model a stub serves: its second argument is ``<repository>/<model>/<version>/model.py``."""
-        if not self.is_stub or len(self.argv) < 2:
-            return None
-        parts = Path(self.argv[1]).parts
-        return parts[-3] if len(parts) >= 3 else None
+    @classmethod
+    def of(cls, seen: inside.Proc) -> Proc:
+        return cls(**{f.name: getattr(seen, f.name) for f in fields(inside.Proc)})
 
     @property
     def instance(self) -> str | None:
@@ -65,35 +45,10 @@ class Proc:
                 return arg
         return None
 
-    @property
-    def zombie(self) -> bool:
-        return self.state == "Z"
 
-
-def read_proc(pid: int) -> Proc | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-            stat = fh.read()
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = tuple(a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a)
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return Proc(pid=pid, ppid=int(fields[1]), state=fields[0], starttime=int(fields[19]), argv=argv,
-                exit_code=int(fields[-1]) if len(fields) >= 50 else 0)
-
-
-def processes() -> list[Proc]:
-    found = []
-    for entry in glob.glob("/proc/[0-9]*"):
-        proc = read_proc(int(entry[6:]))
-        if proc is not None:
-            found.append(proc)
-    return found
-
-
-def children(pid: int) -> list[Proc]:
-    return [p for p in processes() if p.ppid == pid]
+def children(server: Any) -> list[Proc]:
+    """The server's child processes, where it runs (this machine, or its container)."""
+    return [Proc.of(p) for p in server.inside.children()]
 
 
 def stubs(server: Any, model: str | None = None, *, zombies: bool = False) -> list[Proc]:
@@ -102,9 +57,9 @@ def stubs(server: Any, model: str | None = None, *, zombies: bool = False) -> li
     A zombie has lost its command line, so it is a stub if it still carries the stub's name.
     """
     found = []
-    for proc in children(server.pid):
+    for proc in children(server):
         if proc.zombie:
-            if zombies and _comm(proc.pid).startswith(STUB[:15]):
+            if zombies and proc.is_stub:
                 found.append(proc)
             continue
         if proc.is_stub and (model is None or proc.model == model):
@@ -113,31 +68,23 @@ def stubs(server: Any, model: str | None = None, *, zombies: bool = False) -> li
 
 
 def zombie_children(server: Any) -> list[Proc]:
-    return [p for p in children(server.pid) if p.zombie]
+    return [p for p in children(server) if p.zombie]
 
 
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
+def is_running(server: Any, proc: Proc) -> bool:
+    """Whether this very process (same pid and start time) still runs where ``server`` runs (a zombie does not)."""
+    return any(p.pid == proc.pid and p.starttime == proc.starttime and not p.zombie
+               for p in server.inside.processes())
 
 
-def is_running(proc: Proc) -> bool:
-    """Whether this very process (same pid and start time) still runs (a zombie does not)."""
-    now = read_proc(proc.pid)
-    return now is not None and now.starttime == proc.starttime and not now.zombie
+def kill(server: Any, proc: Proc, signum: int) -> None:
+    server.inside.signal(proc.pid, signum)
 
 
 # -- shared memory -----------------------------------------------------------------------------------
 def shm_regions(server: Any) -> dict[str, int]:
-    """The server's python backend regions in /dev/shm (its own prefix), with their sizes."""
-    regions = {}
-    for path in glob.glob(f"/dev/shm/{server.shm_prefix}*"):
-        with contextlib.suppress(OSError):
-            regions[os.path.basename(path)] = os.stat(path).st_size
-    return regions
+    """The server's python backend regions in its /dev/shm (its own prefix), with their sizes."""
+    return server.inside.shm_files(server.shm_prefix)
 
 
 def stub_region(proc: Proc, server: Any) -> str | None:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from pb_helpers import CASE_TIMEOUT_S, LOCAL, metric_total, strings, stubs, wait_until
+from pb_helpers import CASE_TIMEOUT_S, metric_total, strings, stubs, wait_until
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.backend("python")
@@ -126,7 +126,6 @@ def test_failure_counter_and_error_responses_in_a_batch(triton):
     assert counted == (1, 3), f"(failure, success) grew by {counted}"
 
 
-@LOCAL
 def test_finalize_error_is_reported(triton, loader, triton_log):
     """An exception in finalize: the unload still completes (no stub left) and the log has the error."""
     loader.require("pb_finalize_raises")
@@ -136,7 +135,6 @@ def test_finalize_error_is_reported(triton, loader, triton_log):
     assert "RuntimeError" in triton_log()
 
 
-@LOCAL
 def test_auto_complete_error_is_reported(triton_factory):
     """An exception in auto_complete_config fails the load, quickly, with the exception's message;
     no stub stays. On a server of its own: a load that never answered could not be undone."""

@@ -2,10 +2,9 @@
 finalize really run, unloading leaves no process and no shared-memory region, a killed stub fails
 requests quickly and comes back on reload, and a broken initialize fails the load with its message.
 
-Processes are read from /proc (children of the server), so these cases need the local runner.
+Processes are the server's children where it runs (``triton.inside``: this machine, or its container).
 """
 
-import os
 import queue
 import signal
 import threading
@@ -13,9 +12,9 @@ import threading
 import numpy as np
 import pytest
 from pb_helpers import (
-    LOCAL,
     bounded_client_for,
     is_running,
+    kill,
     model_state,
     shm_regions,
     stub_region,
@@ -25,7 +24,7 @@ from pb_helpers import (
 )
 from tritonclient.utils import InferenceServerException
 
-pytestmark = [pytest.mark.backend("python"), LOCAL]
+pytestmark = pytest.mark.backend("python")
 
 MODEL = "pb_lifecycle"
 ONE = {"IN": np.array([1], dtype=np.int64)}
@@ -94,7 +93,7 @@ def test_unload_removes_stubs_and_regions(triton, loader, cell):
     assert len(procs) == 2 and None not in regions
     assert regions <= set(shm_regions(triton))
     loader.unload(MODEL)
-    assert not [p for p in procs if is_running(p)]
+    assert not [p for p in procs if is_running(triton, p)]
     wait_until(lambda: not regions & set(shm_regions(triton)), 10, "the unloaded stubs' regions to go")
     wait_until(lambda: not {p.pid for p in zombie_children(triton)} - zombies, 10, "the server to reap its stubs")
 
@@ -137,8 +136,8 @@ def _outcome(client, model, arrays):
 
 def _kill_stub(server):
     (proc,) = stubs(server, MODEL)
-    os.kill(proc.pid, signal.SIGKILL)
-    wait_until(lambda: not is_running(proc), 10, "the killed stub to die")
+    kill(server, proc, signal.SIGKILL)
+    wait_until(lambda: not is_running(server, proc), 10, "the killed stub to die")
     return proc
 
 
@@ -263,8 +262,8 @@ def test_server_sigkill_leaves_no_stub(triton_factory, loader, cell):
         assert result.error is None, result.error
         procs = stubs(server, MODEL)
         assert len(procs) == 2
-        os.kill(server.pid, signal.SIGKILL)
+        server.inside.kill_server()
         # Reap it at once, as any supervisor would: a stub takes an unreaped (zombie) server for alive.
         wait_until(server.exit_status, 5, "the killed server to be reaped")
-        wait_until(lambda: not [p for p in procs if is_running(p)], 10,
+        wait_until(lambda: not [p for p in procs if is_running(server, p)], 10,
                    "the stubs of the killed server to exit")

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from pb_helpers import LOCAL, bounded_client_for, is_running, shm_regions, stub_region, stubs
+from pb_helpers import bounded_client_for, is_running, shm_regions, stub_region, stubs
 from tritonclient.utils import InferenceServerException
 
 pytestmark = pytest.mark.backend("python")
@@ -99,7 +99,6 @@ def test_bf16_round_trip(client, bounded_client):
     assert got.view(np.uint32).tolist() == sent.view(np.uint32).tolist()
 
 
-@LOCAL
 @pytest.mark.max_triton("24.07")
 def test_bf16_refused_before_support(client, triton_factory, loader):
     """Before BF16 support a BF16 request must fail with the backend's message, quickly, and the
@@ -121,11 +120,11 @@ def test_bf16_refused_before_support(client, triton_factory, loader):
             try:
                 answer = outcome.get(timeout=10)
             except queue.Empty:
-                dead = "" if is_running(stub) else " (the model's stub died)"
+                dead = "" if is_running(server, stub) else " (the model's stub died)"
                 pytest.fail(f"no answer within 10 s to a BF16 request{dead}", pytrace=False)
             assert isinstance(answer, InferenceServerException), f"BF16 answered {answer}"
             assert "TYPE_BF16 not currently supported" in answer.message()
-            assert is_running(stub), "the stub died on the BF16 request"
+            assert is_running(server, stub), "the stub died on the BF16 request"
         finally:
             server.kill("the case is over")  # unloading a model with a request stuck in it would hang (a
             # killed server's models are not unloaded)
@@ -137,7 +136,6 @@ def _pattern(n):
     return (np.arange(n, dtype=np.int64) % 251).astype(np.uint8)
 
 
-@LOCAL
 def test_pool_grows_from_small_default(triton_factory, loader):
     """A server with shm-default-byte-size=2 MiB: the stub's region starts at 2 MiB and grows (in
     1 MiB steps) to carry an 8 MiB output, which arrives intact."""
@@ -159,7 +157,6 @@ def test_pool_grows_from_small_default(triton_factory, loader):
         spare.close()
 
 
-@LOCAL
 @pytest.mark.models("pb_pool_limited")
 def test_request_beyond_the_pool_fails_cleanly(triton, client):
     """pb_pool_limited's stub may not grow its region past 8 MiB (a bounded pool, as a small /dev/shm
@@ -179,44 +176,42 @@ def test_request_beyond_the_pool_fails_cleanly(triton, client):
 
 
 # -- client-side shared memory ---------------------------------------------------------------------------
-@pytest.mark.runner("local", reason="the client's shared memory regions are in the host's /dev/shm; a "
-                                       "container's server has its own")
 @pytest.mark.models("pb_identity")
 def test_client_system_shared_memory(client, triton):
     """Inputs and outputs in system shared memory regions the client registered: exact result, and
-    the regions are gone from the server and from /dev/shm after unregistering and destroying."""
-    import tritonclient.utils.shared_memory as shm
-
+    the regions are gone from the server after unregistering. The regions are made where the server
+    runs (``triton.inside``: this machine's /dev/shm, or its container's, as a client beside it makes
+    them), as shm_open + ftruncate do."""
     sent = _random_bits(np.float32, 4096, np.random.default_rng(RNG_SEED))
     nbytes = sent.nbytes
     tag = f"pb_{client.protocol}_{os.getpid()}"
     keys = {"in": f"/{tag}_in", "out": f"/{tag}_out"}
-    handles = {}
+    inside = triton.inside
+    registered = []
     try:
+        inside.shm_write(keys["in"], sent.tobytes())
+        inside.shm_write(keys["out"], np.full_like(sent, -1.0).tobytes())  # only the server overwrites it
         for name, key in keys.items():
-            handles[name] = shm.create_shared_memory_region(f"{tag}_{name}", key, nbytes)
             client.raw.register_system_shared_memory(f"{tag}_{name}", key, nbytes)
-        shm.set_shared_memory_region(handles["in"], [sent])
-        shm.set_shared_memory_region(handles["out"], [np.full_like(sent, -1.0)])  # only the server overwrites it
+            registered.append(f"{tag}_{name}")
         tensor = client.module.InferInput("IN_FP32", list(sent.shape), "FP32")
         tensor.set_shared_memory(f"{tag}_in", nbytes)
         output = client.module.InferRequestedOutput("OUT_FP32")
         output.set_shared_memory(f"{tag}_out", nbytes)
         client.raw.infer("pb_identity", [tensor], outputs=[output], **client.bounded())
-        got = shm.get_contents_as_numpy(handles["out"], np.float32, list(sent.shape))
-        assert got.tobytes() == sent.tobytes()
+        assert inside.shm_read(keys["out"]) == sent.tobytes()
         status = client.raw.get_system_shared_memory_status()
         names = [r["name"] for r in status] if client.protocol == "http" else list(status.regions)
         assert {f"{tag}_in", f"{tag}_out"} <= set(names), names
     finally:
-        for name in keys:
-            client.raw.unregister_system_shared_memory(f"{tag}_{name}")
-        for handle in handles.values():
-            shm.destroy_shared_memory_region(handle)
+        for name in registered:
+            client.raw.unregister_system_shared_memory(name)
+        for key in keys.values():
+            inside.shm_remove(key)
     status = client.raw.get_system_shared_memory_status()
     names = [r["name"] for r in status] if client.protocol == "http" else list(status.regions)
     assert not {f"{tag}_in", f"{tag}_out"} & set(names), names
-    assert not [k for k in keys.values() if os.path.exists(f"/dev/shm{k}")]
+    assert not [k for k in keys.values() if inside.shm_read(k) is not None]
 
 
 @pytest.mark.instance_kind("gpu")

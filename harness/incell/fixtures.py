@@ -100,9 +100,15 @@ def client(request: pytest.FixtureRequest) -> Client:
 
 @pytest.fixture
 def triton_log(request: pytest.FixtureRequest, triton: Server) -> Any:
-    """A callable that returns the server log written since the case started."""
+    """A callable that returns the server log written since the case started, up to now on every runner
+    (a container's log is copied by the engine, late: each call waits for it, ``Server.sync_log``)."""
     offset = triton.log_offset()
-    return lambda: triton.log_since(offset)
+
+    def written() -> str:
+        triton.sync_log()
+        return triton.log_since(offset)
+
+    return written
 
 
 @pytest.fixture

@@ -11,18 +11,17 @@ on the cell is not applicable in every check.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import processes
 from harness.layout import NOT_APPLICABLE_PREFIX as NOT_APPLICABLE
 from harness.models import REPEATS, SAMPLES_FILE, conform, diagnosis, differ, infer, repo, samples, tensors
 from harness.models.answers import ModelAnswers, SampleAnswers
 from harness.models.plugin import ModelsRun
 from harness.incell.plugin import plugin_of
 from harness.servers import ERROR_LINE, NOISE, Server
+from harness.servers.inside import InsideError
 
 def _skip_unless_applicable(run: ModelsRun, model: str) -> ModelAnswers:
     result = run.results[model]
@@ -37,13 +36,11 @@ def _log_errors(server: Server, offset: int, limit: int = 12) -> list[str]:
 
 
 def _model_stubs(server: Server, model: str) -> list[int] | None:
-    """The model's python stub processes under a local server (None where they cannot be seen)."""
-    pid = getattr(server, "pid", None)
-    if not isinstance(pid, int) or not Path("/proc").is_dir():
+    """The model's python stub processes under the server, where it runs (None where they cannot be seen)."""
+    try:
+        return [p.pid for p in server.inside.stubs(model)]
+    except (NotImplementedError, InsideError):
         return None
-    return [stub for stub, args in processes.command_lines().items()
-            if len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and f"/{model}/".encode() in args[1]
-            and str(pid).encode() in args]
 
 
 def _diagnose(what: str, message: str, server: Server, offset: int, model: str, models_run: ModelsRun, *,
@@ -56,7 +53,7 @@ def _diagnose(what: str, message: str, server: Server, offset: int, model: str, 
     team = models_run.models[model]
     no_stub = None
     if not refused and _model_stubs(server, model) == []:  # 24.07 logs nothing and lets the request hang
-        no_stub = f"no stub process of model {model!r} runs under the server (pid {getattr(server, 'pid', '?')})"
+        no_stub = f"no stub process of model {model!r} runs under the server (pid {server.inside.server_pid()})"
     ended = None
     try:
         server.check_alive()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness import admission
 from harness.compat import KW_ONLY
 from harness.deadlines import Deadline, Probe
 from harness.errors import HarnessError, NotApplicable
+from harness.servers.inside import Inside
 from harness.servers.options import Ports
 
 __all__ = [
@@ -119,6 +121,8 @@ class Server:
         self.metadata: dict[str, Any] = {}
         self.broken: str | None = None
         self.generation = 0  # how often it was (re)started: clients of an older generation are stale
+        # The python backend's shared-memory regions are named with this (only this server's are its)
+        self.shm_prefix = f"tm{uuid.uuid4().hex[:10]}_"
 
     # -- hooks for runners -------------------------------------------------------------------------
     def start(self) -> None:
@@ -246,18 +250,23 @@ class Server:
             self.broken = f"{self.name} ended during the cell ({ended}){self.tail_note()}"
             raise ServerExited(self.broken)
 
+    @property
+    def inside(self) -> Inside:
+        """Where it runs, as its cases look at it: processes, stubs, shared memory (one interface for
+        every runner, :mod:`harness.servers.inside`)."""
+        raise NotImplementedError
+
     def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
         """Python backend stubs (of ``model``, or any) that ended abnormally since ``since`` (monotonic
-        seconds), as sentences naming the pid and how it ended.
-
-        Runners that can see the stubs (the local one) override this; a container's are not visible.
-        """
+        seconds), as sentences naming the pid and how it ended (each runner watches its stubs)."""
         return []
 
     def live_stubs(self, model: str) -> list[int]:
-        """The pids of ``model``'s python backend stubs that still run (empty where the runner cannot
-        see them, as in a container): what an unload waits for before it is over."""
-        return []
+        """The pids of ``model``'s python backend stubs that still run: what an unload waits for before
+        it is over (none once the server ended)."""
+        if self.exit_status() is not None:
+            return []
+        return [p.pid for p in self.inside.stubs(model)]
 
     def load(self, model: str, *, config: str | None = None, files: dict[str, bytes] | None = None,
              timeout: float | None = None) -> LoadResult:

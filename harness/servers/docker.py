@@ -17,7 +17,9 @@ and the container of a cell is stopped and removed in a ``finally``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -30,9 +32,11 @@ from harness.matrix import images
 from harness.errors import NotApplicable
 from harness.matrix import Cell, Release
 from harness.matrix.settings import DockerSettings
-from harness.servers import LoadResult, Ports, Server, ServerError, ServerExited, reaper
+from harness.servers import LoadResult, Ports, Server, ServerError, ServerExited, procwatch, reaper
+from harness.servers.inside import Inside, InsideError, Proc
 from harness.servers.options import ServerOptions, server_env
 from harness.servers.reaper import LABEL, RUN_ID_ENV, run_id
+from harness.servers.stubs import StubEnds
 
 __all__ = ["LABEL", "RUN_ID_ENV", "DockerServer", "LimitReached", "MemoryLimitReached", "PidsLimitReached",
            "RepositoryNotReadable", "engine", "remove_leftovers", "run_id"]
@@ -42,6 +46,8 @@ LOG_SYNC_S = 10.0  # at most this long for a log mark to come through the engine
 SERVER_UID = 1000  # the NGC images' triton-server user; the offline image has it too
 SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
 LIMITS_WATCH_S = 0.01  # how often the container's cgroups are read for refused forks and OOM kills
+PROCWATCH = Path(procwatch.__file__).read_text(encoding="utf-8")  # run in the container as python3 -c
+SHM_ARG_BYTES = 64 * 1024  # the most a region written into the container may hold (it goes as an argument)
 
 
 class LimitReached(ServerExited):
@@ -193,11 +199,12 @@ class DockerServer(Server):
         self._counts: dict[str, int] = {}  # limit -> times reached (LIMIT_COUNTERS), read while it runs
         self._limit_thread: threading.Thread | None = None
         self._info: dict[str, Any] | None = None
+        self._stub_ends = StubEnds()
 
     def command(self) -> list[str]:
         options = ServerOptions(repository="/models", backend_directory="/opt/tritonserver/backends",
-                                ports=CONTAINER_PORTS, address="0.0.0.0",
-                                stop_timeout=self.stop_timeout, extra_args=self.extra_args)
+                                ports=CONTAINER_PORTS, address="0.0.0.0", stop_timeout=self.stop_timeout,
+                                python_shm_prefix=self.shm_prefix, extra_args=self.extra_args)
         return ["tritonserver", *options.to_args()]
 
     def profile(self) -> dict[str, Any]:
@@ -267,6 +274,9 @@ class DockerServer(Server):
                               fix="see 'docker run' with the same image") from None
         self._log_thread = threading.Thread(target=self._stream_log, name="container-log", daemon=True)
         self._log_thread.start()
+        # Not waited for: it looks before the server is ready, long before a load starts a stub.
+        threading.Thread(target=self._watch_stubs, args=(self.container,), name="container-stubs",
+                         daemon=True).start()
         self.container.reload()
 
         self.ports = Ports(**{
@@ -353,6 +363,25 @@ class DockerServer(Server):
                 fh.write(chunk)
                 fh.flush()
 
+    def _watch_stubs(self, container: Any) -> None:
+        """Stream the ends of the python backend stubs from :mod:`harness.servers.procwatch`'s ``watch``,
+        run in the container for as long as it runs (it polls the container's /proc as the local
+        runner polls this machine's)."""
+        try:
+            for line in DockerInside.exec_stream(container, "watch", "auto"):
+                said = json.loads(line)
+                if "pid" in said:
+                    self._stub_ends.add(said)
+        except Exception:  # noqa: BLE001 - a container that ended has no more stubs to watch
+            pass
+
+    def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
+        return self._stub_ends.ended_since(since, model)
+
+    @property
+    def inside(self) -> DockerInside:
+        return DockerInside(self)
+
     def sync_log(self) -> None:
         """Wait until the log file holds what the server wrote so far: the engine copies the container's
         output asynchronously, so a load's response can come before the lines it logged (a refused
@@ -413,3 +442,100 @@ class DockerServer(Server):
             with contextlib.suppress(Exception):
                 self.container.remove(force=True)
             self._removed = True
+
+
+class DockerInside(Inside):
+    """A docker server's container, read by :mod:`harness.servers.procwatch` run there (``docker exec``)
+    as the container's user, uid 1000: the server's own user, so it may read the stubs' /proc, signal
+    them and use /dev/shm, while the profile stays as it is (no capability, no root, read-only root)."""
+
+    def __init__(self, server: DockerServer) -> None:
+        self.server = server
+
+    @staticmethod
+    def exec_stream(container: Any, *args: str) -> Any:
+        """The lines procwatch prints for ``args``, as they come."""
+        client = container.client.api
+        made = client.exec_create(container.id, ["python3", "-u", "-c", PROCWATCH, *args])
+        buffer = b""
+        for chunk in client.exec_start(made["Id"], stream=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("utf-8", "replace")
+
+    def _run(self, *args: str) -> Any:
+        import docker.errors
+
+        container = self.server.container
+        if container is None or self.server.exit_status() is not None:
+            raise _Gone()
+        try:
+            done = container.exec_run(["python3", "-c", PROCWATCH, *args], demux=True)
+        except docker.errors.APIError as exc:
+            if self.server.exit_status() is not None:
+                raise _Gone() from None
+            raise InsideError(f"docker exec refused: {exc.explanation or exc}", where=container.name) from None
+        out, err = (part.decode("utf-8", "replace") if part else "" for part in done.output)
+        if done.exit_code not in (0, 1):
+            raise InsideError(f"python3 in the container could not read it (exit code {done.exit_code}: "
+                              f"{(err or out).strip()[-300:]})", where=container.name,
+                              fix="use an image with python3 on its PATH (the NGC and offline images have it)")
+        return procwatch.answer(out, done.exit_code, args[0])
+
+    def processes(self) -> list[Proc]:
+        try:
+            return [Proc.of(fields) for fields in self._run("processes")]
+        except _Gone:
+            return []
+
+    def server_pid(self) -> int | None:
+        try:
+            return self._run("server-pid")
+        except _Gone:
+            return None
+
+    def children(self) -> list[Proc]:
+        procs = self.processes()  # one exec: the server is the oldest tritonserver of the container
+        servers = [p.pid for p in procs if p.comm == procwatch.SERVER_COMM]
+        return [p for p in procs if servers and p.ppid == min(servers)]
+
+    def signal(self, pid: int, signum: int) -> None:
+        try:
+            self._run("kill", str(pid), str(int(signum)))
+        except _Gone:
+            raise ProcessLookupError(f"pid {pid}: the container ended") from None
+
+    def kill_server(self) -> None:
+        """SIGKILL from the engine: the server is the container's first process, which no signal sent from
+        inside its namespace can kill."""
+        with contextlib.suppress(Exception):
+            self.server.container.kill(signal="SIGKILL")
+
+    def shm_files(self, prefix: str) -> dict[str, int]:
+        try:
+            return dict(self._run("shm-files", prefix))
+        except _Gone:
+            return {}
+
+    def shm_write(self, key: str, data: bytes) -> None:
+        if len(data) > SHM_ARG_BYTES:
+            raise InsideError(f"a region written into a container holds at most {SHM_ARG_BYTES} bytes, not "
+                              f"{len(data)}", where=key)
+        self._run("shm-write", key, base64.b64encode(data).decode())
+
+    def shm_read(self, key: str) -> bytes | None:
+        text = self._run("shm-read", key)
+        return None if text is None else base64.b64decode(text)
+
+    def shm_remove(self, key: str) -> None:
+        with contextlib.suppress(_Gone):
+            self._run("shm-remove", key)
+
+    def python(self) -> dict[str, Any]:
+        """The container's python3 (the image's, first on its PATH, which its stubs run)."""
+        return dict(self._run("python"))
+
+
+class _Gone(Exception):
+    """The container does not run (nothing runs there any more)."""

@@ -18,11 +18,12 @@ import signal
 import socket
 import subprocess
 import threading
-import uuid
 from pathlib import Path
+from typing import Any
 
 from harness import processes
-from harness.servers import Ports, Server, ServerError, stubs
+from harness.servers import Ports, Server, ServerError, procwatch
+from harness.servers.inside import Inside, Proc
 from harness.servers.options import ServerOptions, server_env
 from harness.servers.stubs import StubMonitor
 
@@ -92,7 +93,6 @@ class LocalServer(Server):
         self.stop_timeout = stop_timeout
         self.extra_args = tuple(extra_args)
         self.extra_backends = dict(extra_backends or {})
-        self.shm_prefix = f"tm{uuid.uuid4().hex[:10]}_"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
         self._stubs: StubMonitor | None = None
@@ -179,8 +179,9 @@ class LocalServer(Server):
         self._stubs = StubMonitor(self.proc.pid)
         self._stubs.start()
 
-    def live_stubs(self, model: str) -> list[int]:
-        return stubs.running(self.proc.pid, model) if self.proc is not None else []
+    @property
+    def inside(self) -> LocalInside:
+        return LocalInside(self)
 
     def ended_stubs(self, since: float, model: str | None = None) -> list[str]:
         return self._stubs.ended_since(since, model) if self._stubs else []
@@ -229,3 +230,41 @@ class LocalServer(Server):
         if self._log:
             self._log.close()
             self._log = None
+
+
+class LocalInside(Inside):
+    """This machine, where a local server runs: its /proc, its /dev/shm, this venv's Python."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+
+    def processes(self) -> list[Proc]:
+        return [Proc.of(fields) for fields in procwatch.processes()]
+
+    def server_pid(self) -> int | None:
+        return self.server.pid
+
+    def signal(self, pid: int, signum: int) -> None:
+        os.kill(pid, signum)
+
+    def kill_server(self) -> None:
+        if self.server.pid is not None:
+            os.kill(self.server.pid, signal.SIGKILL)
+
+    def shm_files(self, prefix: str) -> dict[str, int]:
+        return procwatch.shm_files(prefix)
+
+    def shm_write(self, key: str, data: bytes) -> None:
+        procwatch.shm_write(key, data)
+
+    def shm_read(self, key: str) -> bytes | None:
+        return procwatch.shm_read(key)
+
+    def shm_remove(self, key: str) -> None:
+        procwatch.shm_remove(key)
+
+    def python(self) -> dict[str, Any]:
+        """The server's venv's Python, run with the server's environment."""
+        done = subprocess.run([str(self.server.venv / "bin" / "python"), procwatch.__file__, "python"],
+                              capture_output=True, text=True, env=self.server.environment(), timeout=60, check=False)
+        return dict(procwatch.answer(done.stdout, done.returncode, "python"))  # type: ignore[call-overload]

@@ -1,9 +1,11 @@
-"""Which python backend stubs of a local server ended, and how: evidence for a failed case.
+"""Which python backend stubs of a server ended, and how: evidence for a failed case.
 
 A stub is a child of ``tritonserver``; only its parent can wait for it, but until the server reaps
 it, a dead stub is a zombie whose ``/proc/<pid>/stat`` holds its exit status (field 52). A thread
 polls the server's children, so a failure can say "the stub of model 'x' exited with code 17"
 instead of a bare closed connection. An exit with code 0 is an ordinary unload and is not reported.
+The polling is :class:`harness.servers.procwatch.StubWatch`'s: here for a local server, in the
+container for a docker one (which streams each end to :class:`StubEnds`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,10 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from harness.compat import KW_ONLY
-from harness.processes import pids, proc_stat
-
-STUB_COMM = "triton_python_b"  # the kernel keeps 15 characters of triton_python_backend_stub
-POLL_S = 0.05
-DISCOVER_EVERY = 10  # polls between scans of /proc for new stubs
+from harness.servers import procwatch
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -50,25 +48,32 @@ class StubEnd:
         return self.status is not None and self.status != 0
 
 
-def _identity(pid: int) -> tuple[str, str]:
-    """(model, instance) of a stub, from its command line: ``<repo>/<model>/<version>/model.py ... <instance>``."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0")]
-    except OSError:
-        return "?", f"pid {pid}"
-    model = Path(argv[1]).parent.parent.name if len(argv) > 1 else "?"
-    return model, (argv[8] if len(argv) > 8 else f"pid {pid}")
+class StubEnds:
+    """The stub ends seen so far, whatever watches for them (this machine's /proc, a container's)."""
 
-
-class StubMonitor:
-    """Polls the children of ``server_pid``; :meth:`ended_since` lists the stubs that ended badly."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self._known: dict[int, tuple[str, str]] = {}
+    def __init__(self) -> None:
         self._ended: list[StubEnd] = []
         self._lock = threading.Lock()
+
+    def add(self, end: dict[str, Any]) -> None:
+        """One end as :class:`harness.servers.procwatch.StubWatch` reports it, seen now."""
+        with self._lock:
+            self._ended.append(StubEnd(pid=int(end["pid"]), model=str(end["model"]), instance=str(end["instance"]),
+                                       status=end.get("status"), at=time.monotonic()))
+
+    def ended_since(self, since: float, model: str | None = None) -> list[str]:
+        with self._lock:
+            return [e.sentence() for e in self._ended if e.at >= since and e.abnormal
+                    and model in (None, e.model)]
+
+
+class StubMonitor(StubEnds):
+    """Polls the children of ``server_pid`` on this machine; :meth:`ended_since` lists the stubs that
+    ended badly."""
+
+    def __init__(self, server_pid: int) -> None:
+        super().__init__()
+        self.server_pid = server_pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stub-monitor", daemon=True)
 
@@ -80,39 +85,8 @@ class StubMonitor:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1)
 
-    def ended_since(self, since: float, model: str | None = None) -> list[str]:
-        with self._lock:
-            return [e.sentence() for e in self._ended if e.at >= since and e.abnormal
-                    and model in (None, e.model)]
-
     def _run(self) -> None:
-        polls = 0
-        while not self._stop.wait(POLL_S):
-            if polls % DISCOVER_EVERY == 0:
-                self._discover()
-            polls += 1
-            for pid, (model, instance) in list(self._known.items()):
-                fields = proc_stat(pid)
-                if fields is not None and fields[1] != "Z" and fields[2] == str(self.server_pid):
-                    continue
-                status = int(fields[50]) if fields is not None and len(fields) > 50 else None
-                with self._lock:
-                    self._ended.append(StubEnd(pid=pid, model=model, instance=instance, status=status,
-                                               at=time.monotonic()))
-                del self._known[pid]
-
-    def _discover(self) -> None:
-        for pid in pids():
-            if pid not in self._known and _is_live_stub(pid, self.server_pid):
-                self._known[pid] = _identity(pid)
-
-
-def _is_live_stub(pid: int, server_pid: int) -> bool:
-    """A stub of this server that has not ended (a zombie has)."""
-    fields = proc_stat(pid)
-    return bool(fields) and fields[0] == STUB_COMM and fields[2] == str(server_pid) and fields[1] != "Z"
-
-
-def running(server_pid: int, model: str) -> list[int]:
-    """The pids of ``model``'s stubs that still run: an unload is over when none is left."""
-    return [pid for pid in pids() if _is_live_stub(pid, server_pid) and _identity(pid)[0] == model]
+        watch = procwatch.StubWatch(self.server_pid)
+        while not self._stop.wait(procwatch.POLL_S):
+            for end in watch.poll():
+                self.add(end)
