@@ -496,9 +496,9 @@ class DockerInside(Inside):
             return None
 
     def children(self) -> list[Proc]:
-        procs = self.processes()  # one exec: the server is the oldest tritonserver of the container
-        servers = [p.pid for p in procs if p.comm == procwatch.SERVER_COMM]
-        return [p for p in procs if servers and p.ppid == min(servers)]
+        procs = self.processes()  # one exec, not a second for server_pid
+        server = procwatch.server_among((p.pid, p.comm) for p in procs)
+        return [p for p in procs if server is not None and p.ppid == server]
 
     def signal(self, pid: int, signum: int) -> None:
         try:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
-from harness.servers.procwatch import STUB, STUB_COMM
+from harness.servers.procwatch import STUB, STUB_COMM, stub_identity
 
 
 class InsideError(HarnessError):
@@ -58,8 +57,7 @@ class Proc:
         """The model a stub serves: its second argument is ``<repository>/<model>/<version>/model.py``."""
         if not self.is_stub or len(self.argv) < 2:
             return None
-        parts = PurePosixPath(self.argv[1]).parts
-        return parts[-3] if len(parts) >= 3 else None
+        return stub_identity(list(self.argv))[0]
 
 
 class Inside(ABC):

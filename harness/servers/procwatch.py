@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from typing import Iterable
 
 PROC = "/proc"
 SHM = "/dev/shm"
@@ -62,7 +63,12 @@ def processes() -> list:
 
 def server_pid() -> int | None:
     """The oldest ``tritonserver`` (inside a container, the only one)."""
-    found = [p["pid"] for p in processes() if p["comm"] == SERVER_COMM]
+    return server_among((p["pid"], p["comm"]) for p in processes())
+
+
+def server_among(pairs: Iterable) -> int | None:
+    """The oldest ``tritonserver`` of ``(pid, comm)`` pairs."""
+    found = [pid for pid, comm in pairs if comm == SERVER_COMM]
     return min(found) if found else None
 
 
