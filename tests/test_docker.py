@@ -272,7 +272,9 @@ def test_the_whole_library_gives_the_same_states_in_docker_as_locally(engine, im
     data = json.loads((reports / "compat.json").read_text())
     local, docker = results.runner_twins(data)
     assert {r["cell"] for r in local["results"]} == set(LIBRARY_CELLS)
-    differ = [f"{d.cell} {d.case}: local {d.idle}, docker {d.loaded}" for d in results.differing(local, docker)]
+    local_said, docker_said = ({(r["cell"], r["case"]): r.get("message") for r in run["results"]} for run in (local, docker))
+    differ = [f"{d.cell} {d.case}: local {d.idle} ({local_said.get((d.cell, d.case))}), "
+              f"docker {d.loaded} ({docker_said.get((d.cell, d.case))})" for d in results.differing(local, docker)]
     assert not differ, "\n".join(differ)
     for_the_runner = [r for r in docker["results"] if "needs runner" in (r.get("message") or "")]
     assert not for_the_runner, for_the_runner

@@ -391,7 +391,7 @@ def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_
     assert data["partial"] is True, "the report says it is partial"
     cells = {c["id"]: c for c in data["cells"]}
     assert cells["24.10-python-cpu-py3.11"]["state"] == "passed"
-    assert cells["24.10-python-cpu-py3.12"]["interrupted"], cells["24.10-python-cpu-py3.12"]
+    assert cells["24.10-python-cpu-py3.12"]["interrupted"], json.dumps(cells["24.10-python-cpu-py3.12"]) + out[-2000:]
     rows = {(r["case"], r["cell"]): r for r in data["results"]}
     in_flight = rows[("area/test_area.py::test_2_hangs_on_312", "24.10-python-cpu-py3.12")]
     assert in_flight["state"] == "error" and in_flight["message"].startswith("interrupted"), in_flight
@@ -551,3 +551,50 @@ def test_a_cell_stopped_before_any_case_ran_has_its_cases_not_run_not_errors(tmp
     [cell] = data["cells"]
     assert cell["state"] == "missing" and "interrupted" in (cell["interrupted"] or cell["problem"] or ""), cell
     assert data["partial"] is True
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_cell_signalled_again_while_it_stops_still_says_it_was_interrupted(
+        tmp_path: Path, marker: str, first: signal.Signals) -> None:
+    """Ctrl-C reaches a cell runner twice, from the terminal and from the scheduler, and under load the
+    second comes while it stops: the cell's JUnit file still keeps what ran and says it was interrupted
+    (CI saw a cell whose wrap-up a second KeyboardInterrupt broke off: no mark, a report without it)."""
+    lib = write_case_library(tmp_path / "lib", '''
+        import numpy as np
+        import pytest
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_1_quick(http_client):
+            assert http_client.is_model_ready("e2e_add_sub")
+
+        @pytest.mark.models("e2e_hang")
+        def test_2_hangs(http_client):
+            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
+        ''')
+    add_hanging_model(lib)
+    reports = tmp_path / "reports"
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(MATRIX)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
+         f"--reports={reports}", "--workers=1"], cwd=ROOT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for(lambda: any("successfully loaded 'e2e_hang'" in log.read_text()
+                             for log in cell_logs(reports, "24.10-python-cpu-py3.11")), 240, "the hanging case")
+        time.sleep(0.5)
+        proc.send_signal(first)
+        while proc.poll() is None:  # the scheduler's SIGINT, again and again, all through the wrap-up
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    wait_for(lambda: not run_processes(marker), 15, "every process of the cell to go")
+    junit = reports / "junit" / "24.10-python-cpu-py3.11.xml"
+    assert junit_cases(junit)["area/test_area.py::test_1_quick"] == "passed"
+    said = [p.get("value") for suite in ET.parse(junit).getroot().iter("testsuite")
+            for p in suite.findall("properties/property") if p.get("name") == "interrupted"]
+    assert said and all("interrupted by SIG" in why for why in said), said  # which one: whichever Python ran first

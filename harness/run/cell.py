@@ -168,21 +168,26 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
     launch = pool.Launch(python=env.python, spec=spec, spec_path=spec.write(layout.spec_path(reports, cell.id)),
                          options=tuple(options), cwd=ROOT, env=child_env)
     running = pool.Pool(launch, prefixed=spec.workers > 1)
-    for share in spec.shares:
-        running.start(share.targets, layout.claims_path(reports, cell.id))
 
     def forward(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; the scheduler may signal again
+        """The first stop signal ends the workers' run and this loop. Ctrl-C reaches this process twice
+        (from the terminal, then from the scheduler): a second KeyboardInterrupt would break off the
+        wrap-up below, and the cell's JUnit file would not say it was interrupted."""
+        for handled in previous:
+            signal.signal(handled, signal.SIG_IGN)
         running.signal(signum)
         raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, forward)
     timed_out = False
     counted: dict[int, int] = {}  # worker -> the exit code it counts as, where a follow-up changed its results
     deadline = time.monotonic() + spec.settings.cell_timeout
     signalled = ""  # the signal that stopped the cell: only then is it interrupted
+    stops = [signal.SIGTERM, *([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])]
+    previous = {handled: signal.signal(handled, forward) for handled in stops}
     try:
         try:
+            for share in spec.shares:
+                running.start(share.targets, layout.claims_path(reports, cell.id))
             replace_dead(running, reports, cell_properties(cell), deadline, counted)
             retry_alone(running, reports, cell.id, deadline, counted)
         except subprocess.TimeoutExpired:
@@ -194,7 +199,6 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         running.stop(processes.within_stop_budget(processes.PYTEST_STOP_GRACE))
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         running.join_readers(1.0 if signalled else 5.0)
         running.end_orphans()
         joined = [w for w in running.workers if w.followup != RETRY_WHY]
@@ -220,6 +224,8 @@ def run(matrix: Matrix, cell: Cell, *, roots: list[Path], reports: Path, extra: 
         if junit.exists():
             junit_mod.add_properties(junit, {Prop.SETUP_S: f"{setup_s:.3f}", Prop.WORKERS: str(len(running.workers))})
         join_logs(reports, cell.id, len(running.workers))  # last: the JUnit file comes first, whatever happens
+        for handled, handler in previous.items():  # only now: a late second signal cannot break off the above
+            signal.signal(handled, handler)
     if code not in (0, 1):
         print(f"{cell.id}: pytest exited with code {code_name(code)}", file=sys.stderr)
     return code
