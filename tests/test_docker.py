@@ -139,14 +139,49 @@ class LaggingLogServer(docker_runner.DockerServer):
         writer.join()
 
 
+class LaggingStderrServer(docker_runner.DockerServer):
+    """A container whose stderr (where the server logs) the engine hands over a second later than its
+    stdout: the engine copies the two streams apart, so nothing orders one after the other."""
+
+    LAG_S = 1.0
+
+    def _stream_log(self) -> None:
+        lock = threading.Lock()
+        received: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
+
+        def write(chunk: bytes) -> None:
+            with lock, open(self.log_path, "ab") as fh:
+                fh.write(chunk)
+
+        def write_late() -> None:
+            while (item := received.get())[1] is not None:
+                time.sleep(max(0.0, item[0] + self.LAG_S - time.monotonic()))
+                write(item[1])
+
+        def receive_stderr() -> None:
+            for chunk in self.container.logs(stream=True, follow=True, stdout=False, stderr=True):
+                received.put((time.monotonic(), chunk))
+            received.put((time.monotonic(), None))
+
+        late = [threading.Thread(target=work, daemon=True) for work in (write_late, receive_stderr)]
+        for thread in late:
+            thread.start()
+        for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=False):
+            write(chunk)
+        for thread in late:
+            thread.join()
+
+
+@pytest.mark.parametrize("lagging", [LaggingLogServer, LaggingStderrServer], ids=["output", "stderr"])
 def test_a_loads_log_holds_the_lines_it_wrote_though_the_engine_copies_them_late(
-        engine, release, image, run_label, tmp_path, monkeypatch) -> None:
+        engine, release, image, run_label, tmp_path, monkeypatch, lagging) -> None:
     """A refused config's parser message is in its load's log even where the engine's copy of the
-    container's output lags; without the log sync the same load's log misses it (the control)."""
+    container's output lags, all of it or its stderr alone; without the log sync the same load's log
+    misses it (the control)."""
     repo = repo_with_add_sub(tmp_path)
     shutil.copytree(ROOT / "cases" / "basics" / "models" / "invalid_dtype", repo / "invalid_dtype")
-    with LaggingLogServer(cell=CELL, release=release, repository=repo, log_path=tmp_path / "server.log",
-                          client=engine, stop_timeout=5) as srv:
+    with lagging(cell=CELL, release=release, repository=repo, log_path=tmp_path / "server.log",
+                 client=engine, stop_timeout=5) as srv:
         with monkeypatch.context() as unsynced:
             unsynced.setattr(srv, "sync_log", lambda: None)
             control = srv.load("invalid_dtype")

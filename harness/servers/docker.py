@@ -385,17 +385,19 @@ class DockerServer(Server):
     def sync_log(self) -> None:
         """Wait until the log file holds what the server wrote so far: the engine copies the container's
         output asynchronously, so a load's response can come before the lines it logged (a refused
-        config's parser message was missing from a load's log). A mark written to the server's own
-        stdout comes through after them: once it is in the file, so are they. Bounded; a container
-        without a shell, or one that ended, is not waited for."""
+        config's parser message was missing from a load's log). The engine copies stdout and stderr
+        apart, each in its order, and the server logs to stderr: a mark written to each of the server's
+        own streams comes through after what it wrote there, and once both are in the file, so is
+        everything before them. Bounded; a container without a shell, or one that ended, is not waited for."""
         mark = f"triton-matrix log mark {uuid.uuid4().hex}"
         offset = self.log_offset()
         try:
-            written = self.container.exec_run(["sh", "-c", f"echo '{mark}' >> /proc/1/fd/1"]).exit_code == 0
+            written = self.container.exec_run(
+                ["sh", "-c", f"echo '{mark}' >> /proc/1/fd/1; echo '{mark}' >> /proc/1/fd/2"]).exit_code == 0
         except Exception:  # noqa: BLE001 - a container that is gone has nothing more to copy
             written = False
         deadline = time.monotonic() + LOG_SYNC_S
-        while written and mark not in self.log_since(offset) and time.monotonic() < deadline:
+        while written and self.log_since(offset).count(mark) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def root_pids(self) -> list[int]:
