@@ -14,7 +14,7 @@ import textwrap
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +63,34 @@ def add_hanging_model(lib: Path) -> None:
         instance_group [ { kind: ${kind} count: 1 } ]
         '''))
     (model / "1" / "model.py").write_text(HANGING_MODEL)
+
+
+def quick_then_hanging(lib: Path) -> Path:
+    """A case library of a case that passes at once, then one whose model never answers."""
+    write_case_library(lib, '''
+        import numpy as np
+        import pytest
+
+        @pytest.mark.models("e2e_add_sub")
+        def test_1_quick(http_client):
+            assert http_client.is_model_ready("e2e_add_sub")
+
+        @pytest.mark.models("e2e_hang")
+        def test_2_hangs(http_client):
+            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
+        ''')
+    add_hanging_model(lib)
+    return lib
+
+
+@contextlib.contextmanager
+def killed_at_the_end(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``proc`` for the block, killed after it if still running (a failed wait leaves nothing behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def junit_cases(path: Path) -> dict[str, str]:
@@ -429,19 +457,7 @@ def test_a_cancelled_github_cell_step_keeps_what_finished(tmp_path: Path, marker
 
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
     step = next(s for s in workflow["jobs"]["cell"]["steps"] if s.get("name") == "Run the cell")
-    lib = write_case_library(tmp_path / "lib", '''
-        import numpy as np
-        import pytest
-
-        @pytest.mark.models("e2e_add_sub")
-        def test_1_quick(http_client):
-            assert http_client.is_model_ready("e2e_add_sub")
-
-        @pytest.mark.models("e2e_hang")
-        def test_2_hangs(http_client):
-            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
-        ''')
-    add_hanging_model(lib)
+    lib = quick_then_hanging(tmp_path / "lib")
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MATRIX)
     reports = tmp_path / "reports"
@@ -559,19 +575,7 @@ def test_a_cell_signalled_again_while_it_stops_still_says_it_was_interrupted(
     """Ctrl-C reaches a cell runner twice, from the terminal and from the scheduler, and under load the
     second comes while it stops: the cell's JUnit file still keeps what ran and says it was interrupted
     (CI saw a cell whose wrap-up a second KeyboardInterrupt broke off: no mark, a report without it)."""
-    lib = write_case_library(tmp_path / "lib", '''
-        import numpy as np
-        import pytest
-
-        @pytest.mark.models("e2e_add_sub")
-        def test_1_quick(http_client):
-            assert http_client.is_model_ready("e2e_add_sub")
-
-        @pytest.mark.models("e2e_hang")
-        def test_2_hangs(http_client):
-            http_client.infer("e2e_hang", {"INPUT0": np.ones(4, dtype=np.float32)})
-        ''')
-    add_hanging_model(lib)
+    lib = quick_then_hanging(tmp_path / "lib")
     reports = tmp_path / "reports"
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(MATRIX)
@@ -580,7 +584,7 @@ def test_a_cell_signalled_again_while_it_stops_still_says_it_was_interrupted(
          f"--reports={reports}", "--workers=1"], cwd=ROOT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+    with killed_at_the_end(proc):
         wait_for(lambda: any("successfully loaded 'e2e_hang'" in log.read_text()
                              for log in cell_logs(reports, "24.10-python-cpu-py3.11")), 240, "the hanging case")
         time.sleep(0.5)
@@ -589,9 +593,6 @@ def test_a_cell_signalled_again_while_it_stops_still_says_it_was_interrupted(
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)
             time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     wait_for(lambda: not run_processes(marker), 15, "every process of the cell to go")
     junit = reports / "junit" / "24.10-python-cpu-py3.11.xml"
     assert junit_cases(junit)["area/test_area.py::test_1_quick"] == "passed"
