@@ -43,6 +43,7 @@ __all__ = ["LABEL", "RUN_ID_ENV", "DockerServer", "LimitReached", "MemoryLimitRe
 
 CONTAINER_PORTS = Ports(http=8000, grpc=8001, metrics=8002)
 LOG_SYNC_S = 10.0  # at most this long for a log mark to come through the engine's copy of the output
+SERVER_STREAMS = (1, 2)  # the server's stdout and stderr, which the engine copies apart
 SERVER_UID = 1000  # the NGC images' triton-server user; the offline image has it too
 SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
 LIMITS_WATCH_S = 0.01  # how often the container's cgroups are read for refused forks and OOM kills
@@ -391,13 +392,13 @@ class DockerServer(Server):
         everything before them. Bounded; a container without a shell, or one that ended, is not waited for."""
         mark = f"triton-matrix log mark {uuid.uuid4().hex}"
         offset = self.log_offset()
+        marking = " && ".join(f"echo '{mark}' >> /proc/1/fd/{fd}" for fd in SERVER_STREAMS)
         try:
-            written = self.container.exec_run(
-                ["sh", "-c", f"echo '{mark}' >> /proc/1/fd/1; echo '{mark}' >> /proc/1/fd/2"]).exit_code == 0
+            written = self.container.exec_run(["sh", "-c", marking]).exit_code == 0
         except Exception:  # noqa: BLE001 - a container that is gone has nothing more to copy
             written = False
         deadline = time.monotonic() + LOG_SYNC_S
-        while written and self.log_since(offset).count(mark) < 2 and time.monotonic() < deadline:
+        while written and self.log_since(offset).count(mark) < len(SERVER_STREAMS) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def root_pids(self) -> list[int]:
