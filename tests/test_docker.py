@@ -117,59 +117,44 @@ def test_container_serves_and_leaves_nothing(engine, release, image, run_label, 
 
 
 class LaggingLogServer(docker_runner.DockerServer):
-    """A container whose log the engine hands over a second late (a busy engine, a busy host)."""
+    """A container whose log the engine hands over a second late (a busy engine, a busy host). The engine
+    copies stdout and stderr apart, each in its order: ``LATE`` names the streams that lag."""
 
     LAG_S = 1.0
-
-    def _stream_log(self) -> None:
-        received: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
-
-        def write_late() -> None:
-            with open(self.log_path, "ab") as fh:
-                while (item := received.get())[1] is not None:
-                    time.sleep(max(0.0, item[0] + self.LAG_S - time.monotonic()))
-                    fh.write(item[1])
-                    fh.flush()
-
-        writer = threading.Thread(target=write_late, daemon=True)
-        writer.start()
-        for chunk in self.container.logs(stream=True, follow=True):
-            received.put((time.monotonic(), chunk))
-        received.put((time.monotonic(), None))
-        writer.join()
-
-
-class LaggingStderrServer(docker_runner.DockerServer):
-    """A container whose stderr (where the server logs) the engine hands over a second later than its
-    stdout: the engine copies the two streams apart, so nothing orders one after the other."""
-
-    LAG_S = 1.0
+    LATE = ("stdout", "stderr")
 
     def _stream_log(self) -> None:
         lock = threading.Lock()
-        received: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
 
-        def write(chunk: bytes) -> None:
-            with lock, open(self.log_path, "ab") as fh:
-                fh.write(chunk)
+        def copy(stream: str) -> None:
+            lag = self.LAG_S if stream in self.LATE else 0.0
+            received: queue.Queue[tuple[float, bytes | None]] = queue.Queue()
 
-        def write_late() -> None:
-            while (item := received.get())[1] is not None:
-                time.sleep(max(0.0, item[0] + self.LAG_S - time.monotonic()))
-                write(item[1])
+            def write_late() -> None:
+                while (item := received.get())[1] is not None:
+                    time.sleep(max(0.0, item[0] + lag - time.monotonic()))
+                    with lock, open(self.log_path, "ab") as fh:
+                        fh.write(item[1])
 
-        def receive_stderr() -> None:
-            for chunk in self.container.logs(stream=True, follow=True, stdout=False, stderr=True):
+            writer = threading.Thread(target=write_late, daemon=True)
+            writer.start()
+            for chunk in self.container.logs(stream=True, follow=True, stdout=stream == "stdout",
+                                             stderr=stream == "stderr"):
                 received.put((time.monotonic(), chunk))
             received.put((time.monotonic(), None))
+            writer.join()
 
-        late = [threading.Thread(target=work, daemon=True) for work in (write_late, receive_stderr)]
-        for thread in late:
-            thread.start()
-        for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=False):
-            write(chunk)
-        for thread in late:
-            thread.join()
+        copiers = [threading.Thread(target=copy, args=(stream,), daemon=True) for stream in ("stdout", "stderr")]
+        for copier in copiers:
+            copier.start()
+        for copier in copiers:
+            copier.join()
+
+
+class LaggingStderrServer(LaggingLogServer):
+    """Its stderr (where the server logs) lags, its stdout does not: nothing orders one after the other."""
+
+    LATE = ("stderr",)
 
 
 @pytest.mark.parametrize("lagging", [LaggingLogServer, LaggingStderrServer], ids=["output", "stderr"])

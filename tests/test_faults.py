@@ -394,7 +394,7 @@ def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_
         logs = cell_logs(reports, "24.10-python-cpu-py3.12")
         return any("successfully loaded 'e2e_hang'" in log.read_text() for log in logs)
 
-    try:
+    with killed_at_the_end(proc):
         wait_for(hang_loaded, 240, "the 3.12 cell to reach its hanging case")
         time.sleep(0.5)  # let the request reach the model
         if how == "ctrl-c":
@@ -406,9 +406,6 @@ def test_a_stopped_run_leaves_nothing_keeps_finished_cells_and_writes_a_partial_
         gone_after = time.monotonic() - started
         wait_for(lambda: not run_processes(marker), 15, "every process of the run to go")
         proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     out = proc.stdout.read().decode() if proc.stdout else ""
     assert gone_after < 10
     assert proc.returncode != 0, out[-2000:]
@@ -550,16 +547,13 @@ def test_a_cell_stopped_before_any_case_ran_has_its_cases_not_run_not_errors(tmp
         [sys.executable, "-m", "harness", "cell", "24.10-python-cpu-py3.11", f"--matrix={matrix}", f"--cases={lib}",
          f"--reports={reports}"], cwd=ROOT, env={**os.environ, "TRITON_MATRIX_TEST": marker},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with killed_at_the_end(proc):
         wait_for(lambda: any(name == "python" and pid != proc.pid for pid, name in
                              ((p, (processes.proc_stat(p) or [""])[0]) for p in run_processes(marker))),
                  120, "the cell's pytest worker to start")
         time.sleep(3)  # the worker imports the module that sleeps
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     wait_for(lambda: not run_processes(marker), 15, "every process of the cell to go")
     assert run_harness("report", f"--reports={reports}", f"--matrix={matrix}").returncode == 1
     data = json.loads((reports / "compat.json").read_text())
