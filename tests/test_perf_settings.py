@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def parsed(perf: dict[str, Any] | None) -> matrix.Matrix:
+    """The repository's matrix with ``perf`` as its [perf] table (None: without one)."""
     data = tomllib.loads((ROOT / "matrix.toml").read_text(encoding="utf-8"))
+    data.pop("perf", None)
     if perf is not None:
         data["perf"] = perf
     return matrix.parse(data, ROOT / "matrix.toml")
