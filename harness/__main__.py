@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cell(args)
         if args.command == "run":
             return _run(args)
+        if args.command == options.PERF:
+            from harness.perf import runner as perf_runner
+
+            return perf_runner.main(args)
         return _report(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -174,14 +174,14 @@ def measure(analyzer: Analyzer, *, model: str, url: str, protocol: str, concurre
             requests: int, csv_path: Path, timeout: float, cpus: set[int] | None = None) -> list[Measurement]:
     """Run perf_analyzer once over ``concurrency`` against ``url``; each level counts ``requests`` requests.
 
-    perf_analyzer's own stability search is relaxed (the harness repeats in rounds and judges spread
-    itself); ``cpus`` pins it away from the server's CPUs.
+
+
     """
     levels = sorted(set(concurrency))
     command = [str(analyzer.binary), "-m", model, "-u", url, "-i", protocol,
                "--concurrency-range", f"{levels[0]}:{levels[-1]}:{_step(levels)}",
                "--measurement-mode", "count_windows", "--measurement-request-count", str(requests),
-               "--stability-percentage", "100", "--max-trials", "10", "-f", str(csv_path), "--verbose-csv"]
+               "--stability-percentage", "1000", "--max-trials", "10", "-f", str(csv_path), "--verbose-csv"]
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     csv_path.unlink(missing_ok=True)
     try:
