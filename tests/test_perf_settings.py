@@ -30,6 +30,7 @@ def test_no_perf_table_gives_the_defaults() -> None:
     perf = parsed(None).perf
     assert perf == PerfSettings() and perf.models == ("add_sub",) and perf.rounds >= 5
     assert perf.concurrency[0] == 1 and len(perf.concurrency) == 2 and perf.threshold("p50") == 0.10
+    assert perf.threshold("rss_growth") == 1.0
 
 
 def test_a_full_table_is_read() -> None:
@@ -39,6 +40,7 @@ def test_a_full_table_is_read() -> None:
     assert perf.models == ("add_sub",) and perf.concurrency == (1, 4) and perf.rounds == 7
     assert perf.protocol == "grpc" and perf.reference == "24.03"
     assert perf.threshold("p99") == 0.25 and perf.threshold("throughput") == 0.10
+    assert perf.threshold("rss_growth") == 0.5  # MB per 1,000 requests, not a fraction
 
 
 @pytest.mark.parametrize(("table", "key", "fix"), [
@@ -50,6 +52,7 @@ def test_a_full_table_is_read() -> None:
     ({"thresholds": {"p42": 0.1}}, "perf.thresholds.p42", "use one of"),
     ({"thresholds": {"p50": 10}}, "perf.thresholds.p50", "(10%)"),
     ({"speed": 1}, "perf.speed", "use one of"),
+    ({"thresholds": {"rss_growth": 0}}, "perf.thresholds.rss_growth", "rss_growth = 1.0"),
 ])
 def test_a_bad_value_names_its_key_and_the_fix(table: dict[str, Any], key: str, fix: str) -> None:
     with pytest.raises(HarnessError) as err:

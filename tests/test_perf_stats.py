@@ -74,3 +74,12 @@ def test_too_few_rounds_and_a_zero_reference_are_errors() -> None:
         stats.median_interval([1.0])
     with pytest.raises(stats.HarnessError):
         stats.ratio_interval(BASE, [0.0, 0.0, 1.0])
+
+
+def test_memory_growth_is_called_on_its_difference_not_a_ratio() -> None:
+    """Near zero, a ratio calls noise (0.01 vs 0.025 MB per 1,000 requests is x0.4): the difference does not."""
+    tiny, tinier = [0.029, 0.02, 0.018, 0.025, 0.025], [0.014, 0.011, 0.006, 0.012, 0.006]
+    assert stats.compare(tinier, tiny, MEMORY)[1] is Call.BETTER  # what a ratio would say
+    assert stats.call_difference(stats.difference_interval(tinier, tiny), MEMORY, 1.0) is Call.SAME
+    leak = [1000.0 + x for x in tiny]  # 1 MB per request: 1000 MB per 1,000 requests
+    assert stats.call_difference(stats.difference_interval(leak, tiny), MEMORY, 1.0) is Call.WORSE

@@ -87,6 +87,8 @@ class DockerSettings:
 
 PERF_METRICS = ("throughput", "p50", "p90", "p99", "start", "load", "rss", "rss_growth")  # [perf] thresholds' keys
 PERF_PROTOCOLS = ("http", "grpc")
+PERF_ABSOLUTE = "rss_growth"  # near zero: called on its difference, in MB per 1,000 requests, not on a ratio
+PERF_DEFAULT_THRESHOLDS = {PERF_ABSOLUTE: 1.0}  # a leak of 1 KB per request; the rest: 10%
 
 
 @dataclass(frozen=True, **KW_ONLY)
@@ -107,8 +109,8 @@ class PerfSettings:
     reference: str | None = None  # the release the others are compared with; None: the oldest measured
     thresholds: dict[str, float] = field(default_factory=dict)  # metric -> fraction (0.1 = 10%); the rest 0.1
 
-    def threshold(self, metric: str, default: float = 0.10) -> float:
-        return self.thresholds.get(metric, default)
+    def threshold(self, metric: str) -> float:
+        return self.thresholds.get(metric, PERF_DEFAULT_THRESHOLDS.get(metric, 0.10))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -148,7 +150,11 @@ def parse_perf(v: Validator, raw: Any, releases: tuple[str, ...]) -> PerfSetting
     v.type(thresholds, dict, "perf.thresholds")
     v.keys(thresholds, PERF_METRICS, "perf.thresholds")
     for metric, value in thresholds.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        if metric == PERF_ABSOLUTE:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                v.fail(f"perf.thresholds.{metric}", f"expected a positive number of MB per 1,000 requests, got "
+                       f"{value!r}", f"write e.g. {metric} = 1.0")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             v.fail(f"perf.thresholds.{metric}", f"expected a fraction between 0 and 1, got {value!r}",
                    f"write e.g. {metric} = 0.1 (10%)")
     return PerfSettings(**found, thresholds={k: float(x) for k, x in thresholds.items()})

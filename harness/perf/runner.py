@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.layout import perf_path, perf_workdir
 from harness.matrix import Cell, Matrix, envs, interpreters
 from harness.matrix import load as load_matrix
-from harness.matrix.settings import PerfSettings, release_key
+from harness.matrix.settings import PERF_ABSOLUTE, PerfSettings, release_key
 from harness.perf import analyzer as analyzer_mod
 from harness.perf import memory, stats
 from harness.perf.analyzer import Analyzer, Measurement
@@ -182,11 +182,13 @@ def compare(rounds: dict[str, Rounds], reference: str, settings: PerfSettings) -
             entry: dict[str, Any] = {"rounds": values, "median": stats.median_interval(values).to_dict()}
             direction = DIRECTIONS.get(metric_of(key))
             if release != reference and direction is not None and key in ref:
-                try:
-                    ratio, verdict = stats.compare(values, ref[key], direction, settings.threshold(metric_of(key)))
-                except HarnessError as exc:  # a reference of zero growth: no ratio to call
-                    entry["call"], entry["why_no_call"] = None, str(exc)
+                threshold = settings.threshold(metric_of(key))
+                if metric_of(key) == PERF_ABSOLUTE:
+                    difference = stats.difference_interval(values, ref[key])
+                    verdict = stats.call_difference(difference, direction, threshold)
+                    entry["difference"], entry["call"] = difference.to_dict(), direction.word(verdict)
                 else:
+                    ratio, verdict = stats.compare(values, ref[key], direction, threshold)
                     entry["ratio"], entry["call"] = ratio.to_dict(), direction.word(verdict)
             figures[key] = entry
         out[release] = figures
@@ -238,8 +240,9 @@ def main(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
     for release, figures in results["releases"].items():
-        calls = [f"{key} {entry['call']} x{entry['ratio']['median']:.2f}" for key, entry in figures.items()
-                 if entry.get("call") not in (None, "same")]
+        calls = [f"{key} {entry['call']} " + (f"x{entry['ratio']['median']:.2f}" if "ratio" in entry else
+                                                f"{entry['difference']['median']:+.2f} MB/1k")
+                 for key, entry in figures.items() if entry.get("call") not in (None, "same")]
         said = "the reference" if release == results["reference"] else "; ".join(calls) or "same as the reference"
         print(f"perf: {release}: {said}")
     print(f"perf: {path} ({results['machine']['wall_s']} s)")

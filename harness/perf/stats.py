@@ -104,6 +104,25 @@ def ratio_interval(candidate: Sequence[float], reference: Sequence[float], *, co
     return Interval(statistics.median(cand) / statistics.median(ref), low, high)
 
 
+def difference_interval(candidate: Sequence[float], reference: Sequence[float], *,
+                        confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
+    """median(candidate) - median(reference), for a metric near zero where a ratio means nothing
+    (memory growth per 1,000 requests)."""
+    cand, ref = _checked(candidate, "the candidate"), _checked(reference, "the reference")
+    rng = random.Random(seed)
+    low, high = _percentiles([_resampled_median(rng, cand) - _resampled_median(rng, ref)
+                              for _ in range(resamples)], confidence)
+    return Interval(statistics.median(cand) - statistics.median(ref), low, high)
+
+
+def call_difference(difference: Interval, direction: Direction, threshold: float) -> Call:
+    """The call rule on a difference: beyond ``threshold`` (in the metric's own unit) on one side, wholly."""
+    above, below = difference.low > threshold, difference.high < -threshold
+    if not (above or below):
+        return Call.SAME
+    return Call.WORSE if above == direction.higher_is_worse else Call.BETTER
+
+
 def call(ratio: Interval, direction: Direction, threshold: float = DEFAULT_THRESHOLD) -> Call:
     """WORSE or BETTER only when the whole interval lies beyond ``threshold`` (a fraction: 0.10 is 10%)."""
     above, below = ratio.low > 1.0 + threshold, ratio.high < 1.0 - threshold
