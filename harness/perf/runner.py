@@ -54,10 +54,11 @@ class Subject:
     cell: Cell
     venv: Path
     libdir: Path
+    label: str = ""  # how results name it: the release; another name measures one release twice (A/A)
 
     @property
     def release(self) -> str:
-        return self.cell.triton
+        return self.label or self.cell.triton
 
 
 @dataclass
@@ -129,7 +130,7 @@ def one_round(subject: Subject, settings: PerfSettings, analyzer: Analyzer, work
               cpus: tuple[set[int] | None, set[int] | None]) -> Rounds:
     """One release in one round: its server started, measured and stopped."""
     server_cpus, client_cpus = cpus
-    cell_work = work / subject.cell.id
+    cell_work = work / (subject.cell.id + (f"-{subject.label}" if subject.label else ""))
     repo = cell_work / "repository"
     if not repo.exists():
         repository.render([CASES], subject.cell, repo)
@@ -203,15 +204,23 @@ def machine() -> dict[str, Any]:
 
 
 def measure(matrix: Matrix, cells: list[Cell], reports: Path, analyzer: Analyzer) -> dict[str, Any]:
-    settings = matrix.perf
-    check_models(settings, [CASES])
-    chosen = subjects(matrix, cells)
+    """The selected cells measured with matrix.toml's [perf]."""
+    check_models(matrix.perf, [CASES])
+    return measure_subjects(subjects(matrix, cells), matrix.perf, reports, analyzer)
+
+
+def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Path, analyzer: Analyzer
+                     ) -> dict[str, Any]:
+    """Interleaved rounds over ``chosen`` (the first, or ``settings.reference``, is the reference)."""
     releases = [s.release for s in chosen]
     reference = settings.reference or releases[0]
     if reference not in releases:
         raise HarnessError(f"reference release {reference} is not among the cells measured ({', '.join(releases)})",
                            where="matrix.toml: perf.reference", fix="select its cell or name another release")
     work = perf_workdir(reports)
+    if len(set(releases)) < len(releases):
+        raise HarnessError(f"a release measured twice under one name: {', '.join(releases)}", where="perf",
+                           fix="give each subject its own label")
     cpus = split_cpus(os.sched_getaffinity(0))
     found = {s.release: Rounds() for s in chosen}
     about = machine()

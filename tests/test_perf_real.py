@@ -1,0 +1,54 @@
+"""nox -s perf end to end: two releases' add_sub measured by a real perf_analyzer against real servers.
+
+Needs a perf_analyzer that starts here (tritonclient<=2.51.0 with nvidia-cuda-runtime-cu12, and libb64-0d;
+``$TRITON_MATRIX_PERF_ANALYZER`` may point at one): skipped with the reason locally, a failure in CI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ROOT, require, run_harness
+from harness.errors import HarnessError
+from harness.perf import analyzer
+
+RELEASES = ("24.07", "24.10")
+PERF = """
+[perf]
+models = ["add_sub"]
+concurrency = [1, 2]
+rounds = 5
+requests = 100
+"""
+
+
+def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
+    try:
+        found = analyzer.find()
+    except HarnessError as exc:
+        require(False, f"no usable perf_analyzer: {exc}")
+        raise
+    text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(text[:text.index("\n[perf]")] + PERF, encoding="utf-8")
+    cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
+    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), *cells,
+                       env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "reports" / "perf.json").read_text())
+    assert results["reference"] == "24.07" and set(results["releases"]) == set(RELEASES)
+    assert results["analyzer"]["version"] == found.version
+    for release in RELEASES:
+        figures = results["releases"][release]
+        for key in ("start", "add_sub/load", "add_sub/c1/throughput", "add_sub/c2/p99", "add_sub/rss",
+                    "add_sub/rss_growth", "add_sub/c1/queue", "add_sub/c1/compute"):
+            assert len(figures[key]["rounds"]) == 5, (release, key)
+        assert figures["add_sub/rss"]["median"]["median"] > 20  # MB: a server and its stub
+        assert figures["add_sub/c1/throughput"]["median"]["low"] > 0
+    newer = results["releases"]["24.10"]
+    assert newer["add_sub/c1/p50"]["call"] in {"slower", "faster", "same"}
+    ratio = newer["add_sub/c1/p50"]["ratio"]
+    assert ratio["low"] <= ratio["median"] <= ratio["high"]
+    assert newer["add_sub/rss_growth"]["call"] in {"more", "less", "same"} and "difference" in newer["add_sub/rss_growth"]
+    assert "perf: 24.10:" in done.stdout
