@@ -27,7 +27,7 @@ from harness.matrix import Cell, Matrix, envs, interpreters
 from harness.matrix import load as load_matrix
 from harness.matrix.settings import PERF_ABSOLUTE, PerfSettings, release_key
 from harness.perf import analyzer as analyzer_mod
-from harness.perf import memory, stats
+from harness.perf import memory, section, stats
 from harness.perf.analyzer import Analyzer, Measurement
 from harness.servers import Server
 from harness.servers.local import LocalServer
@@ -227,7 +227,7 @@ def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Pat
     started = time.monotonic()
     for round_no in range(settings.rounds):
         for subject in chosen:
-            print(f"perf: round {round_no + 1}/{settings.rounds}: {subject.cell.id}", flush=True)
+            print(f"perf: round {round_no + 1}/{settings.rounds}: {subject.release} ({subject.cell.id})", flush=True)
             for key, values in one_round(subject, settings, analyzer, work, round_no, cpus).figures.items():
                 found[subject.release].figures.setdefault(key, []).extend(values)
     about.update(load_after=os.getloadavg(), wall_s=round(time.monotonic() - started, 1),
@@ -255,4 +255,7 @@ def main(args: argparse.Namespace) -> int:
         said = "the reference" if release == results["reference"] else "; ".join(calls) or "same as the reference"
         print(f"perf: {release}: {said}")
     print(f"perf: {path} ({results['machine']['wall_s']} s)")
-    return 0
+    called = section.regressions(results)
+    for line in called:
+        print(f"  regression: {line}")
+    return 1 if called and args.perf_gate else 0

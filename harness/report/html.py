@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.models import section as models_section
+from harness.perf import section as perf_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import by_release, failures
 from harness.report.results import Result, Results
@@ -323,6 +324,7 @@ def render(results: Results, changes: Diff | None = None, past: Timeline | None 
     if past is not None:
         out += _history(past, anchors)
     out += models_section.html_section(results, _chip)  # models mode
+    out += perf_section.html_section(results.perf)  # nox -s perf
     out += _failures(results, bad, anchors)
     out += _known_issues(results, anchors, past)
     out += _cells(results)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.perf import section as perf_section
 from harness.report.diff import Diff
 from harness.report.results import Results
 from harness.report.timeline import Timeline
@@ -28,4 +29,6 @@ def write(results: Results, path: Path, changes: Diff | None = None, past: Timel
         data["baseline"] = changes.as_dict()
     if past is not None:
         data["history"] = past.as_dict()
+    if results.perf is not None:
+        data["perf"] = perf_section.block(results.perf)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
