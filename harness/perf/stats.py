@@ -12,7 +12,7 @@ import enum
 import random
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from harness.errors import HarnessError
 
@@ -36,7 +36,7 @@ class Interval:
     high: float
 
     def to_dict(self) -> dict[str, float]:
-        return {"median": self.median, "low": self.low, "high": self.high}
+        return asdict(self)
 
 
 class Call(enum.Enum):
