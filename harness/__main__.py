@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == options.PERF:
             from harness.perf import runner as perf_runner
 
-            return perf_runner.main(args)
+            from harness.run import cell as cell_mod
+
+            return perf_runner.main(args, cell_mod.case_roots(args.cases))  # [perf] models come from these
         return _report(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -141,7 +141,7 @@ COMMANDS = (
 
 OPTIONS = (
     Option("id", "the cell id, e.g. 24.10-python-cpu-py3.11", _on(CELL)),
-    Option("--cases", "a case library folder (repeatable); 'builtin' is this repository's cases/", _on(RUN, CELL),
+    Option("--cases", "a case library folder (repeatable); 'builtin' is this repository's cases/", _on(RUN, CELL, PERF),
            action="append"),
     Option("--cell", "only cells whose id matches (glob, repeatable)", _on(CELLS, RUN, PERF), action="append"),
     Option("--runner", "run every cell with this runner (local, docker)", _on(CELLS, RUN)),

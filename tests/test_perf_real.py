@@ -52,3 +52,26 @@ def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
     assert ratio["low"] <= ratio["median"] <= ratio["high"]
     assert newer["add_sub/rss_growth"]["call"] in {"more", "less", "same"} and "difference" in newer["add_sub/rss_growth"]
     assert "perf: 24.10:" in done.stdout
+
+
+PLANTED = Path(__file__).parent / "fixtures" / "perf" / "library"
+
+
+def test_a_planted_2ms_slowdown_is_called_and_gated(tmp_path: Path) -> None:
+    """planted_sleep sleeps 2 ms more per request on 24.10 only (its config, rendered per release)."""
+    try:
+        found = analyzer.find()
+    except HarnessError as exc:
+        require(False, f"no usable perf_analyzer: {exc}")
+        raise
+    text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(text[:text.index("\n[perf]")] + PERF.replace('"add_sub"', '"planted_sleep"'), encoding="utf-8")
+    cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
+    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), "--cases",
+                       str(PLANTED), "--perf-gate", *cells, env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    newer = json.loads((tmp_path / "reports" / "perf.json").read_text())["releases"]["24.10"]
+    assert newer["planted_sleep/c1/p50"]["call"] == "slower", newer["planted_sleep/c1/p50"]
+    assert newer["planted_sleep/c1/throughput"]["call"] == "slower"
+    assert "regression: 24.10 planted_sleep/c1/p50: slower than 24.07" in done.stdout

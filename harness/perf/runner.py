@@ -127,13 +127,13 @@ def host(url: str) -> str:
 
 
 def one_round(subject: Subject, settings: PerfSettings, analyzer: Analyzer, work: Path, round_no: int,
-              cpus: tuple[set[int] | None, set[int] | None]) -> Rounds:
+              cpus: tuple[set[int] | None, set[int] | None], case_roots: list[Path]) -> Rounds:
     """One release in one round: its server started, measured and stopped."""
     server_cpus, client_cpus = cpus
     cell_work = work / (subject.cell.id + (f"-{subject.label}" if subject.label else ""))
     repo = cell_work / "repository"
     if not repo.exists():
-        repository.render([CASES], subject.cell, repo)
+        repository.render(case_roots, subject.cell, repo)
     server = LocalServer(venv=subject.venv, python=subject.cell.python, python_libdir=subject.libdir,
                          repository=repo, workdir=cell_work, log_path=cell_work / f"server.r{round_no}.log")
     found = Rounds()
@@ -203,14 +203,16 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "cores": os.cpu_count(), "load_before": os.getloadavg()}
 
 
-def measure(matrix: Matrix, cells: list[Cell], reports: Path, analyzer: Analyzer) -> dict[str, Any]:
-    """The selected cells measured with matrix.toml's [perf]."""
-    check_models(matrix.perf, [CASES])
-    return measure_subjects(subjects(matrix, cells), matrix.perf, reports, analyzer)
+def measure(matrix: Matrix, cells: list[Cell], reports: Path, analyzer: Analyzer,
+            case_roots: list[Path] | None = None) -> dict[str, Any]:
+    """The selected cells measured with matrix.toml's [perf] (its models from ``case_roots``: cases/)."""
+    roots = case_roots or [CASES]
+    check_models(matrix.perf, roots)
+    return measure_subjects(subjects(matrix, cells), matrix.perf, reports, analyzer, roots)
 
 
-def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Path, analyzer: Analyzer
-                     ) -> dict[str, Any]:
+def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Path, analyzer: Analyzer,
+                     case_roots: list[Path] | None = None) -> dict[str, Any]:
     """Interleaved rounds over ``chosen`` (the first, or ``settings.reference``, is the reference)."""
     releases = [s.release for s in chosen]
     reference = settings.reference or releases[0]
@@ -228,7 +230,8 @@ def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Pat
     for round_no in range(settings.rounds):
         for subject in chosen:
             print(f"perf: round {round_no + 1}/{settings.rounds}: {subject.release} ({subject.cell.id})", flush=True)
-            for key, values in one_round(subject, settings, analyzer, work, round_no, cpus).figures.items():
+            measured = one_round(subject, settings, analyzer, work, round_no, cpus, case_roots or [CASES])
+            for key, values in measured.figures.items():
                 found[subject.release].figures.setdefault(key, []).extend(values)
     about.update(load_after=os.getloadavg(), wall_s=round(time.monotonic() - started, 1),
                  server_cpus=sorted(cpus[0] or ()), analyzer_cpus=sorted(cpus[1] or ()))
@@ -238,13 +241,13 @@ def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Pat
             "releases": compare(found, reference, settings)}
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, case_roots: list[Path] | None = None) -> int:
     """``python -m harness perf``: bad input is one line and exit 2 before any server starts."""
     matrix = load_matrix(args.matrix)
     cells = matrix.select(args.cell or list(matrix.perf.cells))
     analyzer = analyzer_mod.find()
     reports = Path(args.reports).resolve()
-    results = measure(matrix, cells, reports, analyzer)
+    results = measure(matrix, cells, reports, analyzer, case_roots)
     path = perf_path(reports)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
