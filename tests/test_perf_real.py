@@ -1,4 +1,4 @@
-"""nox -s perf end to end: two releases' add_sub measured by a real perf_analyzer against real servers.
+"""nox -s perf end to end: two releases' models measured by a real perf_analyzer against real servers.
 
 Needs a perf_analyzer that starts here (tritonclient<=2.51.0 with nvidia-cuda-runtime-cu12, and libb64-0d;
 ``$TRITON_MATRIX_PERF_ANALYZER`` may point at one): skipped with the reason locally, a failure in CI.
@@ -7,6 +7,7 @@ Needs a perf_analyzer that starts here (tritonclient<=2.51.0 with nvidia-cuda-ru
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from conftest import ROOT, require, run_harness
@@ -14,16 +15,18 @@ from harness.errors import HarnessError
 from harness.perf import analyzer
 
 RELEASES = ("24.07", "24.10")
+PLANTED = Path(__file__).parent / "fixtures" / "perf" / "library"
 PERF = """
 [perf]
-models = ["add_sub"]
+models = ["{model}"]
 concurrency = [1, 2]
 rounds = 5
 requests = 100
 """
 
 
-def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
+def run_perf(tmp_path: Path, model: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """``python -m harness perf`` over RELEASES' python py3.11 cells with ``model``; its output and perf.json."""
     try:
         found = analyzer.find()
     except HarnessError as exc:
@@ -31,14 +34,21 @@ def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
         raise
     text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
     matrix = tmp_path / "matrix.toml"
-    matrix.write_text(text[:text.index("\n[perf]")] + PERF, encoding="utf-8")
+    matrix.write_text(text[:text.index("\n[perf]")] + PERF.format(model=model), encoding="utf-8")
     cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
-    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), *cells,
+    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), *cells, *extra,
                        env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads((tmp_path / "reports" / "perf.json").read_text())
-    assert results["reference"] == "24.07" and set(results["releases"]) == set(RELEASES)
+    path = tmp_path / "reports" / "perf.json"
+    assert path.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(path.read_text())
     assert results["analyzer"]["version"] == found.version
+    return done, results
+
+
+def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
+    done, results = run_perf(tmp_path, "add_sub")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert results["reference"] == "24.07" and set(results["releases"]) == set(RELEASES)
     for release in RELEASES:
         figures = results["releases"][release]
         for key in ("start", "add_sub/load", "add_sub/c1/throughput", "add_sub/c2/p99", "add_sub/rss",
@@ -54,24 +64,11 @@ def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
     assert "perf: 24.10:" in done.stdout
 
 
-PLANTED = Path(__file__).parent / "fixtures" / "perf" / "library"
-
-
 def test_a_planted_2ms_slowdown_is_called_and_gated(tmp_path: Path) -> None:
     """planted_sleep sleeps 2 ms more per request on 24.10 only (its config, rendered per release)."""
-    try:
-        found = analyzer.find()
-    except HarnessError as exc:
-        require(False, f"no usable perf_analyzer: {exc}")
-        raise
-    text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
-    matrix = tmp_path / "matrix.toml"
-    matrix.write_text(text[:text.index("\n[perf]")] + PERF.replace('"add_sub"', '"planted_sleep"'), encoding="utf-8")
-    cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
-    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), "--cases",
-                       str(PLANTED), "--perf-gate", *cells, env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
+    done, results = run_perf(tmp_path, "planted_sleep", "--cases", str(PLANTED), "--perf-gate")
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
-    newer = json.loads((tmp_path / "reports" / "perf.json").read_text())["releases"]["24.10"]
+    newer = results["releases"]["24.10"]
     assert newer["planted_sleep/c1/p50"]["call"] == "slower", newer["planted_sleep/c1/p50"]
     assert newer["planted_sleep/c1/throughput"]["call"] == "slower"
     assert "regression: 24.10 planted_sleep/c1/p50: slower than 24.07" in done.stdout
