@@ -35,7 +35,7 @@ def test_no_perf_table_gives_the_defaults() -> None:
 
 def test_a_full_table_is_read() -> None:
     perf = parsed({"models": "add_sub", "cells": ["24.*-python-cpu-py3.11-*"], "concurrency": [4, 1, 4],
-                   "rounds": 7, "requests": 200, "memory_requests": 2000, "protocol": "grpc",
+                   "rounds": 7, "requests": 200, "protocol": "grpc",
                    "reference": "24.03", "thresholds": {"p99": 0.25, "rss_growth": 0.5}}).perf
     assert perf.models == ("add_sub",) and perf.concurrency == (1, 4) and perf.rounds == 7
     assert perf.protocol == "grpc" and perf.reference == "24.03"

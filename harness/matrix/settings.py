@@ -104,7 +104,6 @@ class PerfSettings:
     concurrency: tuple[int, ...] = (1, 4)
     rounds: int = 5  # interleaved rounds: A B C, A B C, ...
     requests: int = 500  # requests perf_analyzer counts per concurrency level in one round
-    memory_requests: int = 1000  # K: the requests between the two RSS readings (growth per 1,000)
     protocol: str = "http"
     reference: str | None = None  # the release the others are compared with; None: the oldest measured
     thresholds: dict[str, float] = field(default_factory=dict)  # metric -> fraction (0.1 = 10%); the rest 0.1
@@ -136,7 +135,7 @@ def parse_perf(v: Validator, raw: Any, releases: tuple[str, ...]) -> PerfSetting
             v.fail("perf.concurrency", f"expected a list of whole numbers of at least 1, got {levels!r}",
                    "write e.g. concurrency = [1, 4]")
         found["concurrency"] = tuple(sorted(set(levels)))
-    for key, least in (("rounds", PERF_MIN_ROUNDS), ("requests", 10), ("memory_requests", 10)):
+    for key, least in (("rounds", PERF_MIN_ROUNDS), ("requests", 10)):
         if key in raw:
             if not _whole(raw[key], least):
                 v.fail(f"perf.{key}", f"expected a whole number of at least {least}, got {raw[key]!r}",
