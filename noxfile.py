@@ -92,3 +92,20 @@ def bench(session: nox.Session) -> None:
     -- --under-load-only for only states_equal_under_load (idle vs busy loops), -- --help for the rest."""
     session.install("-r", "requirements-dev.txt")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+PERF_PACKAGES = ("tritonclient[http,grpc]==2.51.0", "nvidia-cuda-runtime-cu12")
+"""perf_analyzer comes with tritonclient's manylinux wheel; 2.51.0's runs on glibc 2.36 (later ones need 2.38)
+and measures every release (one client for all: only the server changes). It links libcudart.so.12."""
+
+
+@nox.session(reuse_venv=True)
+def perf(session: nox.Session) -> None:
+    """Speed and memory of matrix.toml's [perf] models across releases -> reports/perf.json (-- --help).
+    Runs alone: start it when no matrix runs (it measures in interleaved rounds, pinned to CPUs)."""
+    session.install(*PERF_PACKAGES)
+    try:
+        session.run("python", "-m", "harness", "perf", *session.posargs,
+                    interrupt_timeout=processes.NOX_STOP_GRACE, terminate_timeout=5)
+    except nox.command.CommandFailed as exc:
+        raise SystemExit(exc.return_code or 1) from None  # 2: what is missing, said in one line

@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
             return _cell(args)
         if args.command == "run":
             return _run(args)
+        if args.command == options.PERF:
+            from harness.perf import runner as perf_runner
+
+            from harness.run import cell as cell_mod
+
+            return perf_runner.main(args, cell_mod.case_roots(args.cases))  # [perf] models come from these
         return _report(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

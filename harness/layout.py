@@ -153,3 +153,13 @@ def progress_dir(reports: Path, cell_id: str) -> Path:
 def progress_path(reports: Path, cell_id: str, worker: int = 0) -> Path:
     """A worker's progress file."""
     return progress_dir(reports, cell_id) / f"{worker}.json"
+
+
+def perf_path(reports: Path) -> Path:
+    """``nox -s perf``'s results (harness.perf.runner writes, the report reads)."""
+    return reports / "perf.json"
+
+
+def perf_workdir(reports: Path) -> Path:
+    """perf's servers' repositories, logs and perf_analyzer's CSV files."""
+    return reports / "perf"

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-CELLS, RUN, CELL, REPORT, PLUGIN = "cells", "run", "cell", "report", "plugin"
+CELLS, RUN, CELL, REPORT, PLUGIN, PERF = "cells", "run", "cell", "report", "plugin", "perf"
 META = ("command", "pytest_args")  # what :func:`parse` adds beside the options' values
 
 
@@ -135,19 +135,21 @@ COMMANDS = (
     Command(CELL, "run one cell and write its JUnit file",
             epilog="Arguments after -- go to pytest (e.g. -k, or case files to run only those)."),
     Command(REPORT, "merge the cells' JUnit files into the compatibility report"),
+    Command(PERF, "measure speed and memory of matrix.toml's [perf] models across releases (nox -s perf)",
+            prog="nox -s perf --"),
 )
 
 OPTIONS = (
     Option("id", "the cell id, e.g. 24.10-python-cpu-py3.11", _on(CELL)),
-    Option("--cases", "a case library folder (repeatable); 'builtin' is this repository's cases/", _on(RUN, CELL),
+    Option("--cases", "a case library folder (repeatable); 'builtin' is this repository's cases/", _on(RUN, CELL, PERF),
            action="append"),
-    Option("--cell", "only cells whose id matches (glob, repeatable)", _on(CELLS, RUN), action="append"),
+    Option("--cell", "only cells whose id matches (glob, repeatable)", _on(CELLS, RUN, PERF), action="append"),
     Option("--runner", "run every cell with this runner (local, docker)", _on(CELLS, RUN)),
-    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT),
+    Option("--matrix", "matrix file (default: $TRITON_MATRIX or ./matrix.toml)", _on(CELLS, RUN, CELL, REPORT, PERF),
            helps={REPORT: "the matrix whose known incompatibilities apply (default: the one in use)"}),
     Option("--jobs", "cells at once (default: as many as keep 6 workers per CPU alive)", _on(RUN),
            type=at_least_one("--jobs"), resolver=default_jobs, needs=("workers",)),
-    Option("--reports", "reports folder", _on(RUN, CELL, REPORT), default="reports",
+    Option("--reports", "reports folder", _on(RUN, CELL, REPORT, PERF), default="reports",
            helps={REPORT: "reports folder (reads junit/, writes compat.*)"}),
     Option("--plan", "plan.json listing the cells of the run (default: reports/plan.json)", _on(REPORT)),
     Option("--baseline", "a previous compat.json to diff the report against", _on(RUN, REPORT)),
@@ -165,6 +167,8 @@ OPTIONS = (
     Option("--serial", "one case at a time, a case's models loaded one by one (the path the benchmark compares)",
            _on(CELL), action="store_true"),
     Option("--json", "a JSON list, as a CI matrix consumes it", _on(CELLS), action="store_true"),
+    Option("--perf-gate", "exit 1 when a release is called slower (or to use more memory) than the reference",
+           _on(PERF), action="store_true"),
     # A cell's pytest worker (-p harness.incell.plugin): its cell spec is all it reads (harness.spec).
     Option("--spec", "the cell spec the cell runner wrote (reports/workers/<cell>/spec.json): the cell, its "
                      "settings, case libraries, known issues and worker plan", _on(PLUGIN)),

@@ -28,6 +28,8 @@ GIVEN: dict[str, dict[str, Any]] = {
                    "models": ["/a", "/b"], "workers": 7, "serial": True},
     options.REPORT: {"reports": "/r", "plan": "p.json", "baseline": "b.json", "matrix": "m.toml",
                      "reference": "24.10-python-cpu-py3.11", "history": "/h", "history_window": 5},
+    options.PERF: {"matrix": "m.toml", "cell": ["24.07-*", "24.10-*"], "reports": "/r", "perf_gate": True,
+                   "cases": ["/lib"]},
 }
 
 

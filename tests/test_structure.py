@@ -114,15 +114,16 @@ def test_harness_imports_have_no_cycle() -> None:
 
 
 # -- code grouped by where it runs: each room imports only the rooms below it -----------------------------
-ROOMS = ("matrix", "servers", "incell", "run", "models", "report")
+ROOMS = ("matrix", "servers", "incell", "run", "models", "perf", "report")
 MAY_IMPORT: dict[str, set[str]] = {  # room -> the rooms it may import, besides the ground floor
     "ground": {"matrix"},  # the ground floor reads the matrix model, nothing that runs
     "matrix": set(),  # the model: read by every side, imports none
     "servers": {"matrix"},
     "incell": {"matrix", "servers"},  # runs in the cell's venv: never the scheduler's side
     "models": {"matrix", "servers", "incell"},
-    "run": {"matrix", "servers", "incell", "models", "report"},
-    "report": {"matrix", "models"},  # the report shows model mode's answers (models.section, compare)
+    "perf": {"matrix", "servers"},  # speed and memory: starts servers apart from the cells, never in one
+    "run": {"matrix", "servers", "incell", "models", "perf", "report"},
+    "report": {"matrix", "models", "perf"},  # the report shows model mode's answers and perf's results
 }
 ENTRY_POINT = "harness.__main__"  # the command line: it wires every room
 

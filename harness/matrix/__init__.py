@@ -26,9 +26,11 @@ from harness.matrix.known_issues import KnownIssue, parse_known_failure
 from harness.matrix.settings import (
     RELEASE_RE,
     DockerSettings,
+    PerfSettings,
     Settings,
     Validator,
     parse_docker,
+    parse_perf,
     parse_settings,
     parse_tolerance,
     release_key,
@@ -41,7 +43,7 @@ BACKENDS = ("python", "onnxruntime", "pytorch", "tensorrt", "custom")
 INSTANCE_KINDS = ("cpu", "gpu")
 RUNNERS = ("local", "docker")
 TOP_LEVEL_KEYS = ("runner", "axes", "exclude", "include", "releases", "envs", "settings", "known_failures",
-                  "docker", "models", "tolerance")
+                  "docker", "models", "tolerance", "perf")
 RELEASE_KEYS = {"server_version": str, "pytriton": str, "image": str, "image_python": str, "pythons": list}
 DEFAULT_ENV_PACKAGES = ("numpy<2",)  # what nvidia-pytriton itself pins; name an env axis for others
 PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
@@ -171,6 +173,7 @@ class Matrix:
     docker: DockerSettings = field(default_factory=DockerSettings)
     models: tuple[Path, ...] = ()  # team model repositories (relative paths: to the matrix file's folder)
     tolerance: dict[str, float] = field(default_factory=dict)  # model name -> allowed absolute difference
+    perf: PerfSettings = field(default_factory=PerfSettings)  # [perf]: what nox -s perf measures
 
     def cells(self, *, runner: str | None = None) -> list[Cell]:
         """Expand the axes, drop excluded combinations, then apply includes (GitHub Actions order)."""
@@ -307,7 +310,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     )
     models = tuple((path.parent / m) for m in v.strings(data.get("models", []), "models"))
     tolerance = parse_tolerance(v, data.get("tolerance", {}))
-    matrix = Matrix(path=path, models=models, tolerance=tolerance, axes=axes, releases=releases, envs=envs,
+    perf = parse_perf(v, data.get("perf", {}), tuple(releases))
+    matrix = Matrix(path=path, models=models, tolerance=tolerance, perf=perf, axes=axes, releases=releases, envs=envs,
                     runner=runner, exclude=exclude, include=include, settings=settings,
                     known_failures=known_failures, docker=docker)
     cells = matrix.cells()

@@ -23,10 +23,15 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import PROJECT_ROOT
 from harness.compat import KW_ONLY
 from harness.errors import HarnessError
+from harness.matrix import interpreters
+
+if TYPE_CHECKING:
+    from harness.matrix import Cell, Matrix
 from harness.matrix.interpreters import Interpreter
 
 ROOT = PROJECT_ROOT
@@ -46,6 +51,20 @@ class CellEnv:
     @property
     def python(self) -> Path:
         return self.path / "bin" / "python"
+
+
+BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}  # what a backend's cases need in the cell's venv
+
+
+def for_cell(matrix: Matrix, cell: Cell) -> CellEnv:
+    """The venv a cell applicable here runs in (made once per release x Python x env, then reused): the
+    cell runner's and perf's, the same one."""
+    interpreter = interpreters.find(cell.python)
+    if not isinstance(interpreter, Interpreter):
+        raise HarnessError(interpreter.reason, where=cell.id, fix="install that Python")
+    release = matrix.release(cell.triton)
+    return ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
+                  packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()), env=cell.env)
 
 
 def envdir() -> Path:

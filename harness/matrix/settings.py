@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -83,6 +83,84 @@ class DockerSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DockerSettings:
         return cls(**data)
+
+
+PERF_METRICS = ("throughput", "p50", "p90", "p99", "start", "load", "rss", "rss_growth")  # [perf] thresholds' keys
+PERF_PROTOCOLS = ("http", "grpc")
+PERF_ABSOLUTE = "rss_growth"  # near zero: called on its difference, in MB per 1,000 requests, not on a ratio
+PERF_DEFAULT_THRESHOLDS = {PERF_ABSOLUTE: 1.0}  # a leak of 1 KB per request; the rest: 10%
+
+
+@dataclass(frozen=True, **KW_ONLY)
+class PerfSettings:
+    """``[perf]``: what ``nox -s perf`` measures, how often, and when a difference is called.
+
+    Defaults: the python ``add_sub`` of cases/ on each release's python py3.11 cell, at concurrency 1
+    and 4, 5 interleaved rounds, each metric called beyond 10%, the oldest release measured as reference.
+    """
+
+    models: tuple[str, ...] = ("add_sub",)  # models of the case library (cases/*/models)
+    cells: tuple[str, ...] = ("*-python-cpu-py3.11-*",)  # cell id globs
+    concurrency: tuple[int, ...] = (1, 4)
+    rounds: int = 5  # interleaved rounds: A B C, A B C, ...
+    requests: int = 500  # requests perf_analyzer counts per concurrency level in one round
+    protocol: str = "http"
+    reference: str | None = None  # the release the others are compared with; None: the oldest measured
+    thresholds: dict[str, float] = field(default_factory=dict)  # metric -> fraction (0.1 = 10%); the rest 0.1
+
+    def threshold(self, metric: str) -> float:
+        return self.thresholds.get(metric, PERF_DEFAULT_THRESHOLDS.get(metric, 0.10))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PERF_MIN_ROUNDS = 5  # fewer rounds make the bootstrap's interval too coarse to call anything
+
+
+def parse_perf(v: Validator, raw: Any, releases: tuple[str, ...]) -> PerfSettings:
+    v.type(raw, dict, "perf")
+    v.keys(raw, PerfSettings.names(), "perf")
+    found: dict[str, Any] = {}
+    for key in ("models", "cells"):
+        if key in raw:
+            found[key] = v.string_list(raw[key], f"perf.{key}")
+    if "concurrency" in raw:
+        levels = raw["concurrency"]
+        if not isinstance(levels, list) or not levels or not all(_whole(x, 1) for x in levels):
+            v.fail("perf.concurrency", f"expected a list of whole numbers of at least 1, got {levels!r}",
+                   "write e.g. concurrency = [1, 4]")
+        found["concurrency"] = tuple(sorted(set(levels)))
+    for key, least in (("rounds", PERF_MIN_ROUNDS), ("requests", 10)):
+        if key in raw:
+            if not _whole(raw[key], least):
+                v.fail(f"perf.{key}", f"expected a whole number of at least {least}, got {raw[key]!r}",
+                       f"write e.g. {key} = {getattr(PerfSettings, key)}")
+            found[key] = raw[key]
+    if "protocol" in raw:
+        found["protocol"] = v.choice(v.text(raw["protocol"], "perf.protocol"), PERF_PROTOCOLS, "perf.protocol")
+    if "reference" in raw:
+        found["reference"] = v.choice(v.release(raw["reference"], "perf.reference"), releases, "perf.reference")
+    thresholds = raw.get("thresholds", {})
+    v.type(thresholds, dict, "perf.thresholds")
+    v.keys(thresholds, PERF_METRICS, "perf.thresholds")
+    for metric, value in thresholds.items():
+        if metric == PERF_ABSOLUTE:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                v.fail(f"perf.thresholds.{metric}", f"expected a positive number of MB per 1,000 requests, got "
+                       f"{value!r}", f"write e.g. {metric} = 1.0")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            v.fail(f"perf.thresholds.{metric}", f"expected a fraction between 0 and 1, got {value!r}",
+                   f"write e.g. {metric} = 0.1 (10%)")
+    return PerfSettings(**found, thresholds={k: float(x) for k, x in thresholds.items()})
+
+
+def _whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def parse_settings(v: Validator, raw: Any) -> Settings:

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.models import section as models_section
+from harness.perf import section as perf_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report import budget, pagefilter
 from harness.report.model import FailureGroup, area_of, by_release, failure_groups
@@ -364,6 +365,7 @@ def render(results: Results, changes: Diff | None = None, past: Timeline | None 
     if past is not None:
         out += _history(past, anchors, releases)
     out += models_section.html_section(results, _chip)  # models mode
+    out += perf_section.html_section(results.perf)  # nox -s perf
     out += _failures(results, groups, anchors, releases)
     out += _known_issues(results, anchors, past)
     out += _cells(results)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.perf import section as perf_section
 from harness.report.diff import Diff
 from harness.report.results import Results
 from harness.report.timeline import Timeline
@@ -32,6 +33,8 @@ def write(results: Results, path: Path, changes: Diff | None = None, past: Timel
     if past is not None:
         data["history"] = past.as_dict()
         rows, data["history"]["results"] = data["history"]["results"], [ROWS]
+    if results.perf is not None:
+        data["perf"] = perf_section.block(results.perf)
     text = json.dumps(data, indent=1, ensure_ascii=False)
     if rows:  # one line per row: indented, a row of 7 values would take 9 lines
         text = text.replace(json.dumps(ROWS), ",\n   ".join(json.dumps(r, ensure_ascii=False) for r in rows), 1)

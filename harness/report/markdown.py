@@ -14,6 +14,7 @@ import html
 from pathlib import Path
 
 from harness.models import section as models_section
+from harness.perf import section as perf_section
 from harness.report import SYMBOLS
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report.model import by_release, failures
@@ -27,7 +28,7 @@ CHANGE_ROWS = 100  # per kind of change; compat.json and compat.html have them a
 TEXT = 300  # characters of a name or message in a table row
 HISTORY_ROWS = 200  # pairs in the history table; compat.json has every one that was not steady
 TREND_ROWS = 20  # cases in the duration trend (the largest changes)
-DROP_ORDER = ("grid", "history", "your models", "cells", "known issues", "other changes",
+DROP_ORDER = ("grid", "history", "your models", "speed and memory", "cells", "known issues", "other changes",
               "releases")  # first to go
 
 
@@ -181,6 +182,7 @@ def render(results: Results, changes: Diff | None = None, past: Timeline | None 
     sections.append(("cells", [*cells, "", "</details>", ""]))
     sections.append(("grid", _grid(results, changes)))
     sections.append(("your models", models_section.markdown(results, SYMBOLS, cell_text)))  # models mode
+    sections.append(("speed and memory", perf_section.markdown(results.perf, cell_text)))  # nox -s perf
     sections.append(("history", _history(past)))
     sections.append(("known issues", _known_issues(results, past)))
 

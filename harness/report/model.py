@@ -26,6 +26,7 @@ from harness.matrix.known_issues import KnownIssue
 from harness.layout import CELL_CASE, NOT_APPLICABLE_PREFIX, Prop, Verdict
 from harness.report import issues
 from harness.report.results import CELL_KEYS, CellInfo, Result, Results
+from harness.perf import section as perf_section
 from harness.states import State, case_state, worst
 
 NOT_APPLICABLE = NOT_APPLICABLE_PREFIX.strip()
@@ -221,7 +222,7 @@ def read(reports: Path, plan: Path | None = None, known: tuple[KnownIssue, ...] 
     notes = [f"{cell}: the declared known issue {s.id} ({s.reason}) did not occur; remove it (or narrow "
              f"where it applies) if the release fixed it" for s in summaries for cell in s.quiet_cells]
     return Results(cells=ordered, results=table, partial=partial, problems=problems, notes=notes,
-                   known_issues=summaries)
+                   known_issues=summaries, perf=perf_section.read(reports) if only is None else None)
 
 
 def _result(case: junit.Case, case_id: str, cell_id: str, *, rerun: bool = False) -> Result:

@@ -86,6 +86,7 @@ class Results:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     known_issues: list[IssueSummary] = field(default_factory=list)
+    perf: dict[str, Any] | None = None  # reports/perf.json (nox -s perf), when it ran
 
     @property
     def cases(self) -> list[str]:

@@ -37,7 +37,7 @@ from harness.states import State
 ROOT = PROJECT_ROOT
 BUILTIN_CASES = ROOT / "cases"
 # What a backend's cells need in their venv to generate their models at render time.
-BACKEND_PACKAGES = {"onnxruntime": ("onnx>=1.16",)}
+BACKEND_PACKAGES = envs.BACKEND_PACKAGES
 
 
 def junit_path(reports: Path, cell: Cell) -> Path:
@@ -88,13 +88,8 @@ def not_applicable(matrix: Matrix, cell: Cell) -> str | None:
 
 
 def ensure_env(matrix: Matrix, cell: Cell) -> envs.CellEnv:
-    """The venv a cell applicable here runs in (made once per release x Python x env, then reused)."""
-    interpreter = interpreters.find(cell.python)
-    if not isinstance(interpreter, interpreters.Interpreter):
-        raise HarnessError(interpreter.reason, where=cell.id, fix="install that Python")
-    release = matrix.release(cell.triton)
-    return envs.ensure(release=release.name, pytriton=release.pytriton or "", interpreter=interpreter,
-                       packages=matrix.env_packages(cell) + BACKEND_PACKAGES.get(cell.backend, ()), env=cell.env)
+    """The venv a cell applicable here runs in (``harness.matrix.envs.for_cell``)."""
+    return envs.for_cell(matrix, cell)
 
 
 def cell_properties(cell: Cell) -> dict[str, str]:

@@ -1,0 +1,74 @@
+"""nox -s perf end to end: two releases' models measured by a real perf_analyzer against real servers.
+
+Needs a perf_analyzer that starts here (tritonclient<=2.51.0 with nvidia-cuda-runtime-cu12, and libb64-0d;
+``$TRITON_MATRIX_PERF_ANALYZER`` may point at one): skipped with the reason locally, a failure in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT, require, run_harness
+from harness.errors import HarnessError
+from harness.perf import analyzer
+
+RELEASES = ("24.07", "24.10")
+PLANTED = Path(__file__).parent / "fixtures" / "perf" / "library"
+PERF = """
+[perf]
+models = ["{model}"]
+concurrency = [1, 2]
+rounds = 5
+requests = 100
+"""
+
+
+def run_perf(tmp_path: Path, model: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """``python -m harness perf`` over RELEASES' python py3.11 cells with ``model``; its output and perf.json."""
+    try:
+        found = analyzer.find()
+    except HarnessError as exc:
+        require(False, f"no usable perf_analyzer: {exc}")
+        raise
+    text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(text[:text.index("\n[perf]")] + PERF.format(model=model), encoding="utf-8")
+    cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
+    done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), *cells, *extra,
+                       env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
+    path = tmp_path / "reports" / "perf.json"
+    assert path.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(path.read_text())
+    assert results["analyzer"]["version"] == found.version
+    return done, results
+
+
+def test_two_releases_add_sub_are_measured_and_compared(tmp_path: Path) -> None:
+    done, results = run_perf(tmp_path, "add_sub")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert results["reference"] == "24.07" and set(results["releases"]) == set(RELEASES)
+    for release in RELEASES:
+        figures = results["releases"][release]
+        for key in ("start", "add_sub/load", "add_sub/c1/throughput", "add_sub/c2/p99", "add_sub/rss",
+                    "add_sub/rss_growth", "add_sub/c1/queue", "add_sub/c1/compute"):
+            assert len(figures[key]["rounds"]) == 5, (release, key)
+        assert figures["add_sub/rss"]["median"]["median"] > 20  # MB: a server and its stub
+        assert figures["add_sub/c1/throughput"]["median"]["low"] > 0
+    newer = results["releases"]["24.10"]
+    assert newer["add_sub/c1/p50"]["call"] in {"slower", "faster", "same"}
+    ratio = newer["add_sub/c1/p50"]["ratio"]
+    assert ratio["low"] <= ratio["median"] <= ratio["high"]
+    assert newer["add_sub/rss_growth"]["call"] in {"more", "less", "same"} and "difference" in newer["add_sub/rss_growth"]
+    assert "perf: 24.10:" in done.stdout
+
+
+def test_a_planted_2ms_slowdown_is_called_and_gated(tmp_path: Path) -> None:
+    """planted_sleep sleeps 2 ms more per request on 24.10 only (its config, rendered per release)."""
+    done, results = run_perf(tmp_path, "planted_sleep", "--cases", str(PLANTED), "--perf-gate")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    newer = results["releases"]["24.10"]
+    assert newer["planted_sleep/c1/p50"]["call"] == "slower", newer["planted_sleep/c1/p50"]
+    assert newer["planted_sleep/c1/throughput"]["call"] == "slower"
+    assert "regression: 24.10 planted_sleep/c1/p50: slower than 24.07" in done.stdout
