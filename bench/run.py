@@ -5,6 +5,7 @@
     nox -s bench -- --full-matrix-only   # only the default matrix with the whole library
     nox -s bench -- --under-load-only    # only states_equal_under_load (the other figures are kept)
     nox -s bench -- --report-only        # only the report's size and Chromium time (seconds, no server)
+    nox -s bench -- --perf-only          # only how far nox -s perf's calls hold (bench.perf_calls)
 
 Figures: start-to-ready per release (empty repository, median of 3); one warm cell, and what the harness
 adds to its slowest worker's pytest session; without --quick, the whole-library cell with the default
@@ -18,10 +19,12 @@ workers that died, cases never run; see bench.results); without --quick, states_
 python py3.11 cells with the whole library, once idle and once with a busy loop per CPU, every case's
 state compared cell by cell; the report at 100 cells x 300 cases with 20 runs of history (bench.synthetic,
 bench.report_scale): report_html_bytes, report_html_chromium_s (until the page is usable) and compat.json's
-size. Targets: shared >= 20x faster than restart per case, harness overhead <=
+size; without --quick, nox -s perf's calls (bench.perf_calls): an A/A run's false calls and a planted
+slowdown's and leak's detections, 10 comparisons each. Targets: shared >= 20x faster than restart per case, harness overhead <=
 10% of a whole-library cell, warm basics cell < 15 s, cell_speedup >= 3, the whole default matrix within
 8 minutes, a known-incompatible cell within 90 s, no red result the harness caused, the same states
-under load, compat.html under 5 MB and usable in Chromium within 2 s at 100 cells x 300 cases.
+under load, compat.html under 5 MB and usable in Chromium within 2 s at 100 cells x 300 cases, no A/A
+comparison called and the planted slowdown and leak called in 10 of 10.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from bench import cpu, load, report_scale, results
+from bench import cpu, load, perf_calls, report_scale, results
 from harness import junit, matrix
 from harness.matrix import envs
 from harness.matrix import interpreters
@@ -285,6 +288,8 @@ def main() -> int:
     parser.add_argument("--under-load-cases", metavar="PATH", help="their case library (default: the built-in one)")
     parser.add_argument("--report-only", action="store_true",
                         help="measure only the report's size and Chromium time at scale; keep the other figures")
+    parser.add_argument("--perf-only", action="store_true",
+                        help="measure only nox -s perf's A/A and planted calls; keep the other figures")
     parser.add_argument("--busy-loops", type=int, default=load.busy_loop_count(),
                         help="busy loops of the loaded run (default: one per CPU)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
@@ -294,10 +299,11 @@ def main() -> int:
     loaded = UnderLoad(cells=tuple(args.under_load_cell) or UnderLoad().cells,
                        cases=Path(args.under_load_cases).resolve() if args.under_load_cases else None,
                        busy_loops=args.busy_loops)
-    if args.full_matrix_only or args.under_load_only or args.report_only:
+    if args.full_matrix_only or args.under_load_only or args.report_only or args.perf_only:
         write(out, {**(full_matrix() if args.full_matrix_only else {}),
                     **(under_load(loaded) if args.under_load_only else {}),
-                    **(report_scale.report_scale() if args.report_only else {})}, keep=True)
+                    **(report_scale.report_scale() if args.report_only else {}),
+                    **(perf_calls.perf_calls() if args.perf_only else {})}, keep=True)
         return 0
     m = matrix.load()
     result: dict[str, object] = {"machine": f"{os.cpu_count()} cores", "quick": args.quick}
@@ -331,6 +337,7 @@ def main() -> int:
     if not args.quick:
         result.update(full_matrix())
         result.update(under_load(loaded))
+        result.update(perf_calls.perf_calls())  # alone: after every matrix run
     write(out, result)
     return 0
 
