@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import synthetic
-from harness.report import budget, html, jsonfile, timeline
+from harness.report import budget, html, jsonfile, pagefilter, timeline
 from harness.report.model import failure_groups, failures
 from harness.report.results import CellInfo, Result, Results
 from harness.states import State
@@ -27,6 +27,9 @@ def test_the_page_of_100_cells_by_300_cases_with_20_runs_stays_under_5_mb_with_e
     page = html.render(results, past=past)
     assert len(page.encode()) < budget.PAGE_LIMIT == 5_000_000, len(page.encode())
     assert page.count('<td class="s ') == synthetic.CELLS * synthetic.CASES, "every result in the grid"
+    files = {case.partition("::")[0] for case in results.cases}
+    assert page.count(f'<div class="{pagefilter.GRID_FILE}" ') == len(files), "one table per file: laid out when seen"
+    assert len(set(re.findall(r"<colgroup>.*?</colgroup>", page))) == 1, "each file's columns are the header's"
     groups = failure_groups(results)
     assert sum(len(g.results) for g in groups) == len(failures(results)) > 7000
     assert len(groups) < len(failures(results)) / 5, "a case failing alike in many cells is said once"

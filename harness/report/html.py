@@ -1,8 +1,9 @@
 """compat.html: one self-contained page (no network) a release manager reads at a glance.
 
 The verdict and the changes since the baseline (regressions first) come first; then a summary per
-Triton release, the cases x cells grid (columns grouped by release, rows by test file) with a fixed
-glyph and colour per state and the reason or first failure line on hover, every failure with its
+Triton release, the cases x cells grid (columns grouped by release, rows by test file: one table per
+file under one sticky header, a file laid out only when it is scrolled to) with a fixed glyph and colour
+per state and the reason or first failure line on hover, every failure with its
 message, server log and a link to the cell's log (a case failing alike in several cells is one entry
 naming them), and each cell's environment. Everything that comes from tests, models and logs is
 escaped, and clipped to the page's budget (``harness.report.budget``: under 5 MB at 100 cells x 300
@@ -29,7 +30,7 @@ from harness.perf import section as perf_section
 from harness.report.diff import KINDS, MARKS, TITLES, Change, Diff
 from harness.report import budget, pagefilter
 from harness.report.model import FailureGroup, area_of, by_release, failure_groups
-from harness.report.results import Results
+from harness.report.results import CellInfo, Results
 from harness.report.timeline import PairHistory, Timeline, largest_changes, since_text, trend_text
 from harness.states import State
 
@@ -51,14 +52,14 @@ th{background:#f6f8fa;font-weight:600}
 span.g{display:inline-block;min-width:1.3em;text-align:center;font-weight:700}
 .bar{display:flex;width:14em;height:.9em;border:1px solid #d0d7de;margin-top:.2em}.bar span{display:block}
 .grid{overflow:auto;max-height:85vh;border:1px solid #d0d7de;display:inline-block;max-width:100%}
-.grid table{font-size:.82em}.grid thead{position:sticky;top:0;z-index:2}
+.grid table{font-size:.82em}
 .grid th.rel{text-align:center;white-space:nowrap}
 .grid th.cell{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
   padding:.4em .15em}
 .grid th.file{background:#eef1f4;font-family:ui-monospace,DejaVu Sans Mono,monospace;font-weight:600;
   position:sticky;left:0}
 .grid td.case{font-family:ui-monospace,DejaVu Sans Mono,monospace;white-space:nowrap;position:sticky;left:0;
-  background:#fff;z-index:1;padding-left:1.2em}
+  background:#fff;z-index:1;padding-left:1.2em;overflow:hidden;text-overflow:ellipsis}
 td.s{text-align:center;min-width:1.7em;font-weight:700;padding:.15em .25em}td.s[class*=chg-]{position:relative}
 td.s a{color:inherit;text-decoration:none;display:block}
 td.chg-regression{outline:3px solid #cf222e;outline-offset:-3px}
@@ -79,8 +80,20 @@ HISTORY_ROWS = 500  # pairs in the history table; compat.json has every one that
 TREND_ROWS = 30
 
 
+# The grid is one table per test file under one header table, every column as wide as the header's (fixed
+# layout: no table measures its cells), so a file's table off screen is neither styled nor laid out
+# (content-visibility): 30,000 cells cost Chromium 1.5 s to lay out at once. Its placeholder height is
+# the file's rows (--rows, which the filter keeps to the rows it shows).
+COLUMN_EM = 2.3  # a state column: the glyph and the vertical cell id (em of the grid's font)
+GRID_STYLE = (f".grid-width{{width:max-content}}.grid-width table{{table-layout:fixed;width:0}}"
+              f".grid-width col.case{{width:calc(var(--case-chars) * .61em + 1.9em)}}"
+              f".grid-width col.s{{width:{COLUMN_EM}em}}"
+              f"table.{pagefilter.GRID_HEAD}{{position:sticky;top:0;z-index:2;background:#f6f8fa}}"
+              f".{pagefilter.GRID_FILE}{{content-visibility:auto;contain-intrinsic-size:auto calc(var(--rows) * 1.4em)}}")
+
+
 def _css() -> str:
-    return STYLE + pagefilter.STYLE + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items())
+    return STYLE + GRID_STYLE + pagefilter.STYLE + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items())
 
 
 def e(text: object) -> str:
@@ -152,8 +165,7 @@ def _releases(results: Results) -> Iterable[str]:
     yield ("<table><tr><th>Triton</th><th>server</th><th>cells</th><th>results</th>"
            + "".join(f"<th>{_chip(s)} {s}</th>" for s in shown) + "</tr>")
     for name, cells, c in rows:
-        versions = sorted({i.server_version for i in cells if i.server_version}) or ["not started"]
-        yield (f"<tr><td><strong>{e(name)}</strong></td><td>{e(', '.join(versions))}</td><td>{len(cells)}</td>"
+        yield (f"<tr><td><strong>{e(name)}</strong></td><td>{e(_versions(cells))}</td><td>{len(cells)}</td>"
                f"<td>{_bar(c)}</td>" + "".join(f"<td>{c[s]}</td>" for s in shown) + "</tr>")
     yield "</table>"
 
@@ -161,12 +173,15 @@ def _releases(results: Results) -> Iterable[str]:
 def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str], str]) -> Iterable[str]:
     releases = by_release(results)
     cells = [info for _, infos, _ in releases for info in infos]
+    columns = _columns(releases)
+    names = [case.rpartition("::")[2] for case in results.cases]
+    widest = max((len(name) for name in names), default=4) + (2 if changes is not None else 0)  # room for a + mark
     yield '<h2 id="grid">Cases x cells</h2>'
-    yield '<div class="grid"><table><thead><tr><th rowspan="2">case</th>'
+    yield (f'<div class="grid"><div class="grid-width" style="--case-chars:{widest}">'
+           f'<table class="{pagefilter.GRID_HEAD}">{columns}<thead><tr><th rowspan="2">case</th>')
     for name, infos, _ in releases:
-        versions = ", ".join(sorted({i.server_version for i in infos if i.server_version})) or "not started"
         yield (f'<th class="rel" colspan="{len(infos)}" data-release="{e(name)}">Triton {e(name)}<br>'
-               f"<small>{e(versions)}</small></th>")
+               f"<small>{e(_versions(infos))}</small></th>")
     yield "</tr><tr>"
     for info in cells:
         label = info.id.removeprefix(f"{info.axes.get('triton')}-") if info.axes.get("triton") else info.id
@@ -176,23 +191,53 @@ def _grid(results: Results, changes: Diff | None, anchors: dict[tuple[str, str],
         mark = f'<span class="new">{MARKS["new"]}</span> ' if new else ""
         yield (f'<th class="cell" title="{e(title)}" data-release="{e(info.axes.get("triton") or "?")}">'
                f"{mark}{e(label)}</th>")
-    yield "</tr></thead><tbody>"
-    group = None
-    for case in results.cases:
-        file, _, name = case.rpartition("::")
-        if file != group:
-            group = file
-            yield (f'<tr class="file" data-area="{e(area_of(case))}"><th class="file" colspan="{len(cells) + 1}">'
-                   f'{e(file or "(no file)")}</th></tr>')
-        new = changes is not None and changes.is_new(case=case)
-        mark = f'<span class="new" title="a new case since the baseline">{MARKS["new"]}</span> ' if new else ""
-        yield (f'<tr><td class="case" title="{e(case)}">{mark}{e(name)}</td>'
-               + "".join(_grid_cell(results, changes, anchors, case, info.id) for info in cells) + "</tr>")
-    yield "</tbody></table></div>"
+    yield "</tr></thead></table>"
+    for file, cases in _by_file(results.cases):
+        yield (f'<div class="{pagefilter.GRID_FILE}" style="--rows:{len(cases) + 1}"><table>{columns}<tbody>'
+               f'<tr class="file" data-area="{e(area_of(cases[0]))}"><th class="file" colspan="{len(cells) + 1}">'
+               f'{e(file or "(no file)")}</th></tr>')
+        for case in cases:
+            new = changes is not None and changes.is_new(case=case)
+            mark = f'<span class="new" title="a new case since the baseline">{MARKS["new"]}</span> ' if new else ""
+            yield (f'<tr><td class="case" title="{e(case)}">{mark}{e(case.rpartition("::")[2])}</td>'
+                   + "".join(_grid_cell(results, changes, anchors, case, info.id) for info in cells) + "</tr>")
+        yield "</tbody></table></div>"
+    yield "</div></div>"
     if changes is not None:
         yield ('<p class="marks">Marked since the baseline: '
                + " · ".join(f"{MARKS[k]} {k}" for k in KINDS[:-1])
                + f" ({MARKS['new']} on a column or row: a new cell or case; removed ones are listed above).</p>")
+
+
+def _columns(releases: list[tuple[str, list[CellInfo], dict[str, int]]]) -> str:
+    """The grid's columns, the same in its header and in every file's table: one ``col`` per release, in the
+    header's order (the filter hides a hidden release's), its columns wide enough for the release's header."""
+    cols = []
+    for name, infos, _ in releases:
+        wide = _release_em(name, infos) / len(infos)
+        width = f' style="width:{wide:.2f}em"' if wide > COLUMN_EM else ""
+        cols.append(f'<col class="s" span="{len(infos)}"{width}>')
+    return f'<colgroup><col class="case">{"".join(cols)}</colgroup>'
+
+
+def _release_em(name: str, infos: list[CellInfo]) -> float:
+    """About how wide a release's header is, in em of the grid's font: "Triton 24.10" over its server versions."""
+    return max(len(f"Triton {name}") * .65, len(_versions(infos)) * .55) + 1
+
+
+def _versions(infos: list[CellInfo]) -> str:
+    return ", ".join(sorted({i.server_version for i in infos if i.server_version})) or "not started"
+
+
+def _by_file(cases: list[str]) -> list[tuple[str, list[str]]]:
+    """The cases in their order, grouped by test file: one table of the grid each."""
+    files: list[tuple[str, list[str]]] = []
+    for case in cases:
+        file = case.rpartition("::")[0]
+        if not files or files[-1][0] != file:
+            files.append((file, []))
+        files[-1][1].append(case)
+    return files
 
 
 def _grid_cell(results: Results, changes: Diff | None, anchors: dict[tuple[str, str], str], case: str,

@@ -3,8 +3,9 @@
 The filter lives in the URL fragment (``compat.html#state=failed&release=24.10&area=config``; a key may
 list values, ``state=failed,error``), so a filtered view is a link to send, and opening the file from disk
 with that fragment shows it. A fragment without ``=`` is an anchor (``#failures``) and keeps the filter.
-It filters the grid (rows with a result of the state in the shown columns; the columns of the release;
-the rows of the area), the failures and the history; the rest of the page stays.
+It filters the grid (rows with a result of the state in the shown columns; the columns of the release,
+and their ``col`` in the header's and each file's table; the rows of the area; a file's table with no row
+left is hidden whole), the failures and the history; the rest of the page stays.
 
 Without JavaScript the form stays hidden and everything is shown: the page reads the same. The script
 reads what the page already says (a grid cell's state is its class, a column's release its header's
@@ -19,6 +20,8 @@ from collections.abc import Iterable
 
 
 FILTER_KEYS = ("state", "release", "area")  # the fragment's keys, in the form's order
+GRID_HEAD = "grid-head"  # the class of the grid's header table (a column's release on its th.cell)
+GRID_FILE = "grid-file"  # the class of a test file's block in the grid: its table, the file's row first
 # Fixed at the top right: at hand wherever the reader has scrolled to, and it moves nothing of the page.
 STYLE = ("#filter{position:fixed;top:.4em;right:.6em;z-index:5;max-width:46em;font-size:.85em;padding:.3em .5em;"
          "border:1px solid #d0d7de;border-radius:6px;background:#f6f8fae8}"
@@ -26,7 +29,9 @@ STYLE = ("#filter{position:fixed;top:.4em;right:.6em;z-index:5;max-width:46em;fo
 
 SCRIPT = """(() => {
 const KEYS = %(keys)s, form = document.getElementById('filter'), count = document.getElementById('filter-count');
-const grid = document.querySelector('.grid table'), heads = grid ? [...grid.querySelectorAll('th.cell')] : [];
+const head = document.querySelector('table.%(head)s'), heads = head ? [...head.querySelectorAll('th.cell')] : [];
+const releases = head ? [...head.querySelectorAll('th.rel')] : [];
+const files = [...document.querySelectorAll('.%(file)s')];
 let current = {};
 const read = () => {
   const text = decodeURIComponent(location.hash.slice(1));
@@ -45,27 +50,32 @@ const apply = () => {
   for (const key of KEYS) form.elements[key].value = current[key] && current[key].length === 1 ? current[key][0] : '';
   const shown = heads.map(th => match(current.release, [th.dataset.release]));
   heads.forEach((th, i) => { th.hidden = !shown[i]; });
-  grid && grid.querySelectorAll('th.rel').forEach(th => { th.hidden = !match(current.release, [th.dataset.release]); });
+  const kept = releases.map(th => match(current.release, [th.dataset.release]));
+  releases.forEach((th, i) => { th.hidden = !kept[i]; });
   const columns = shown.filter(Boolean).length;
-  let rows = 0, of = 0, area = '', header = null, inGroup = 0;
-  const close = () => { if (header) header.hidden = !inGroup; };
-  for (const tr of grid ? grid.tBodies[0].rows : []) {
-    if (tr.classList.contains('file')) {
-      close(); header = tr; inGroup = 0; area = tr.dataset.area || '';
-      tr.cells[0].colSpan = columns + 1;
-      continue;
+  document.querySelectorAll('.grid colgroup').forEach(group => {  // a release's col: in the header's order
+    group.querySelectorAll('col.s').forEach((col, i) => { col.hidden = !kept[i]; });
+  });
+  let rows = 0, of = 0;
+  for (const file of files) {
+    const [header, ...cases] = file.querySelector('table').rows;
+    const area = header.dataset.area || '';
+    header.cells[0].colSpan = columns + 1;
+    let inFile = 0;
+    for (const tr of cases) {
+      of++;
+      let hit = !current.state;
+      for (let i = 0; i < shown.length; i++) {
+        const td = tr.cells[i + 1];
+        td.hidden = !shown[i];
+        if (!hit && shown[i] && current.state.some(s => td.classList.contains(s))) hit = true;
+      }
+      tr.hidden = !(hit && match(current.area, [area]));
+      if (!tr.hidden) { rows++; inFile++; }
     }
-    of++;
-    let hit = !current.state;
-    for (let i = 0; i < shown.length; i++) {
-      const td = tr.cells[i + 1];
-      td.hidden = !shown[i];
-      if (!hit && shown[i] && current.state.some(s => td.classList.contains(s))) hit = true;
-    }
-    tr.hidden = !(hit && match(current.area, [area]));
-    if (!tr.hidden) { rows++; inGroup++; }
+    file.hidden = !inFile;
+    file.style.setProperty('--rows', inFile + 1);  // its placeholder's height while off screen
   }
-  close();
   let items = 0, all = 0;
   document.querySelectorAll('[data-state]').forEach(el => { all++; el.hidden = !listed(el); if (!el.hidden) items++; });
   const on = KEYS.filter(k => current[k]).map(k => `${k} ${current[k].join(', ')}`);
@@ -82,7 +92,7 @@ addEventListener('hashchange', follow);
 form.hidden = false;
 if (read()) follow();
 else count.textContent = 'everything shown';  // nothing to hide: the rows are not touched on opening
-})();""" % {"keys": "['" + "', '".join(FILTER_KEYS) + "']"}
+})();""" % {"keys": "['" + "', '".join(FILTER_KEYS) + "']", "head": GRID_HEAD, "file": GRID_FILE}
 
 
 def e(text: object) -> str:
