@@ -66,3 +66,39 @@ def test_the_report_shows_the_section(perf: dict, tmp_path: Path) -> None:
     assert "## Speed and memory" in (reports / "compat.md").read_text()
     assert '<h2 id="perf">' in (reports / "compat.html").read_text()
     assert json.loads((reports / "compat.json").read_text())["perf"]["reference"] == "24.07"
+
+
+def test_calls_that_changed_since_the_baseline_are_listed_worse_first(perf: dict) -> None:
+    baseline = section.block(perf)  # as a baseline compat.json holds it
+    assert section.call_changes(baseline, perf) == []  # the same calls: nothing changed
+    perf["releases"]["24.10"]["add_sub/c4/p99"]["call"] = "slower"
+    perf["releases"]["24.10"]["add_sub/c1/p90"]["call"] = "faster"
+    del baseline["calls"]["24.10"]["add_sub/rss"]
+    found = section.call_changes(baseline, perf)
+    assert [c.line().split(" (")[0] for c in found] == [
+        "24.10 add_sub/c4/p99: same → slower",  # worse first
+        "24.10 add_sub/c1/p90: same → faster",
+        "24.10 add_sub/rss: not measured → same"]
+    assert found[0].worse and not found[1].worse
+    assert section.call_changes(None, perf) == [] == section.call_changes(baseline, None)
+
+
+def test_the_baseline_diff_carries_the_perf_call_changes(perf: dict, tmp_path: Path) -> None:
+    from harness.report import build, model
+
+    reports = tmp_path / "reports"
+    (reports / "junit").mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "fixtures" / "junit" / "mixed.xml", reports / "junit")
+    (reports / "perf.json").write_text(json.dumps(perf))
+    build.write_all(model.read(reports), reports)
+    baseline = tmp_path / "baseline.json"
+    shutil.copy(reports / "compat.json", baseline)
+    perf["releases"]["24.10"]["add_sub/c4/p99"]["call"] = "slower"
+    (reports / "perf.json").write_text(json.dumps(perf))
+    build.main(reports=reports, baseline=baseline)
+    data = json.loads((reports / "compat.json").read_text())
+    assert [(c["release"], c["key"], c["before"], c["after"]) for c in data["baseline"]["perf_changes"]] == [
+        ("24.10", "add_sub/c4/p99", "same", "slower")]
+    markdown = (reports / "compat.md").read_text()
+    assert "### Speed and memory calls (1)" in markdown and "24.10 add_sub/c4/p99: same → slower" in markdown
+    assert 'id="changes-perf"' in (reports / "compat.html").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,40 @@ def block(perf: dict[str, Any]) -> dict[str, Any]:
                                               if k in entry}
     return {"reference": perf["reference"], "machine": perf.get("machine", {}), "calls": calls,
             "regressions": regressions(perf)}
+
+
+@dataclass(frozen=True)
+class CallChange:
+    """A metric whose call against the reference differs from the baseline report's (same -> slower, ...)."""
+
+    release: str
+    key: str
+    before: str | None  # the baseline's call (None: not measured there)
+    after: str  # the call now
+    change: str  # the ratio or difference now, with its interval
+
+    @property
+    def worse(self) -> bool:
+        return self.after in WORSE
+
+    def line(self) -> str:
+        return f"{self.release} {self.key}: {self.before or 'not measured'} → {self.after} ({self.change})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def call_changes(baseline_block: Any, perf: dict[str, Any] | None) -> list[CallChange]:
+    """Each compared metric of ``perf`` whose call differs from the baseline compat.json's ``perf`` block
+    (calls only: absolute figures of runs on other days or machines are not comparable), worse first.
+    Nothing when either side has no perf figures."""
+    if perf is None or not isinstance(baseline_block, dict) or not isinstance(baseline_block.get("calls"), dict):
+        return []
+    before = {(release, key): entry.get("call") for release, calls in baseline_block["calls"].items()
+              if isinstance(calls, dict) for key, entry in calls.items() if isinstance(entry, dict)}
+    found = [CallChange(release, key, before.get((release, key)), entry["call"], _change(entry))
+             for release, key, entry in compared(perf) if before.get((release, key)) != entry["call"]]
+    return sorted(found, key=lambda c: (not c.worse, c.release, c.key))
 
 
 def _change(entry: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 A release manager reads what got worse first: regressions (a case that did not fail in the baseline
 and fails now), then fixes, then other changes of state, then new and removed (case, cell) pairs.
 The baseline is only read through compat.json's stable keys (``results``: case, cell, state,
-message), so a report of an older triton-matrix works as a baseline too.
+message), so a report of an older triton-matrix works as a baseline too. Where both reports carry
+``nox -s perf``'s figures, the metrics whose call against the reference changed are listed too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.perf.section import CallChange, call_changes
 from harness.report.results import Results
 from harness.states import State
 
@@ -44,12 +46,14 @@ class Baseline:
     path: str
     partial: bool
     states: dict[tuple[str, str], tuple[str, str]]  # (case, cell) -> (state, message)
+    perf: Any = None  # its compat.json's ``perf`` block, as written (None: it has none)
 
 
 @dataclass
 class Diff:
     baseline: Baseline
     changes: list[Change]  # regressions first, then KINDS' order, each sorted by cell and case
+    perf_changes: list[CallChange] = field(default_factory=list)  # worse first
     pairs: dict[tuple[str, str], Change] = field(init=False, repr=False)
     old_cases: set[str] = field(init=False, repr=False)
     old_cells: set[str] = field(init=False, repr=False)
@@ -90,12 +94,16 @@ class Diff:
         head = (f"REGRESSION: {regressions} newly failing" if regressions
                 else "no regression")
         partial = " (the baseline is partial)" if self.baseline.partial else ""
-        return f"{head} since {self.baseline.path}{partial}; {counts}"
+        worse = sum(c.worse for c in self.perf_changes)
+        perf = (f"; {len(self.perf_changes)} perf calls changed ({worse} now slower or more memory)"
+                if self.perf_changes else "")
+        return f"{head} since {self.baseline.path}{partial}; {counts}{perf}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.baseline.path, "partial": self.baseline.partial,
                 "counts": {k: len(self.of(k)) for k in KINDS},
-                "changes": [c.as_dict() for c in self.changes]}
+                "changes": [c.as_dict() for c in self.changes],
+                "perf_changes": [c.as_dict() for c in self.perf_changes]}
 
 
 def load(path: Path) -> Baseline:
@@ -114,7 +122,7 @@ def load(path: Path) -> Baseline:
         raise HarnessError("not a compatibility report (no 'results' list of case, cell and state)",
                            where=str(path), fix=fix)
     states = {(r["case"], r["cell"]): (r["state"], _first_line(r.get("message"))) for r in rows}
-    return Baseline(path=str(path), partial=bool(data.get("partial")), states=states)
+    return Baseline(path=str(path), partial=bool(data.get("partial")), states=states, perf=data.get("perf"))
 
 
 def compare(baseline: Baseline, results: Results) -> Diff:
@@ -133,7 +141,7 @@ def compare(baseline: Baseline, results: Results) -> Diff:
         if (case, cell) not in results.results:
             changes.append(Change(case, cell, "removed", state, None, message))
     changes.sort(key=lambda c: (KINDS.index(c.kind), c.after not in BAD, c.cell, c.case))
-    return Diff(baseline=baseline, changes=changes)
+    return Diff(baseline=baseline, changes=changes, perf_changes=call_changes(baseline.perf, results.perf))
 
 
 def _first_line(message: object) -> str:

@@ -156,6 +156,14 @@ def _changes(changes: Diff, anchors: dict[tuple[str, str], str]) -> Iterable[str
                    f"<td class=\"kind\">{_state(c.before)}</td><td class=\"kind\">{_state(c.after)}</td>"
                    f"<td>{e(c.message)}</td></tr>")
         yield "</table></details>"
+    if changes.perf_changes:
+        yield (f'<details open id="changes-perf"><summary><strong>Speed and memory calls</strong> '
+               f"({len(changes.perf_changes)})</summary>")
+        yield '<table class="changes"><tr><th>release</th><th>metric</th><th>baseline</th><th>now</th><th>change</th></tr>'
+        for c in changes.perf_changes:
+            yield (f'<tr class="{"regression" if c.worse else "changed"}"><td>{e(c.release)}</td><td><code>{e(c.key)}</code>'
+                   f"</td><td>{e(c.before or 'not measured')}</td><td>{e(c.after)}</td><td>{e(c.change)}</td></tr>")
+        yield "</table></details>"
 
 
 def _releases(results: Results) -> Iterable[str]:

@@ -68,6 +68,9 @@ def _changes(changes: Diff) -> tuple[list[str], list[str]]:
         if of_kind:
             rest += [f"<details><summary>{MARKS[kind]} {TITLES[kind]} ({len(of_kind)})</summary>", "",
                      *_change_table(of_kind), "", "</details>", ""]
+    if changes.perf_changes:
+        head += [f"### Speed and memory calls ({len(changes.perf_changes)})", "",
+                 *(f"- {cell_text(c.line())}" for c in changes.perf_changes), ""]
     return head, rest
 
 
