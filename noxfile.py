@@ -53,6 +53,8 @@ for _cell in _CELLS:
 def matrix(session: nox.Session) -> None:
     """Run every selected cell, then write the report; fails on any failure (-- --help: options)."""
     session.install("-r", "harness/requirements-run.txt")
+    if "--perf" in session.posargs:  # perf_analyzer for the measurement after the cells
+        session.install(*PERF_PACKAGES)
     try:
         session.run("python", "-m", "harness", "run", *session.posargs,
                     interrupt_timeout=processes.NOX_STOP_GRACE, terminate_timeout=5)

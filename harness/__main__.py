@@ -78,11 +78,17 @@ def _run(args: argparse.Namespace) -> int:
     # What every cell is given, resolved: a cell computes no default of its own (harness.options).
     for_cells = {"matrix": matrix_path, "reports": reports, "models": models, "workers": resolved.workers,
                  "cases": [c if c == "builtin" else str(Path(c).resolve()) for c in args.cases]}
+    perf = None
+    if args.perf:  # planned now: no perf_analyzer or an unknown model is bad input before any cell starts
+        from harness.perf import runner as perf_runner
+        from harness.run import cell as cell_mod
+
+        perf = perf_runner.for_run(loaded, cells, cell_mod.case_roots(args.cases), args.perf_gate)
     given = run.RunOptions(reports=reports, jobs=resolved.jobs, for_cells=for_cells, reference=args.reference,
                            matrix=matrix_path, verbose=args.verbose,
                            baseline=Path(args.baseline) if args.baseline else None,
                            history=Path(args.history) if args.history else None,
-                           history_window=args.history_window, libraries=tuple(roots))
+                           history_window=args.history_window, libraries=tuple(roots), perf=perf)
     return run.main(cells, given, loaded)
 
 

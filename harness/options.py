@@ -167,8 +167,10 @@ OPTIONS = (
     Option("--serial", "one case at a time, a case's models loaded one by one (the path the benchmark compares)",
            _on(CELL), action="store_true"),
     Option("--json", "a JSON list, as a CI matrix consumes it", _on(CELLS), action="store_true"),
+    Option("--perf", "after the cells, measure the speed and memory of [perf]'s models on this run's cells it "
+                     "names (as nox -s perf does) and add them to the report", _on(RUN), action="store_true"),
     Option("--perf-gate", "exit 1 when a release is called slower (or to use more memory) than the reference",
-           _on(PERF), action="store_true"),
+           _on(RUN, PERF), action="store_true"),
     # A cell's pytest worker (-p harness.incell.plugin): its cell spec is all it reads (harness.spec).
     Option("--spec", "the cell spec the cell runner wrote (reports/workers/<cell>/spec.json): the cell, its "
                      "settings, case libraries, known issues and worker plan", _on(PLUGIN)),

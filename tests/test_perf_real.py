@@ -9,6 +9,7 @@ and libb64-0d from the system; ``$TRITON_MATRIX_PERF_ANALYZER`` may point at ano
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,16 +29,26 @@ requests = 100
 """
 
 
-def run_perf(tmp_path: Path, model: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    """``python -m harness perf`` over RELEASES' python py3.11 cells with ``model``; its output and perf.json."""
+def usable_analyzer() -> analyzer.Analyzer:
     try:
-        found = analyzer.find((PERF_VENV,))
+        return analyzer.find((PERF_VENV,))
     except HarnessError as exc:
         require(False, f"no usable perf_analyzer: {exc} (nox -s perf --install-only makes {PERF_VENV})")
         raise
+
+
+def matrix_with_perf(tmp_path: Path, model: str) -> Path:
+    """The default matrix with a quick [perf] over ``model``."""
     text = (ROOT / "matrix.toml").read_text(encoding="utf-8")
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(text[:text.index("\n[perf]")] + PERF.format(model=model), encoding="utf-8")
+    return matrix
+
+
+def run_perf(tmp_path: Path, model: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """``python -m harness perf`` over RELEASES' python py3.11 cells with ``model``; its output and perf.json."""
+    found = usable_analyzer()
+    matrix = matrix_with_perf(tmp_path, model)
     cells = [arg for release in RELEASES for arg in ("--cell", f"{release}-python-cpu-py3.11-*")]
     done = run_harness("perf", "--matrix", str(matrix), "--reports", str(tmp_path / "reports"), *cells, *extra,
                        env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
@@ -80,3 +91,22 @@ def test_a_planted_2ms_slowdown_and_1mb_leak_are_called_and_gated(tmp_path: Path
     assert older["planted/rss_growth"]["median"]["median"] < 1.0
     assert "regression: 24.10 planted/c1/p50: slower than 24.07" in done.stdout
     assert "regression: 24.10 planted/rss_growth: more than 24.07" in done.stdout
+
+
+def test_a_matrix_run_with_perf_measures_after_its_cells_and_reports_it(tmp_path: Path) -> None:
+    """``nox -s matrix -- --perf``: the cells run, then [perf]'s models on the run's cells it names, then the
+    report shows both."""
+    found = usable_analyzer()
+    library = tmp_path / "lib"
+    shutil.copytree(ROOT / "cases" / "basics", library / "basics", ignore=shutil.ignore_patterns("__pycache__"))
+    reports = tmp_path / "reports"
+    done = run_harness("run", "--matrix", str(matrix_with_perf(tmp_path, "add_sub")), "--reports", str(reports),
+                       "--cases", str(library), "--perf", "--cell", "24.10-python-cpu-py3.11-*",
+                       "--cell", "24.10-custom-*", env={analyzer.PATH_ENV: str(found.binary)}, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "perf: 24.10: the reference" in done.stdout
+    perf = json.loads((reports / "perf.json").read_text())
+    assert perf["cells"] == {"24.10": "24.10-python-cpu-py3.11-numpy1"}  # the custom cell is not one [perf] names
+    compat = json.loads((reports / "compat.json").read_text())
+    assert compat["perf"]["reference"] == "24.10" and len(compat["cells"]) == 2
+    assert "## Speed and memory" in (reports / "compat.md").read_text()

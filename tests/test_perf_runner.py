@@ -45,3 +45,45 @@ def test_the_tree_rss_counts_the_children() -> None:
         child.kill()
         child.wait()
     assert memory.rss_bytes(child.pid) == 0
+
+
+def _matrix_run(tmp_path, *args: str, env: dict[str, str] | None = None):
+    from conftest import ROOT, run_harness
+
+    return run_harness("run", "--matrix", str(ROOT / "matrix.toml"), "--reports", str(tmp_path / "reports"), "--perf",
+                       *args, env=env, timeout=120)
+
+
+def test_a_run_with_perf_and_none_of_its_cells_is_one_line_before_any_cell(tmp_path) -> None:
+    done = _matrix_run(tmp_path, "--cell", "24.10-custom-*")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "none of this run's cells is one [perf] measures" in done.stderr
+    assert "--cell" in done.stderr and not (tmp_path / "reports" / "junit").exists()  # nothing started
+
+
+def test_a_run_with_perf_and_a_perf_analyzer_that_does_not_start_is_one_line_before_any_cell(tmp_path) -> None:
+    from harness.perf import analyzer
+
+    broken = tmp_path / "perf_analyzer"
+    broken.write_text("#!/bin/sh\necho 'perf_analyzer: cannot start' >&2\nexit 127\n")
+    broken.chmod(0o755)
+    done = _matrix_run(tmp_path, "--cell", "24.10-python-cpu-py3.11-*", env={analyzer.PATH_ENV: str(broken)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and str(broken) in done.stderr, done.stderr
+    assert not (tmp_path / "reports" / "junit").exists()
+
+
+def test_the_runs_cells_that_perf_names_are_the_ones_measured() -> None:
+    from conftest import ROOT
+    from harness import matrix
+
+    m = matrix.load(ROOT / "matrix.toml")
+    run_cells = m.select(["24.07-*", "24.10-custom-*"])
+    analyzer_found = runner.analyzer_mod.find  # the plan checks one starts: stand one in
+    try:
+        runner.analyzer_mod.find = lambda *a, **k: "an analyzer"  # type: ignore[assignment]
+        planned = runner.for_run(m, run_cells, [], gate=True)
+    finally:
+        runner.analyzer_mod.find = analyzer_found  # type: ignore[assignment]
+    assert [c.id for c in planned.cells] == ["24.07-python-cpu-py3.11-numpy1"] and planned.gate
+    assert planned.case_roots == (runner.CASES,)

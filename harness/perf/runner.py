@@ -241,13 +241,55 @@ def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Pat
             "releases": compare(found, reference, settings)}
 
 
-def main(args: argparse.Namespace, case_roots: list[Path] | None = None) -> int:
-    """``python -m harness perf``: bad input is one line and exit 2 before any server starts."""
-    matrix = load_matrix(args.matrix)
-    cells = matrix.select(args.cell or list(matrix.perf.cells))
-    analyzer = analyzer_mod.find()
-    reports = Path(args.reports).resolve()
-    results = measure(matrix, cells, reports, analyzer, case_roots)
+class NoPerfCells(HarnessError):
+    """No selected cell is one [perf] measures."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a perf run measures, checked before anything starts (bad input: one line, exit 2)."""
+
+    cells: tuple[Cell, ...]
+    analyzer: Analyzer
+    case_roots: tuple[Path, ...]
+    gate: bool  # --perf-gate: a called slowdown or memory increase exits 1
+
+
+def plan(matrix: Matrix, cells: list[Cell], case_roots: list[Path], gate: bool) -> Plan:
+    """The cells to measure, their [perf] models found in ``case_roots`` (default cases/), a perf_analyzer
+    that starts here."""
+    if not cells:
+        raise NoPerfCells("no cell to measure", where="matrix.toml: perf.cells",
+                          fix="select a cell [perf] measures (its default: each release's python py3.11 cell)")
+    for cell in cells:
+        if cell.runner != "local":
+            raise NotLocal(f"cell {cell.id} runs {cell.runner}", where="--runner",
+                           fix="measure the local runner's cells (the default)")
+    roots = list(case_roots) or [CASES]
+    check_models(matrix.perf, roots)
+    return Plan(tuple(cells), analyzer_mod.find(), tuple(roots), gate)
+
+
+def for_run(matrix: Matrix, run_cells: list[Cell], case_roots: list[Path], gate: bool) -> Plan:
+    """``nox -s matrix -- --perf``: the run's cells that [perf] measures, planned before the cells start."""
+    chosen = {c.id for c in run_cells}
+    try:
+        measured = [c for c in matrix.select(list(matrix.perf.cells)) if c.id in chosen]
+    except HarnessError:
+        measured = []
+    if not measured:
+        raise NoPerfCells("none of this run's cells is one [perf] measures", where="--perf",
+                          fix=f"select one of perf.cells ({', '.join(matrix.perf.cells)}) with --cell, "
+                              "or name this run's cells in matrix.toml's perf.cells")
+    return plan(matrix, measured, case_roots, gate)
+
+
+def run(matrix: Matrix, planned: Plan, reports: Path) -> int:
+    """Measure, write ``reports/perf.json``, say each release's calls; 1 when gated and a regression was called.
+    An earlier perf.json goes first: a measurement that does not finish leaves none, not an old one."""
+    perf_path(reports).unlink(missing_ok=True)
+    results = measure_subjects(subjects(matrix, list(planned.cells)), matrix.perf, reports, planned.analyzer,
+                               list(planned.case_roots))
     path = perf_path(reports)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -256,9 +298,16 @@ def main(args: argparse.Namespace, case_roots: list[Path] | None = None) -> int:
                                                 f"{entry['difference']['median']:+.2f} MB/1k")
                  for key, entry in figures.items() if entry.get("call") not in (None, "same")]
         said = "the reference" if release == results["reference"] else "; ".join(calls) or "same as the reference"
-        print(f"perf: {release}: {said}")
-    print(f"perf: {path} ({results['machine']['wall_s']} s)")
+        print(f"perf: {release}: {said}", flush=True)
+    print(f"perf: {path} ({results['machine']['wall_s']} s)", flush=True)
     called = section.regressions(results)
     for line in called:
-        print(f"  regression: {line}")
-    return 1 if called and args.perf_gate else 0
+        print(f"  regression: {line}", flush=True)
+    return 1 if called and planned.gate else 0
+
+
+def main(args: argparse.Namespace, case_roots: list[Path] | None = None) -> int:
+    """``python -m harness perf``: bad input is one line and exit 2 before any server starts."""
+    matrix = load_matrix(args.matrix)
+    planned = plan(matrix, matrix.select(args.cell or list(matrix.perf.cells)), case_roots or [], args.perf_gate)
+    return run(matrix, planned, Path(args.reports).resolve())

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from harness import PROJECT_ROOT, admission, layout, processes
 from harness.compat import KW_ONLY
@@ -28,6 +28,9 @@ from harness.run.eta import typical
 from harness.matrix import Cell, Matrix
 from harness.options import CELL, to_args
 from harness.run.progress_view import read_durations
+
+if TYPE_CHECKING:  # the perf runner itself is imported only by a run with --perf
+    from harness.perf.runner import Plan as PerfPlan
 
 ROOT = PROJECT_ROOT
 POLL_S = 0.5
@@ -48,6 +51,7 @@ class RunOptions:
     history: Path | None = None  # the history store (default: reports/history)
     history_window: int = 20
     libraries: tuple[Path, ...] = ()  # the case libraries the cells run (their digest goes in the history)
+    perf: PerfPlan | None = None  # --perf: measured after the cells, alone, before the report
 
 
 @dataclass
@@ -160,6 +164,33 @@ def prepare_envs(matrix: Matrix, cells: list[Cell], say: Any = print) -> None:
             continue
 
 
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _measure_perf(matrix: Matrix, planned: PerfPlan, reports: Path) -> int:
+    """--perf, after the cells: alone on the machine, before the report that shows it. Ctrl-C or SIGTERM
+    stops it (its server is stopped on the way out) and the report is still written, without it."""
+    from harness.perf import runner as perf_runner
+
+    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return perf_runner.run(matrix, planned, reports)
+    except _Stopped as stopped:
+        print(f"perf: stopped by {signal.Signals(stopped.signum).name}; the report is written without it",
+              file=sys.stderr, flush=True)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -> int:
     """Run, then always write the report (also after a signal: it then says it is partial)."""
     from harness import matrix as matrix_mod
@@ -174,6 +205,8 @@ def main(cells: list[Cell], options: RunOptions, matrix: Matrix | None = None) -
     with Progress([c.id for c in cells], reports=options.reports, verbose=options.verbose,
                   jobs=options.jobs, known=known) as progress:
         code = run_cells(cells, options, progress)
+    if options.perf is not None and code < 128:  # a stopped run is not measured
+        code = _measure_perf(matrix or matrix_mod.load(options.matrix), options.perf, options.reports) or code
     report_code = build.main(reports=options.reports, baseline=options.baseline, matrix=options.matrix,
                              reference=options.reference, history_dir=options.history,
                              history_window=options.history_window, libraries=options.libraries)
