@@ -97,15 +97,20 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
 def subjects(matrix: Matrix, cells: list[Cell]) -> list[Subject]:
     """Each selected cell with its venv (made once, shared with the functional cells), oldest release first."""
     found = []
+    check_local(cells)
     for cell in sorted(cells, key=lambda c: release_key(c.triton)):
-        if cell.runner != "local":
-            raise NotLocal(f"cell {cell.id} runs {cell.runner}", where="--runner",
-                           fix="measure the local runner's cells (the default)")
         interpreter = interpreters.find(cell.python)
         if not isinstance(interpreter, interpreters.Interpreter):
             raise HarnessError(interpreter.reason, where=cell.id, fix="install that Python")
         found.append(Subject(cell, envs.for_cell(matrix, cell).path, interpreter.libdir))
     return found
+
+
+def check_local(cells: list[Cell]) -> None:
+    for cell in cells:
+        if cell.runner != "local":
+            raise NotLocal(f"cell {cell.id} runs {cell.runner}", where="--runner",
+                           fix="measure the local runner's cells (the default)")
 
 
 def check_models(settings: PerfSettings, case_roots: list[Path]) -> None:
@@ -261,10 +266,7 @@ def plan(matrix: Matrix, cells: list[Cell], case_roots: list[Path], gate: bool) 
     if not cells:
         raise NoPerfCells("no cell to measure", where="matrix.toml: perf.cells",
                           fix="select a cell [perf] measures (its default: each release's python py3.11 cell)")
-    for cell in cells:
-        if cell.runner != "local":
-            raise NotLocal(f"cell {cell.id} runs {cell.runner}", where="--runner",
-                           fix="measure the local runner's cells (the default)")
+    check_local(cells)
     roots = list(case_roots) or [CASES]
     check_models(matrix.perf, roots)
     return Plan(tuple(cells), analyzer_mod.find(), tuple(roots), gate)
