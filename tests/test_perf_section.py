@@ -55,7 +55,8 @@ def test_the_block_and_the_gate_name_only_called_regressions(perf: dict) -> None
     assert section.regressions(perf) == ["24.10 add_sub/c1/p50: slower than 24.07 (x0.68 [0.60, 0.88])"]
 
 
-def test_the_report_shows_the_section(perf: dict, tmp_path: Path) -> None:
+def reported(perf: dict, tmp_path: Path) -> Path:
+    """A reports folder with a real JUnit file and ``perf`` as perf.json, its report written."""
     from harness.report import build, model
 
     reports = tmp_path / "reports"
@@ -63,6 +64,11 @@ def test_the_report_shows_the_section(perf: dict, tmp_path: Path) -> None:
     shutil.copy(Path(__file__).parent / "fixtures" / "junit" / "mixed.xml", reports / "junit")
     (reports / "perf.json").write_text(json.dumps(perf))
     build.write_all(model.read(reports), reports)
+    return reports
+
+
+def test_the_report_shows_the_section(perf: dict, tmp_path: Path) -> None:
+    reports = reported(perf, tmp_path)
     assert "## Speed and memory" in (reports / "compat.md").read_text()
     assert '<h2 id="perf">' in (reports / "compat.html").read_text()
     assert json.loads((reports / "compat.json").read_text())["perf"]["reference"] == "24.07"
@@ -84,13 +90,9 @@ def test_calls_that_changed_since_the_baseline_are_listed_worse_first(perf: dict
 
 
 def test_the_baseline_diff_carries_the_perf_call_changes(perf: dict, tmp_path: Path) -> None:
-    from harness.report import build, model
+    from harness.report import build
 
-    reports = tmp_path / "reports"
-    (reports / "junit").mkdir(parents=True)
-    shutil.copy(Path(__file__).parent / "fixtures" / "junit" / "mixed.xml", reports / "junit")
-    (reports / "perf.json").write_text(json.dumps(perf))
-    build.write_all(model.read(reports), reports)
+    reports = reported(perf, tmp_path)
     baseline = tmp_path / "baseline.json"
     shutil.copy(reports / "compat.json", baseline)
     perf["releases"]["24.10"]["add_sub/c4/p99"]["call"] = "slower"
