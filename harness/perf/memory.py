@@ -4,37 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.deadlines import children
+
 PROC = Path("/proc")
 
 
-def children(proc: Path = PROC) -> dict[int, list[int]]:
-    """Each live process's children, by pid (``/proc/<pid>/stat``'s parent field)."""
-    found: dict[int, list[int]] = {}
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # ended while we looked
-        parent = int(text.rpartition(")")[2].split()[1])
-        found.setdefault(parent, []).append(int(stat.parent.name))
-    return found
-
-
-def tree(root: int, proc: Path = PROC) -> list[int]:
-    """``root`` and every process below it (the server's python backend stubs)."""
-    kids = children(proc)
+def tree(root: int) -> list[int]:
+    """``root`` and every process below it (the server's python backend stubs), walked with the children
+    lists the deadlines' progress probe reads (no scan of all of /proc)."""
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo.extend(kids.get(pid, ()))
+        todo.extend(children(pid))
     return found
 
 
-def rss_bytes(pid: int, proc: Path = PROC) -> int:
+def rss_bytes(pid: int) -> int:
     """One process's resident set (``VmRSS``); 0 when it has ended."""
     try:
-        for line in (proc / str(pid) / "status").read_text().splitlines():
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     except OSError:
@@ -42,6 +31,6 @@ def rss_bytes(pid: int, proc: Path = PROC) -> int:
     return 0
 
 
-def tree_rss(root: int, proc: Path = PROC) -> int:
+def tree_rss(root: int) -> int:
     """The resident memory of the server and its stubs together, in bytes."""
-    return sum(rss_bytes(pid, proc) for pid in tree(root, proc))
+    return sum(rss_bytes(pid) for pid in tree(root))

@@ -208,14 +208,6 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "cores": os.cpu_count(), "load_before": os.getloadavg()}
 
 
-def measure(matrix: Matrix, cells: list[Cell], reports: Path, analyzer: Analyzer,
-            case_roots: list[Path] | None = None) -> dict[str, Any]:
-    """The selected cells measured with matrix.toml's [perf] (its models from ``case_roots``: cases/)."""
-    roots = case_roots or [CASES]
-    check_models(matrix.perf, roots)
-    return measure_subjects(subjects(matrix, cells), matrix.perf, reports, analyzer, roots)
-
-
 def measure_subjects(chosen: list[Subject], settings: PerfSettings, reports: Path, analyzer: Analyzer,
                      case_roots: list[Path] | None = None) -> dict[str, Any]:
     """Interleaved rounds over ``chosen`` (the first, or ``settings.reference``, is the reference)."""
@@ -289,10 +281,10 @@ def for_run(matrix: Matrix, run_cells: list[Cell], case_roots: list[Path], gate:
 def run(matrix: Matrix, planned: Plan, reports: Path) -> int:
     """Measure, write ``reports/perf.json``, say each release's calls; 1 when gated and a regression was called.
     An earlier perf.json goes first: a measurement that does not finish leaves none, not an old one."""
-    perf_path(reports).unlink(missing_ok=True)
+    path = perf_path(reports)
+    path.unlink(missing_ok=True)
     results = measure_subjects(subjects(matrix, list(planned.cells)), matrix.perf, reports, planned.analyzer,
                                list(planned.case_roots))
-    path = perf_path(reports)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
     for release, figures in results["releases"].items():
