@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,21 @@ def spawn(cmd: Sequence[str], *, own_group: bool = False, death_signal: int = si
         die_with_parent(death_signal)
 
     return subprocess.Popen(list(cmd), start_new_session=own_group, preexec_fn=prepare, **popen)  # noqa: PLW1509
+
+
+@contextlib.contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """This process on ``cpus`` while a child starts (the child, its threads and its own children inherit
+    it); ``None``: no pinning."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def signal_group(pgid: int, signum: int) -> None:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from harness import processes
 from harness.perf import memory, runner
 
 pytestmark = pytest.mark.fast
@@ -22,7 +23,7 @@ def test_server_and_analyzer_get_separate_cpu_halves() -> None:
 def test_pinned_sets_and_restores_this_process_affinity() -> None:
     before = os.sched_getaffinity(0)
     one = {min(before)}
-    with runner.pinned(one):
+    with processes.pinned(one):
         assert os.sched_getaffinity(0) == one
     assert os.sched_getaffinity(0) == before
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import processes
 from harness.errors import HarnessError
 
 BINARY = "perf_analyzer"
@@ -173,10 +174,7 @@ def parse_csv(text: str, *, shown: str = "perf_analyzer CSV") -> list[Measuremen
 def measure(analyzer: Analyzer, *, model: str, url: str, protocol: str, concurrency: Sequence[int],
             requests: int, csv_path: Path, timeout: float, cpus: set[int] | None = None) -> list[Measurement]:
     """Run perf_analyzer once over ``concurrency`` against ``url``; each level counts ``requests`` requests.
-
-
-
-    """
+    It runs on ``cpus`` and dies with this process, as every child of the run does."""
     levels = sorted(set(concurrency))
     command = [str(analyzer.binary), "-m", model, "-u", url, "-i", protocol,
                "--concurrency-range", f"{levels[0]}:{levels[-1]}:{_step(levels)}",
@@ -184,15 +182,19 @@ def measure(analyzer: Analyzer, *, model: str, url: str, protocol: str, concurre
                "--stability-percentage", "1000", "--max-trials", "10", "-f", str(csv_path), "--verbose-csv"]
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     csv_path.unlink(missing_ok=True)
+    with processes.pinned(cpus):
+        proc = processes.spawn(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=analyzer.environment())
     try:
-        run = subprocess.run(command, capture_output=True, text=True, env=analyzer.environment(), timeout=timeout,
-                             check=False, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise AnalyzerFailed(f"perf_analyzer on {model} ran past {timeout:.0f} s", where=url,
                              fix="lower [perf] requests or raise the timeout") from None
-    if run.returncode != 0 or not csv_path.exists():
-        last = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()][-1:] or ["no output"]
-        raise AnalyzerFailed(f"perf_analyzer on {model} exited {run.returncode}: {last[0].strip()}", where=url,
+    if proc.returncode != 0 or not csv_path.exists():
+        last = [line for line in (out + err).splitlines() if line.strip()][-1:] or ["no output"]
+        raise AnalyzerFailed(f"perf_analyzer on {model} exited {proc.returncode}: {last[0].strip()}", where=url,
                              fix="see the server log; the model must be loaded and answer")
     wanted = {m.concurrency: m for m in parse_csv(csv_path.read_text(encoding="utf-8"), shown=str(csv_path))}
     return [wanted[level] for level in levels if level in wanted]

@@ -10,17 +10,15 @@ requests the server counted in between), then the server is stopped: one server 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import PROJECT_ROOT, repository
+from harness import PROJECT_ROOT, processes, repository
 from harness.errors import HarnessError
 from harness.layout import perf_path, perf_workdir
 from harness.matrix import Cell, Matrix, envs, interpreters
@@ -80,20 +78,6 @@ def split_cpus(cpus: set[int]) -> tuple[set[int] | None, set[int] | None]:
     return set(ordered[half:]), set(ordered[:half])
 
 
-@contextlib.contextmanager
-def pinned(cpus: set[int] | None) -> Iterator[None]:
-    """This process on ``cpus`` while a child starts (the child, its threads and its stubs inherit it)."""
-    if cpus is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def subjects(matrix: Matrix, cells: list[Cell]) -> list[Subject]:
     """Each selected cell with its venv (made once, shared with the functional cells), oldest release first."""
     found = []
@@ -144,7 +128,7 @@ def one_round(subject: Subject, settings: PerfSettings, analyzer: Analyzer, work
     found = Rounds()
     try:
         started = time.monotonic()
-        with pinned(server_cpus):
+        with processes.pinned(server_cpus):
             server.start_and_wait()
         found.add("start", time.monotonic() - started)
         url = server.http_url if settings.protocol == "http" else server.grpc_url
